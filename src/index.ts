@@ -1,0 +1,6 @@
+export * from './errors.js'
+export * from './oci/digest.js'
+export * from './oci/media-types.js'
+export * from './oci/types.js'
+export * from './oci/platform.js'
+export * from './registry/reference.js'
