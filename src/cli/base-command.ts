@@ -6,7 +6,7 @@ import {Command, Flags} from '@oclif/core'
 import {describeError, isKubeferryError, KubeferryError} from '../errors.js'
 
 export abstract class BaseCommand extends Command {
-  static baseFlags = {
+  static override baseFlags = {
     json: Flags.boolean({description: 'Print machine-readable JSON on stdout.', default: false, helpGroup: 'GLOBAL'}),
     debug: Flags.boolean({description: 'Show debug detail (stack traces, HTTP exchanges without secrets).', default: false, helpGroup: 'GLOBAL'}),
   }
