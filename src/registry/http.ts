@@ -1,0 +1,151 @@
+import {KubeferryError} from '../errors.js'
+import {AUTH_HINT, AuthManager, type Scope} from './auth/token.js'
+import type {CredentialProvider} from './auth/credentials.js'
+import type {Endpoint} from './mirrors.js'
+import {networkErrorCode} from './retry.js'
+import {header, type BodySource, type Headers, type Transport, type TransportResponse} from './transport.js'
+
+export interface ApiRequest {
+  endpoint: Endpoint
+  method: string
+  /** Path after `/v2/` (e.g. `library/pause/manifests/3.10`), or `url` for an absolute one (upload Location, Link). */
+  path?: string
+  url?: URL
+  query?: Record<string, string>
+  headers?: Headers
+  body?: BodySource
+  contentLength?: number
+  scopes: Scope[]
+  retries?: boolean
+}
+
+/**
+ * Registry API calls on one endpoint: picks the scheme (probing https then http for insecure hosts),
+ * adds Authorization from the AuthManager, answers 401 challenges once, and turns network failures
+ * into KubeferryErrors naming the registry. HTTP statuses are left to the caller to interpret.
+ */
+export class RegistryHttp {
+  private readonly schemes = new Map<string, Promise<'https' | 'http'>>()
+  readonly auth: AuthManager
+
+  constructor(
+    readonly transport: Transport,
+    credentials: CredentialProvider,
+  ) {
+    this.auth = new AuthManager(transport, credentials)
+  }
+
+  async baseUrl(endpoint: Endpoint): Promise<URL> {
+    const scheme = endpoint.scheme ?? (await this.scheme(endpoint.host))
+    return new URL(`${scheme}://${endpoint.host}/v2/`)
+  }
+
+  private scheme(host: string): Promise<'https' | 'http'> {
+    if (!this.transport.insecure.allows(host)) return Promise.resolve('https')
+    let found = this.schemes.get(host)
+    if (!found) {
+      // Insecure hosts: TLS without verification if they speak it, else plain http (as docker does).
+      found = this.transport
+        .sendOnce({method: 'GET', url: new URL(`https://${host}/v2/`)})
+        .then(async (res) => {
+          await res.body.dump()
+          return 'https' as const
+        })
+        .catch(() => 'http' as const)
+      this.schemes.set(host, found)
+    }
+    return found
+  }
+
+  async request(req: ApiRequest): Promise<TransportResponse> {
+    const url = req.url ?? new URL(req.path ?? '', await this.baseUrl(req.endpoint))
+    for (const [k, v] of Object.entries(req.query ?? {})) url.searchParams.set(k, v)
+    const host = req.endpoint.host
+    let authorization = await this.auth.authorization(host, req.scopes)
+    for (let round = 0; ; round++) {
+      // Authorization only ever goes to the endpoint's own origin (absolute URLs may point elsewhere).
+      const sameHost = url.host === host
+      const headers: Headers = {...req.headers, ...(authorization && sameHost ? {authorization} : {})}
+      let res: TransportResponse
+      try {
+        res = await this.transport.send({method: req.method, url, headers, body: req.body, contentLength: req.contentLength}, {retries: req.retries})
+      } catch (error) {
+        if (error instanceof KubeferryError) throw error
+        throw networkError(req.endpoint, error)
+      }
+      if (res.status !== 401 || round >= 2 || !sameHost) return res
+      const next = await this.auth.unauthorized(host, res.headers['www-authenticate'], req.scopes, authorization)
+      if (next === undefined) return res
+      await res.body.dump()
+      authorization = next
+    }
+  }
+}
+
+const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_)/
+
+/** A network failure as one operator line: which registry, what went wrong, what to try. */
+export function networkError(endpoint: Endpoint, error: unknown): KubeferryError {
+  const code = networkErrorCode(error) ?? 'unknown error'
+  const upstream = endpoint.mirror ? endpoint.label.replace(/^.*\(for (.*)\)$/, '$1') : endpoint.label
+  if (TLS_CODES.test(code)) {
+    return new KubeferryError('TLS', `TLS verification failed for ${endpoint.label} (${code})`, {
+      hint: `give the registry's CA with --ca-file, or allow it explicitly with --insecure-registry ${endpoint.host}`,
+      cause: error,
+    })
+  }
+  const what = code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? `unknown host ${endpoint.host}` : code === 'ECONNREFUSED' ? 'connection refused' : code
+  return new KubeferryError('NETWORK', `cannot reach ${endpoint.mirror ? endpoint.label : `registry ${endpoint.label}`}: ${what}`, {
+    hint: endpoint.mirror
+      ? 'check that the mirror is running and the --mirror URL is right'
+      : `check the registry name and the network; without internet access use --mirror ${upstream}=http://MIRROR:PORT`,
+    cause: error,
+  })
+}
+
+/** Read a registry error body (`{"errors":[{"code","message"}]}`) into a short phrase, if there is one. */
+export async function registryErrorDetail(res: TransportResponse): Promise<string> {
+  let text = ''
+  try {
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of res.body) {
+      if (size < 8192) chunks.push(chunk as Buffer)
+      size += (chunk as Buffer).length
+    }
+    text = Buffer.concat(chunks).toString('utf8').slice(0, 8192)
+  } catch {
+    return ''
+  }
+  try {
+    const json = JSON.parse(text) as {errors?: Array<{code?: string; message?: string}>}
+    const first = json.errors?.[0]
+    if (first) return [first.code, first.message].filter(Boolean).join(': ').slice(0, 200)
+  } catch {
+    // not JSON: say nothing rather than echo an HTML page
+  }
+  return ''
+}
+
+/** Map a non-success status to a KubeferryError. `what` names the object, e.g. `image registry.k8s.io/pause:3.10`. */
+export async function statusError(endpoint: Endpoint, res: TransportResponse, what: string, notFound?: string): Promise<KubeferryError> {
+  const detail = await registryErrorDetail(res)
+  const where = endpoint.mirror ? endpoint.label : `registry ${endpoint.label}`
+  const suffix = detail ? ` (${detail})` : ''
+  switch (res.status) {
+    case 401:
+      return new KubeferryError('UNAUTHORIZED', `${where} requires authentication for ${what}${suffix}`, {hint: AUTH_HINT})
+    case 403:
+      return new KubeferryError('DENIED', `${where} denied access to ${what}${suffix}`, {hint: AUTH_HINT})
+    case 404:
+      return new KubeferryError('NOT_FOUND', notFound ?? `${what} not found in ${where}`, {hint: 'check the name and tag; list tags with the registry API or skopeo list-tags'})
+    case 429:
+      return new KubeferryError('REGISTRY_ERROR', `${where} kept rate-limiting requests for ${what}`, {hint: 'wait and try again, log in for a higher limit, or use --mirror'})
+    default:
+      return new KubeferryError('REGISTRY_ERROR', `${where} answered HTTP ${res.status} for ${what}${suffix}`, {
+        hint: res.status >= 500 ? 'the registry is failing; try again later or use --mirror' : 'the registry refused the request',
+      })
+  }
+}
+
+export {header}
