@@ -184,10 +184,11 @@ export async function startCriNode(opts: CriNodeOptions): Promise<CriNode> {
   const logPath = join(dir, 'containerd.log');
   const logFd = openSync(logPath, 'a');
   const network = opts.network ?? 'isolated';
-  // unshare execs containerd, so the PID we track is containerd's own.
+  // unshare and sh both exec, so the PID we track is containerd's own. Loopback is brought
+  // up so that the offline node behaves like a real one (127.0.0.1 answers, nothing else).
   const [cmd, args] =
     network === 'isolated'
-      ? ['unshare', ['--net', '--', CONTAINERD, '--config', configPath]]
+      ? ['unshare', ['--net', '--', '/bin/sh', '-c', '/usr/sbin/ip link set lo up && exec "$0" "$@"', CONTAINERD, '--config', configPath]]
       : [CONTAINERD, ['--config', configPath]];
   const child = spawn(cmd as string, args as string[], { stdio: ['ignore', logFd, logFd], detached: false });
   closeSync(logFd);
@@ -275,26 +276,26 @@ export async function startCriNode(opts: CriNodeOptions): Promise<CriNode> {
   return node;
 
   async function waitReady(): Promise<void> {
-  for (;;) {
-    if (exited(child)) {
-      const log = await readLog();
-      await node.stop();
-      throw new Error(`containerd exited during start (code ${child.exitCode ?? child.signalCode}):\n${log.split('\n').slice(-15).join('\n')}`);
-    }
-    if (existsSync(address)) {
-      try {
-        await probe.version();
-        return;
-      } catch {
-        // CRI plugin not serving yet
+    for (;;) {
+      if (exited(child)) {
+        const log = await readLog();
+        await node.stop();
+        throw new Error(`containerd exited during start (code ${child.exitCode ?? child.signalCode}):\n${log.split('\n').slice(-15).join('\n')}`);
       }
+      if (existsSync(address)) {
+        try {
+          await probe.version();
+          return;
+        } catch {
+          // CRI plugin not serving yet
+        }
+      }
+      if (Date.now() > deadline) {
+        const log = await readLog();
+        await node.stop();
+        throw new Error(`containerd's CRI did not answer Version within the timeout:\n${log.split('\n').slice(-15).join('\n')}`);
+      }
+      await delay(100);
     }
-    if (Date.now() > deadline) {
-      const log = await readLog();
-      await node.stop();
-      throw new Error(`containerd's CRI did not answer Version within the timeout:\n${log.split('\n').slice(-15).join('\n')}`);
-    }
-    await delay(100);
   }
-}
 }
