@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { CriCallError, hostNetworkPod, PodSandboxState } from './client.js';
 import { criNodeConfig, criNodeUnsupportedReason, startCriNode, type CriNode } from './node.js';
-import { writePauseImageArchive } from './pause-image.js';
+import { loadPeers, type TestImage } from '../harness/peers.js';
+import { buildImageSet } from '../images/builder.js';
+import { writeImagesArchive } from './oci-archive.js';
 import { parse as parseToml } from 'smol-toml';
 
 const PAUSE = 'registry.k8s.io/pause:3.10';
@@ -76,40 +78,62 @@ nodeTest('seed failure: a fresh offline node cannot start a pod — RunPodSandbo
   });
 });
 
-nodeTest('with a runnable pause imported, RunPodSandbox starts a host-network sandbox; Stop/Remove clean up', async (t) => {
+/**
+ * The official test images (test/images/builder.ts): taken from the harness run when there is one
+ * (`loadPeers().imageDir`), else built here — only the pause, in a few hundred milliseconds.
+ */
+async function pauseFromTestImages(scratch: string): Promise<{ layoutDir: string; image: TestImage }> {
+  const peers = loadPeers();
+  const fromPeers = peers?.images.find((i) => i.name === PAUSE);
+  if (peers && fromPeers) return { layoutDir: peers.imageDir, image: fromPeers };
+  const set = await buildImageSet({ dir: scratch, only: [PAUSE] });
+  return { layoutDir: set.dir, image: set.images.find((i) => i.name === PAUSE)! };
+}
+
+nodeTest('with the runnable pause imported, RunPodSandbox starts a host-network sandbox; Stop/Remove clean up', async (t) => {
   await withNode(t, { sandboxImage: PAUSE }, async (node) => {
-    const image = await writePauseImageArchive(join(node.dir, 'pause.tar'), PAUSE);
-    const out = await node.importImages(image.path);
+    const { layoutDir, image } = await pauseFromTestImages(join(node.dir, 'test-images'));
+    const host = image.platforms.find((p) => p.runnable);
+    if (!host) return t.fail(`the test image builder made no runnable platform of ${PAUSE} (is busybox-static installed?)`);
+    t.true(image.platforms.length >= 2, 'a multi-platform index, as upstream');
+    const archive = join(node.dir, 'pause.tar');
+    await writeImagesArchive(layoutDir, [image], archive);
+    // --digests + --base-name also record `name@digest`, as a CRI pull would: kubelet then sees repo digests.
+    const out = await node.importImages(archive, ['--digests', '--base-name', 'registry.k8s.io/pause']);
     t.true(out.includes(PAUSE), out);
 
     const status = await node.cri.imageStatus(PAUSE);
     t.truthy(status, 'ImageStatus sees the imported image');
-    t.is(status!.id, image.configDigest, "containerd's image id is the config digest");
+    t.log(`ImageStatus(${PAUSE}): id ${status!.id} repoDigests ${status!.repoDigests.join(' ')}`);
+    t.is(status!.id, host.config, "containerd's image id is the host platform's config digest");
     t.deepEqual(status!.repoTags, [PAUSE]);
-    t.true(status!.size > 1_000_000, `size ${status!.size} covers the busybox layer`);
-    const listed = await node.cri.listImages();
+    t.deepEqual(status!.repoDigests, [`registry.k8s.io/pause@${image.digest}`], 'the upstream index digest');
+    t.deepEqual((await node.cri.imageStatus(`registry.k8s.io/pause@${image.digest}`))?.id, host.config);
     t.deepEqual(
-      listed.map((i) => i.id),
-      [image.configDigest],
+      (await node.cri.listImages()).map((i) => i.id),
+      [host.config],
     );
 
     const pod = hostNetworkPod('ferry-sandbox', { namespace: 'kube-system', attempt: 1 });
     const id = await node.cri.runPodSandbox(pod);
-    t.log(`RunPodSandbox (after): ${id}`);
+    t.log(`RunPodSandbox (after import): ${id}`);
     t.regex(id, /^[0-9a-f]{64}$/);
     const running = await node.cri.podSandboxStatus(id);
     t.is(running?.state, PodSandboxState.SANDBOX_READY);
     t.deepEqual(running?.metadata, pod.metadata);
     t.is(running?.labels['io.kubernetes.pod.name'], 'ferry-sandbox');
 
-    // The sandbox is a real process: busybox sleeping, in the node's own network namespace.
+    // The sandbox is a real process running the image's entrypoint, in the node's network namespace.
+    const config = JSON.parse(await readFile(join(layoutDir, 'blobs', 'sha256', host.config.slice(7)), 'utf8'));
+    const expected = [...(config.config.Entrypoint ?? []), ...(config.config.Cmd ?? [])];
+    t.is(expected[0], '/bin/busybox');
     const tasks = (await node.ctr(['tasks', 'ls'])).stdout;
     const line = tasks.split('\n').find((l) => l.startsWith(id));
     t.truthy(line, tasks);
     t.regex(line!, /RUNNING/);
     const pid = Number(line!.split(/\s+/)[1]);
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
-    t.deepEqual(cmdline, ['/bin/busybox', 'sleep', '2147483647']);
+    t.deepEqual(cmdline, expected);
     t.is(await readlink(`/proc/${pid}/ns/net`), await readlink(`/proc/${node.pid}/ns/net`), 'NamespaceMode.NODE network');
     t.not(await readlink(`/proc/${pid}/ns/pid`), await readlink(`/proc/${node.pid}/ns/pid`), 'pod PID namespace');
 
