@@ -1,0 +1,294 @@
+#!/usr/bin/env node
+/**
+ * Generates src/kube/data/kubeadm-releases.json and src/kube/data/runtime-pause.json from git directories of
+ * public repositories (read with `git show`, never copied):
+ *
+ *   node scripts/gen-kube-data.mjs --minikube DIR [--containerd DIR] [--crio DIR] [--cri-dockerd DIR] [--out DIR]
+ *
+ * kubeadm facts: kubernetes/minikube keeps pkg/minikube/constants/constants_kubeadm_images.go, written by
+ * hack/update/kubeadm_constants: for every kubernetes/kubernetes GitHub release it downloads that release's kubeadm
+ * binary and records `kubeadm config images list --kubernetes-version <v>` (registry prefix stripped). That gives the
+ * etcd, CoreDNS (tag and path) and pause of each release as printed by the real kubeadm. What the minikube table drops
+ * (the registry prefix and the print order) changed at known releases of kubeadm itself; those few rules are below,
+ * each with the kubeadm change that made it, and are applied here so the JSON holds one finished row per release.
+ *
+ * Runtime facts: the default sandbox (pause) image of every containerd, CRI-O and cri-dockerd release tag, read
+ * from each tag's default configuration source file.
+ */
+import {execFileSync} from 'node:child_process'
+import {writeFileSync, mkdirSync} from 'node:fs'
+import {join, resolve, dirname} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+const args = parseArgs(process.argv.slice(2))
+const here = dirname(fileURLToPath(import.meta.url))
+const outDir = resolve(args.out ?? join(here, '..', 'src', 'kube', 'data'))
+const OLDEST = [1, 16, 0]
+
+/**
+ * kubeadm's default image repository per release. kubeadm v1.25.0 switched `DefaultImageRepository` from
+ * k8s.gcr.io to registry.k8s.io (kubernetes PR 109938 + 110343); the change was backported (kubeadm-scoped) in
+ * PRs 113392 (1.22), 113393 (1.23) and 113395 (1.24) and shipped in the December 2022 patch releases.
+ */
+const REGISTRY_SWITCH = {22: 17, 23: 15, 24: 9}
+const NEW_REGISTRY_FROM_MINOR = 25
+/**
+ * Print order of `kubeadm config images list`. Until v1.28 GetControlPlaneImages appended pause, etcd, then DNS;
+ * kubernetes PR 114534 ("kubeadm: Support skipping addons image pull", merged for v1.29.0) moved the DNS image
+ * before pause and etcd.
+ */
+const DNS_FIRST_FROM_MINOR = 29
+
+function parseArgs(argv) {
+  const out = {}
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (!a.startsWith('--')) usage(`unexpected argument ${a}`)
+    const value = argv[i + 1]
+    if (value === undefined) usage(`${a} needs a value`)
+    out[a.slice(2)] = value
+    i++
+  }
+  if (!out.minikube) usage('--minikube DIR is required')
+  return out
+}
+
+function usage(message) {
+  process.stderr.write(`gen-kube-data: ${message}\nusage: node scripts/gen-kube-data.mjs --minikube GITDIR [--containerd GITDIR] [--crio GITDIR] [--cri-dockerd GITDIR] [--out DIR]\n`)
+  process.exit(2)
+}
+
+function git(dir, ...gitArgs) {
+  return execFileSync('git', ['--git-dir', gitDirOf(dir), ...gitArgs], {encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore']})
+}
+
+function gitDirOf(dir) {
+  try {
+    return execFileSync('git', ['-C', dir, 'rev-parse', '--git-dir'], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']}).trim().replace(/^(?!\/)/, `${resolve(dir)}/`)
+  } catch {
+    return resolve(dir)
+  }
+}
+
+function tryShow(dir, rev, path) {
+  try {
+    return git(dir, 'show', `${rev}:${path}`)
+  } catch {
+    return undefined
+  }
+}
+
+function head(dir) {
+  const [commit, date] = git(dir, 'log', '-1', '--format=%H %cI').trim().split(' ')
+  return {commit, date}
+}
+
+function parseVersion(v) {
+  const m = /^v?(\d+)\.(\d+)\.(\d+)(?:-(.+))?$/.exec(v)
+  return m ? {major: +m[1], minor: +m[2], patch: +m[3], pre: m[4]} : undefined
+}
+
+function cmp(a, b) {
+  return a.major - b.major || a.minor - b.minor || a.patch - b.patch
+}
+
+function fmt(v) {
+  return `${v.major}.${v.minor}.${v.patch}${v.pre ? `-${v.pre}` : ''}`
+}
+
+// ---------------------------------------------------------------- kubeadm releases
+function kubeadmTable() {
+  const dir = args.minikube
+  const imagesPath = 'pkg/minikube/constants/constants_kubeadm_images.go'
+  const versionsPath = 'pkg/minikube/constants/constants_kubernetes_versions.go'
+  const text = tryShow(dir, 'HEAD', imagesPath)
+  if (!text) throw new Error(`${imagesPath} not found in ${dir}`)
+  const entries = new Map()
+  const block = /"(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)":\s*\{([^}]*)\}/g
+  for (const m of text.matchAll(block)) {
+    const images = {}
+    for (const kv of m[2].matchAll(/"([^"]+)":\s*"([^"]+)"/g)) images[kv[1]] = kv[2]
+    entries.set(m[1], images)
+  }
+  const releasedText = tryShow(dir, 'HEAD', versionsPath) ?? ''
+  const released = [...releasedText.matchAll(/"(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)"/g)].map((m) => m[1])
+
+  const rows = []
+  const prereleases = []
+  let newestStable
+  for (const [tag, images] of entries) {
+    const v = parseVersion(tag)
+    if (!v || cmp(v, {major: OLDEST[0], minor: OLDEST[1], patch: OLDEST[2]}) < 0) continue
+    const row = kubeadmRow(v, images, tag)
+    if (v.pre) prereleases.push(row)
+    else {
+      rows.push(row)
+      if (!newestStable || cmp(v, newestStable) > 0) newestStable = v
+    }
+  }
+  rows.sort((a, b) => cmp(parseVersion(a.version), parseVersion(b.version)))
+  // Pre-releases are kept only for a minor with no GA release yet (the rules above are dated by GA releases).
+  const newestMinor = newestStable.minor
+  const keptPre = prereleases
+    .filter((r) => parseVersion(r.version).minor > newestMinor)
+    .sort((a, b) => cmp(parseVersion(a.version), parseVersion(b.version)) || a.version.localeCompare(b.version))
+  // Releases minikube lists as published but whose kubeadm output it has not recorded yet.
+  const have = new Set(rows.map((r) => r.version))
+  const withoutImages = released
+    .map(parseVersion)
+    .filter((v) => v && !v.pre && v.major === 1 && v.minor >= OLDEST[1] && !have.has(fmt(v)))
+    .sort(cmp)
+    .map(fmt)
+
+  return {
+    $comment: 'Generated by scripts/gen-kube-data.mjs — do not edit by hand; re-run the script to refresh.',
+    source: {
+      description:
+        'Per-release output of the real `kubeadm config images list --kubernetes-version <v>` (kubeadm binary of that release), as recorded by kubernetes/minikube hack/update/kubeadm_constants; registry prefix and print order re-applied from the kubeadm changes named in rules.',
+      repository: 'https://github.com/kubernetes/minikube',
+      path: imagesPath,
+      releasesPath: versionsPath,
+      ...head(dir),
+    },
+    rules: {
+      imageRepository: {
+        old: 'k8s.gcr.io',
+        new: 'registry.k8s.io',
+        newFromMinor: NEW_REGISTRY_FROM_MINOR,
+        backportedAtPatch: Object.fromEntries(Object.entries(REGISTRY_SWITCH).map(([m, p]) => [`1.${m}`, p])),
+        source: 'kubernetes PRs 109938, 110343 (v1.25.0); backports 113392 (v1.22.17), 113393 (v1.23.15), 113395 (v1.24.9)',
+      },
+      order: {
+        legacy: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'pause', 'etcd', 'coredns'],
+        dnsFirst: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy', 'coredns', 'pause', 'etcd'],
+        dnsFirstFromMinor: DNS_FIRST_FROM_MINOR,
+        source: 'kubernetes PR 114534 (cmd/kubeadm/app/images/images.go GetControlPlaneImages, v1.29.0)',
+      },
+      corednsPath:
+        'From v1.21.0 CoreDNS is coredns/coredns:v<x> under the default repository and <repo>/coredns:v<x> under a custom one (images.go GetDNSImage); before v1.21 it is <repo>/coredns:<x> everywhere.',
+      archSuffix: 'None of these releases uses arch-suffixed names (kube-apiserver-amd64 etc. ended with kubeadm v1.12 manifest lists).',
+      kubernetesImageTag: 'The version itself with "+" replaced by "_" (kubeadmutil.KubernetesVersionToImageTag).',
+    },
+    releases: rows,
+    prereleases: keptPre,
+    releasedWithoutImages: withoutImages,
+  }
+}
+
+function kubeadmRow(v, images, tag) {
+  const dnsPath = images['coredns/coredns'] !== undefined ? 'coredns/coredns' : images.coredns !== undefined ? 'coredns' : undefined
+  if (!dnsPath || !images.etcd || !images.pause) throw new Error(`incomplete minikube entry for ${tag}: ${JSON.stringify(images)}`)
+  const expectedPath = v.minor >= 21 ? 'coredns/coredns' : 'coredns'
+  if (dnsPath !== expectedPath) throw new Error(`${tag}: CoreDNS path ${dnsPath} contradicts the v1.21 rule`)
+  const newRegistry = v.minor >= NEW_REGISTRY_FROM_MINOR || (REGISTRY_SWITCH[v.minor] !== undefined && v.patch >= REGISTRY_SWITCH[v.minor])
+  return {
+    version: fmt(v),
+    registry: newRegistry ? 'registry.k8s.io' : 'k8s.gcr.io',
+    coredns: images[dnsPath],
+    corednsPath: dnsPath,
+    etcd: images.etcd,
+    pause: images.pause,
+    order: v.minor >= DNS_FIRST_FROM_MINOR ? 'dnsFirst' : 'legacy',
+  }
+}
+
+// ---------------------------------------------------------------- runtimes
+function stableTags(dir, pattern) {
+  return git(dir, 'tag', '-l', pattern)
+    .split('\n')
+    .filter((t) => /^v\d+\.\d+\.\d+$/.test(t))
+    .map((t) => ({tag: t, v: parseVersion(t)}))
+    .sort((a, b) => cmp(a.v, b.v))
+}
+
+function firstMatch(dir, tag, paths, regex) {
+  for (const path of paths) {
+    const text = tryShow(dir, tag, path)
+    if (!text) continue
+    const m = regex.exec(text)
+    if (m) return {image: m[1], path}
+  }
+  return undefined
+}
+
+function containerdTable() {
+  const dir = args.containerd
+  const releases = []
+  for (const {tag, v} of stableTags(dir, 'v*')) {
+    if (cmp(v, {major: 1, minor: 6, patch: 0}) < 0) continue
+    const found = firstMatch(dir, tag, ['internal/cri/config/config.go', 'pkg/cri/config/config_unix.go'], /(?:DefaultSandboxImage\s*=|SandboxImage:)\s*"([^"]+)"/)
+    if (!found) throw new Error(`containerd ${tag}: no default sandbox image found`)
+    releases.push({version: fmt(v), sandboxImage: found.image, file: found.path})
+  }
+  return {
+    name: 'containerd',
+    source: {repository: 'https://github.com/containerd/containerd', files: ['pkg/cri/config/config_unix.go (1.x)', 'internal/cri/config/config.go (2.x)'], ...head(dir)},
+    settings: {
+      '1': {file: '/etc/containerd/config.toml', setting: '[plugins."io.containerd.grpc.v1.cri"] sandbox_image'},
+      '2': {file: '/etc/containerd/config.toml', setting: '[plugins."io.containerd.cri.v1.images".pinned_images] sandbox'},
+    },
+    releases: releases.map(({file, ...r}) => r),
+  }
+}
+
+function crioTable() {
+  const dir = args.crio
+  const releases = []
+  for (const {tag, v} of stableTags(dir, 'v1.*')) {
+    if (v.minor < 18) continue
+    const found = firstMatch(dir, tag, ['pkg/config/config_linux.go', 'pkg/config/config.go'], /(?:DefaultPauseImage\s+(?:string\s+)?=|PauseImage:)\s*"([^"]+)"/)
+    if (!found) throw new Error(`cri-o ${tag}: no default pause image found`)
+    releases.push({version: fmt(v), sandboxImage: found.image})
+  }
+  return {
+    name: 'cri-o',
+    source: {repository: 'https://github.com/cri-o/cri-o', files: ['pkg/config/config.go', 'pkg/config/config_linux.go'], ...head(dir)},
+    settings: {'1': {file: '/etc/crio/crio.conf (or a drop-in in /etc/crio/crio.conf.d/)', setting: '[crio.image] pause_image'}},
+    releases,
+  }
+}
+
+function criDockerdTable() {
+  const dir = args['cri-dockerd']
+  const releases = []
+  for (const {tag, v} of stableTags(dir, 'v*')) {
+    if (cmp(v, {major: 0, minor: 2, patch: 0}) < 0) continue
+    let image
+    for (const file of git(dir, 'ls-tree', '-r', '--name-only', tag).split('\n')) {
+      if (!file.endsWith('.go') || file.endsWith('_test.go') || file.startsWith('vendor/')) continue
+      const m = /"([a-z0-9.\-/]*\/pause:[0-9.]+)"/.exec(tryShow(dir, tag, file) ?? '')
+      if (m) {
+        image = m[1]
+        break
+      }
+    }
+    if (!image) throw new Error(`cri-dockerd ${tag}: no default pause image found`)
+    releases.push({version: fmt(v), sandboxImage: image})
+  }
+  return {
+    name: 'cri-dockerd',
+    source: {repository: 'https://github.com/Mirantis/cri-dockerd', files: ['core/sandbox_helpers.go (defaultSandboxImage)'], ...head(dir)},
+    settings: {'0': {file: 'cri-docker.service (ExecStart)', setting: '--pod-infra-container-image'}},
+    releases,
+  }
+}
+
+/** Indented JSON with each release row on one line (diffs stay one line per release). */
+function toJson(value) {
+  return `${JSON.stringify(value, null, 1).replace(/\{\n\s+("version"[^{}]*?)\n\s*\}/g, (_m, body) => `{${body.replace(/\n\s*/g, ' ')}}`)}\n`
+}
+
+mkdirSync(outDir, {recursive: true})
+const kubeadm = kubeadmTable()
+writeFileSync(join(outDir, 'kubeadm-releases.json'), toJson(kubeadm))
+process.stdout.write(`kubeadm-releases.json: ${kubeadm.releases.length} releases (${kubeadm.releases[0].version} … ${kubeadm.releases.at(-1).version}), ${kubeadm.prereleases.length} pre-releases\n`)
+
+if (args.containerd || args.crio || args['cri-dockerd']) {
+  if (!(args.containerd && args.crio && args['cri-dockerd'])) usage('runtime tables need --containerd, --crio and --cri-dockerd together')
+  const runtimes = {
+    $comment: 'Generated by scripts/gen-kube-data.mjs — do not edit by hand; re-run the script to refresh.',
+    runtimes: {containerd: containerdTable(), 'cri-o': crioTable(), 'cri-dockerd': criDockerdTable()},
+  }
+  writeFileSync(join(outDir, 'runtime-pause.json'), toJson(runtimes))
+  for (const r of Object.values(runtimes.runtimes)) process.stdout.write(`runtime-pause.json: ${r.name} ${r.releases.length} releases\n`)
+}
