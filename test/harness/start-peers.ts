@@ -1,0 +1,186 @@
+/** Start every peer in parallel under one run dir, and stop them again (by PID), unmounting and deleting the run dir. */
+import {randomBytes} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {mkdir, readFile, rm} from 'node:fs/promises'
+import {join} from 'node:path'
+import type {ImageSet} from '../images/builder.js'
+import {pushImageSet} from '../images/push.js'
+import type {Peers, RegistryPeer, TokenRegistryPeer} from './peers.js'
+import {startContainerd, CTR_BIN} from './peers/containerd.js'
+import {startDockerd, DOCKER_BIN} from './peers/dockerd.js'
+import {startRegistry, REGISTRY_BIN} from './peers/registry.js'
+import {run, stopDaemon, trackedProcesses, type ManagedProcess} from './proc.js'
+import {startTokenServer, type RunningTokenServer} from './token-server.js'
+
+export interface RunningPeers {
+  runDir: string
+  peers: Peers
+  processes: ManagedProcess[]
+  tokenServer?: RunningTokenServer
+}
+
+export interface StartOptions {
+  log: (message: string) => void
+  build: (dir: string) => Promise<ImageSet>
+  /** Lifetime in seconds of the short-lived token user's tokens (default 3, env KUBEFERRY_TEST_TOKEN_EXPIRES_IN). */
+  shortTokenSeconds?: number
+}
+
+const secret = (): string => randomBytes(12).toString('hex')
+
+const TOOLS: Record<string, string> = {
+  skopeo: '/usr/bin/skopeo',
+  docker: DOCKER_BIN,
+  ctr: CTR_BIN,
+  'docker-registry': REGISTRY_BIN,
+  containerd: '/usr/bin/containerd',
+  dockerd: '/usr/sbin/dockerd',
+  runc: '/usr/sbin/runc',
+  htpasswd: '/usr/bin/htpasswd',
+  openssl: '/usr/bin/openssl',
+  shellcheck: '/usr/bin/shellcheck',
+  dash: '/usr/bin/dash',
+  busybox: '/bin/busybox',
+}
+
+function tail(text: string, lines = 8): string {
+  return text.trim().split('\n').slice(-lines).join(' | ')
+}
+
+async function reason(error: unknown, logFile?: string): Promise<string> {
+  let message = error instanceof Error ? error.message : String(error)
+  if (logFile && existsSync(logFile)) {
+    const log = await readFile(logFile, 'utf8').catch(() => '')
+    if (log.trim()) message += ` — log tail: ${tail(log)}`
+  }
+  return message.replace(/\s+/g, ' ').slice(0, 1500)
+}
+
+export async function startPeers(runDir: string, options: StartOptions): Promise<RunningPeers> {
+  const pidLog = join(runDir, 'pids')
+  const unavailable: Record<string, string> = {}
+  const tools: Record<string, string> = {}
+  for (const [name, path] of Object.entries(TOOLS)) if (existsSync(path)) tools[name] = path
+  const state: RunningPeers = {runDir, processes: [], peers: undefined as unknown as Peers}
+  const timed = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now()
+    const value = await fn()
+    options.log(`${what} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    return value
+  }
+
+  // Registries: open, htpasswd, token (+ token server with a fresh key and self-signed cert).
+  const registries = (async () => {
+    const open = startRegistry('registry-open', join(runDir, 'registry-open'), {kind: 'none'}, pidLog)
+    const htUser = {username: `kf-basic-${secret().slice(0, 6)}`, password: secret()}
+    const htpasswd = startRegistry('registry-htpasswd', join(runDir, 'registry-htpasswd'), {kind: 'htpasswd', ...htUser}, pidLog)
+    const token = (async () => {
+      const dir = join(runDir, 'registry-token')
+      await mkdir(dir, {recursive: true})
+      const keyFile = join(dir, 'token.key')
+      const certFile = join(dir, 'token.crt')
+      await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '3', '-subj', '/CN=kubeferry-test-token-issuer'])
+      const user = {username: `kf-token-${secret().slice(0, 6)}`, password: secret()}
+      const short = {username: `kf-short-${secret().slice(0, 6)}`, password: secret(), expiresIn: options.shortTokenSeconds ?? Number(process.env.KUBEFERRY_TEST_TOKEN_EXPIRES_IN ?? 3)}
+      const identityToken = `kf-refresh-${secret()}`
+      const service = 'kubeferry-test-registry'
+      const issuer = 'kubeferry-test-token-issuer'
+      const server = await startTokenServer({
+        keyPem: await readFile(keyFile, 'utf8'),
+        certPem: await readFile(certFile, 'utf8'),
+        issuer,
+        service,
+        users: {
+          [user.username]: {password: user.password, refreshToken: identityToken},
+          [short.username]: {password: short.password, expiresIn: short.expiresIn},
+        },
+      })
+      state.tokenServer = server
+      const registry = await startRegistry('registry-token', dir, {kind: 'token', realm: server.realm, service, issuer, rootCertBundle: certFile}, pidLog)
+      const peer: TokenRegistryPeer = {url: registry.url, host: registry.host, ...user, realm: server.realm, service, identityToken, shortLived: short, statsUrl: `${server.url}/stats`}
+      return {peer, process: registry.process}
+    })()
+    const [o, h, t] = await Promise.all([open, htpasswd, token])
+    state.processes.push(o.process, h.process, t.process)
+    return {
+      open: {url: o.url, host: o.host} satisfies RegistryPeer,
+      htpasswd: {url: h.url, host: h.host, ...htUser} satisfies RegistryPeer,
+      token: t.peer,
+    }
+  })()
+
+  // containerd, then dockerd on top of it.
+  const runtimes = (async () => {
+    let containerd: Peers['containerd']
+    let dockerd: Peers['dockerd']
+    try {
+      const c = await timed('containerd', () => startContainerd(join(runDir, 'containerd'), {pidLog}))
+      state.processes.push(c.process)
+      containerd = {address: c.address, root: c.root, state: c.state, namespace: 'k8s.io', snapshotter: c.snapshotter, pid: c.process.pid}
+    } catch (error) {
+      unavailable.containerd = await reason(error, join(runDir, 'containerd', 'containerd.log'))
+    }
+    try {
+      const d = await timed('dockerd', () => startDockerd(join(runDir, 'docker'), {containerd: containerd?.address, pidLog}))
+      state.processes.push(d.process)
+      dockerd = {host: d.host, dataRoot: d.dataRoot, pid: d.process.pid}
+    } catch (error) {
+      unavailable.dockerd = await reason(error, join(runDir, 'docker', 'dockerd.log'))
+    }
+    return {containerd, dockerd}
+  })()
+
+  const images = timed('test images', () => options.build(join(runDir, 'images')))
+
+  let regs: Peers['registries'] | undefined
+  try {
+    regs = await timed('registries', () => registries)
+    const set = await images
+    const r = regs
+    await timed('image push (3 registries)', () => Promise.all([pushImageSet(set, r.open), pushImageSet(set, r.htpasswd), pushImageSet(set, r.token)]))
+  } catch (error) {
+    unavailable.registries = await reason(error)
+  }
+  // Whatever started before a failure is tracked too, so teardown stops it.
+  for (const p of trackedProcesses()) if (!state.processes.includes(p)) state.processes.push(p)
+  const set = await images.catch(() => undefined)
+  const {containerd, dockerd} = await runtimes
+  if (!tools.skopeo) unavailable.skopeo = 'skopeo is not installed (bash scripts/install-peers.sh)'
+
+  state.peers = {
+    runDir,
+    registries: regs ?? (undefined as unknown as Peers['registries']),
+    ...(containerd ? {containerd} : {}),
+    ...(dockerd ? {dockerd} : {}),
+    tools,
+    unavailable,
+    images: set?.images ?? [],
+    imageDir: set?.dir ?? join(runDir, 'images'),
+  }
+  return state
+}
+
+/** Mount points under `dir`, deepest first. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+  return info
+    .split('\n')
+    .map((line) => unescape(line.split(' ')[4] ?? ''))
+    .filter((mount) => mount.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length)
+}
+
+export async function stopPeers(state: RunningPeers, options: {keepRunDir?: boolean} = {}): Promise<void> {
+  // dockerd before the containerd it uses; registries in parallel.
+  const order = ['dockerd', 'containerd']
+  for (const name of order) {
+    for (const p of state.processes.filter((proc) => proc.name === name)) await stopDaemon(p, 10_000)
+  }
+  await Promise.all(state.processes.map((p) => stopDaemon(p)))
+  await state.tokenServer?.close()
+  for (const mount of await mountsUnder(state.runDir)) {
+    await run('umount', [mount]).catch(async () => run('umount', ['-l', mount]).catch(() => undefined))
+  }
+  if (!options.keepRunDir) await rm(state.runDir, {recursive: true, force: true, maxRetries: 3})
+}
