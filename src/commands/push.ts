@@ -1,0 +1,132 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
+import {BundleReader} from '../bundle/reader.js'
+import {RegistryClient} from '../registry/client.js'
+import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport} from '../registry/push.js'
+import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
+
+/** Loaded lazily so push works before/without the full verifier; `--verify` needs it. */
+const VERIFY_MODULE: string = '../bundle/verify.js'
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+}
+
+export default class Push extends BaseCommand {
+  static override summary = 'Push a bundle\'s images into a registry, digests unchanged.'
+  static override description = [
+    'Names follow rules: by default the upstream path is kept under the prefix (registry.k8s.io/pause:3.10 → REGISTRY/PREFIX/pause:3.10,',
+    'docker.io/library/x → REGISTRY/PREFIX/library/x); --flatten keeps only the last path component; --map FROM=TO places a repository',
+    '(or every repository under a path) elsewhere. CoreDNS is also pushed as PREFIX/coredns, where kubeadm looks for it with a custom',
+    'imageRepository (--no-coredns-alias to skip).',
+    '',
+    'Blobs and manifests already in the registry are skipped (a rerun on a complete registry only checks one tag per name), blobs',
+    'are mounted across repositories where possible, and a tag that points at another digest is refused unless --overwrite.',
+    '',
+    'Sparse indexes (platforms listed but not in the bundle) are refused by some registries (distribution: MANIFEST_BLOB_UNKNOWN).',
+    '--platform-policy auto (default) pushes the upstream index and, only if the registry refuses it, an index listing just the',
+    'platforms present — that tag then has a NEW index digest (printed); platform manifests keep their upstream digests.',
+    'sparse = upstream index or fail; filtered = always the filtered index.',
+  ].join('\n')
+  static override examples = [
+    '<%= config.bin %> push k8s-v1.31.6.tar registry.corp:5000/k8s',
+    '<%= config.bin %> push k8s-v1.31.6.tar registry.corp:5000/k8s --dry-run',
+    'echo "$PASSWORD" | <%= config.bin %> push k8s.tar registry.corp/k8s --username ci --password-stdin',
+    '<%= config.bin %> push apps.tar registry.corp/apps --flatten --map docker.io/bitnami=third-party/bitnami',
+  ]
+  static override args = {
+    bundle: Args.string({description: 'Bundle file (from kubeferry create).', required: true}),
+    registry: Args.string({description: 'Destination REGISTRY[/PREFIX], e.g. registry.corp:5000/k8s.', required: true}),
+  }
+  static override flags = {
+    flatten: Flags.boolean({description: 'Keep only the last path component of each repository (coredns/coredns → coredns).', default: false}),
+    map: Flags.string({description: 'Place an upstream repository (or every one under a path) at TO under the prefix (repeatable).', multiple: true, helpValue: 'FROM=TO'}),
+    'no-coredns-alias': Flags.boolean({description: 'Do not also push CoreDNS as PREFIX/coredns (kubeadm\'s name with a custom imageRepository).', default: false}),
+    'platform-policy': Flags.string({description: 'What to push for an index whose other platforms are not in the bundle.', options: PLATFORM_POLICIES, default: 'auto'}),
+    overwrite: Flags.boolean({description: 'Replace tags that already point at another digest.', default: false}),
+    'dry-run': Flags.boolean({description: 'Only show what would be pushed (checks the registry, writes nothing).', default: false}),
+    verify: Flags.boolean({description: 'Verify every blob of the bundle before pushing (blobs are always verified while they stream).', default: false}),
+    ...registryFlags,
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Push)
+    const destination = parseDestination(args.registry)
+    const rules = nameRulesFrom(destination, flags)
+    const reader = await BundleReader.open(args.bundle)
+    if (flags.verify) await this.verifyFirst(args.bundle)
+
+    const log = stderrLog(flags.debug)
+    const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log, credentialsHost: destination.registry})), mirrors: {}})
+    const quiet = flags.json
+    const say = (line: string) => {
+      if (!quiet) process.stderr.write(`${line}\n`)
+    }
+    const onEvent = (event: PushEvent) => {
+      switch (event.type) {
+        case 'planned':
+          say(`${event.targets} name(s) for ${event.images} image(s) in ${formatDestination(destination)}: ${event.targets - event.toPush} already there, ${event.toPush} to push`)
+          break
+        case 'target-done':
+          say(`${event.target.status} ${event.target.reference} ${event.target.digest}${event.target.filtered ? ` (filtered index; upstream ${event.target.upstreamDigest})` : ''}`)
+          break
+        case 'filtered':
+          say(`note: ${event.reference}: registry refused the sparse upstream index (${event.reason}); pushed an index of the bundle's platforms: ${event.digest} (upstream ${event.upstreamDigest})`)
+          break
+        default:
+          break
+      }
+    }
+    let report: PushReport
+    try {
+      report = await pushBundle(reader, client, {
+        destination,
+        rules,
+        platformPolicy: flags['platform-policy'] as PlatformPolicy,
+        concurrency: flags.concurrency,
+        overwrite: flags.overwrite,
+        dryRun: flags['dry-run'],
+        onEvent,
+      })
+    } finally {
+      await client.close()
+    }
+    if (flags.json) {
+      this.printJson(report)
+    } else {
+      this.render(report)
+    }
+    if (report.images.some((i) => i.targets.some((t) => t.status === 'conflict'))) process.exitCode = 1
+  }
+
+  private render(report: PushReport): void {
+    if (report.dryRun) {
+      for (const image of report.images) {
+        for (const t of image.targets) {
+          this.log(`${t.status.padEnd(15)} ${image.source} → ${t.reference}${t.previousDigest ? ` (now ${t.previousDigest})` : ''}${t.filtered ? ` (filtered index ${t.digest})` : ''}`)
+        }
+      }
+      this.log(`dry run: ${report.blobs.toUpload ?? 0} blob(s) to upload (${mb(report.blobs.bytesToUpload ?? 0)}); nothing was written`)
+      return
+    }
+    for (const image of report.images) {
+      for (const t of image.targets) this.log(`${t.reference}@${t.digest}`)
+    }
+    const filtered = report.images.flatMap((i) => i.targets.filter((t) => t.filtered))
+    if (filtered.length > 0) {
+      this.log(`note: ${filtered.length} name(s) carry a filtered index (only the bundle's platforms), so their index digest differs from upstream; platform manifests keep upstream digests`)
+    }
+    const b = report.blobs
+    this.log(`pushed to ${report.destination} in ${(report.durationMs / 1000).toFixed(2)} s: ${b.uploaded} blob(s) uploaded (${mb(b.bytesUploaded)}), ${b.mounted} mounted, ${b.present} already there; ${report.manifests.pushed} manifest(s) written`)
+  }
+
+  private async verifyFirst(path: string): Promise<void> {
+    const mod = (await import(VERIFY_MODULE).catch(() => undefined)) as {verifyBundle?: (p: string) => Promise<unknown>} | undefined
+    if (!mod?.verifyBundle) {
+      this.warn2('full bundle verification is not available in this build; blobs are still verified as they stream')
+      return
+    }
+    await mod.verifyBundle(path)
+  }
+}

@@ -1,0 +1,83 @@
+/** Shared setup for push/config tests: an image set, fixture bundles, a private registry we can kill, the CLI. */
+import {execFile} from 'node:child_process'
+import {mkdtemp} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {buildImageSet, type ImageSet} from '../images/builder.js'
+import {startRegistry, type StartedRegistry} from '../harness/peers/registry.js'
+import {stopDaemon} from '../harness/proc.js'
+import {writeFixtureBundle, type FixtureOptions} from './fixture-bundle.js'
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)))
+export const CLI = join(REPO_ROOT, 'bin', 'run.js')
+
+export async function tempDir(name: string): Promise<string> {
+  return await mkdtemp(join(tmpdir(), `kubeferry-${name}-`))
+}
+
+let setPromise: Promise<ImageSet> | undefined
+/** One image set per test process (the default kubeadm v1.31.6 set, 2 platforms, small layers). */
+export function imageSet(): Promise<ImageSet> {
+  setPromise ??= (async () => buildImageSet({dir: join(await tempDir('images'), 'set')}))()
+  return setPromise
+}
+
+export async function fixtureBundle(options: FixtureOptions = {}): Promise<{path: string; set: ImageSet; images: Awaited<ReturnType<typeof writeFixtureBundle>>['images']}> {
+  const set = await imageSet()
+  const path = join(await tempDir('bundle'), 'bundle.tar')
+  const {images} = await writeFixtureBundle(set, path, options)
+  return {path, set, images}
+}
+
+/** A private open docker-registry on a free loopback port, stoppable by its PID only. */
+export async function ownRegistry(name = 'push-test'): Promise<StartedRegistry & {stop: () => Promise<void>; dir: string}> {
+  const dir = await tempDir(name)
+  const reg = await startRegistry(name, dir, {kind: 'none'})
+  return {...reg, stop: () => stopDaemon(reg.process, 2000)}
+}
+
+/** Restart a stopped private registry on the same port and storage. */
+export async function restartRegistry(reg: StartedRegistry): Promise<StartedRegistry & {stop: () => Promise<void>}> {
+  const {startDaemon, waitFor, deathNote} = await import('../harness/proc.js')
+  const {REGISTRY_BIN} = await import('../harness/peers/registry.js')
+  const proc = startDaemon('push-test-restarted', REGISTRY_BIN, ['serve', join(reg.dir, 'config.yml')], {logFile: join(reg.dir, 'registry.log')})
+  const {request} = await import('undici')
+  await waitFor(
+    'restarted registry',
+    async () => {
+      const res = await request(`${reg.url}/v2/`)
+      await res.body.dump()
+      return res.statusCode === 200
+    },
+    15_000,
+    () => deathNote(proc),
+  )
+  return {...reg, process: proc, stop: () => stopDaemon(proc, 2000)}
+}
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export function kubeferry(args: string[], options: {input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    const child = execFile(process.execPath, [CLI, ...args], {env: {...process.env, ...options.env}, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20}, (error, stdout, stderr) => {
+      const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
+      resolvePromise({code, stdout, stderr})
+    })
+    child.stdin?.end(options.input ?? '')
+  })
+}
+
+export function run(cmd: string, args: string[], options: {input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    const child = execFile(cmd, args, {timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20}, (error, stdout, stderr) => {
+      const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
+      resolvePromise({code, stdout, stderr})
+    })
+    child.stdin?.end(options.input ?? '')
+  })
+}
