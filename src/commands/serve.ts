@@ -1,0 +1,98 @@
+import {readFile} from 'node:fs/promises'
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {KubeferryError} from '../errors.js'
+import {AccessLog} from '../serve/access-log.js'
+import {ensureVerified} from '../serve/blob-stream.js'
+import {verifyCatalogContent} from '../serve/catalog.js'
+import {normalizePrefix} from '../serve/names.js'
+import {loadCatalog, parseListen, startRegistryServer} from '../serve/server.js'
+
+export const DEFAULT_LISTEN = '127.0.0.1:5000'
+
+export default class Serve extends BaseCommand {
+  static override summary = 'Serve bundles as a read-only OCI registry (pull only), straight out of the tar.'
+  static override description = `Answers the OCI distribution API (/v2/, manifests, blobs with Range, tags/list, _catalog) from one or more bundles, without unpacking them. Each image is served at its upstream path (pause, coredns/coredns, library/busybox), so a containerd hosts.toml mirror for registry.k8s.io or a docker registry-mirrors entry works without rewriting names; with --prefix it is also served at PREFIX/<path>, where \`kubeferry push REGISTRY/PREFIX\` would put it. CoreDNS is also answered as coredns (what kubeadm asks for with a custom imageRepository).
+
+Listens on ${DEFAULT_LISTEN} (this machine only) unless told otherwise: pass --listen 0.0.0.0:5000 to serve other nodes. Writes are refused with 405 UNSUPPORTED.
+
+Every bundle is verified before it is served (every blob hashed); a bundle that fails is refused. --no-verify starts at once and hashes each blob the first time it is served instead: a blob that does not match is cut off mid-answer and never served again. With several bundles the first one given wins a tag both hold (a warning names it).
+
+One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGINT stop it gracefully: running downloads finish (up to 10 s).`
+  static override examples = [
+    '<%= config.bin %> serve k8s-v1.31.6.tar',
+    '<%= config.bin %> serve k8s-v1.31.6.tar extras.tar --listen 0.0.0.0:5000 --prefix k8s',
+    '<%= config.bin %> serve k8s.tar --listen 0.0.0.0:5443 --tls-cert mirror.crt --tls-key mirror.key',
+  ]
+  static override strict = false
+  static override args = {bundle: Args.string({description: 'Bundle tar(s) made by `kubeferry create`.', required: true})}
+  static override flags = {
+    listen: Flags.string({description: `Address to listen on (HOST:PORT; port 0 picks a free one).`, default: DEFAULT_LISTEN, helpValue: 'HOST:PORT'}),
+    'tls-cert': Flags.string({description: 'Serve HTTPS with this PEM certificate (chain).', dependsOn: ['tls-key'], helpValue: 'FILE'}),
+    'tls-key': Flags.string({description: 'PEM private key for --tls-cert.', dependsOn: ['tls-cert'], helpValue: 'FILE'}),
+    prefix: Flags.string({description: 'Also serve every image under this path (as `push REGISTRY/PREFIX` names them), e.g. k8s → k8s/pause.', helpValue: 'PATH'}),
+    verify: Flags.boolean({description: 'Verify every bundle fully before serving; --no-verify verifies each blob when first served.', default: true, allowNo: true}),
+    'grace-period': Flags.integer({description: 'Seconds running downloads may take to finish on SIGTERM/SIGINT.', default: 10, min: 0}),
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(Serve)
+    const bundles = argv as string[]
+    const log = new AccessLog(flags.json)
+    const address = parseListen(flags.listen)
+    const prefix = normalizePrefix(flags.prefix)
+    let tls: {cert: Buffer; key: Buffer} | undefined
+    if (flags['tls-cert'] && flags['tls-key']) {
+      const read = async (file: string, what: string): Promise<Buffer> =>
+        readFile(file).catch((error: NodeJS.ErrnoException) => {
+          throw new KubeferryError('IO', `cannot read TLS ${what} ${file}: ${error.code ?? error.message}`, {hint: 'check the path and permissions'})
+        })
+      tls = {cert: await read(flags['tls-cert'], 'certificate'), key: await read(flags['tls-key'], 'key')}
+    }
+
+    const catalog = await loadCatalog(bundles, {prefix})
+    if (flags.verify) {
+      const started = Date.now()
+      const bad = await verifyCatalogContent(catalog, ensureVerified)
+      if (bad.length > 0) {
+        throw new KubeferryError('BUNDLE_INVALID', `${bad[0].reader.path}: blob ${bad[0].digest} does not match its digest${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; refusing to serve`, {
+          hint: 'the bundle is corrupt: copy it again and run `kubeferry verify` (or --no-verify to serve the intact images only)',
+        })
+      }
+      log.event('info', `verified ${catalog.contents.size} blobs in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    }
+    for (const warning of catalog.warnings) log.event('warning', warning)
+
+    const running = await startRegistryServer(catalog, {...address, tls, log})
+    const summary = {
+      event: 'listening',
+      url: running.url,
+      bundles,
+      images: catalog.images.length,
+      repositories: catalog.repositoryNames().length,
+      verify: flags.verify ? 'at-start' : 'on-first-serve',
+      ...(prefix ? {prefix} : {}),
+    }
+    if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
+    else {
+      process.stdout.write(`serving ${catalog.images.length} images (${summary.repositories} repositories) on ${running.url}\n`)
+      if (address.host === '127.0.0.1' || address.host === '::1' || address.host === 'localhost') {
+        log.event('info', 'listening on loopback only; use --listen 0.0.0.0:5000 to serve other nodes')
+      }
+    }
+
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        process.off('SIGTERM', onTerm)
+        process.off('SIGINT', onInt)
+        log.event('info', `${signal}: shutting down (running downloads get ${flags['grace-period']} s)`)
+        void running.close(flags['grace-period'] * 1000).then(resolve)
+      }
+      const onTerm = (): void => stop('SIGTERM')
+      const onInt = (): void => stop('SIGINT')
+      process.on('SIGTERM', onTerm)
+      process.on('SIGINT', onInt)
+    })
+    log.event('info', 'stopped')
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * What `serve` answers, built once at start from one or more bundles: repositories → tags, and per repository the
+ * manifests and blobs it may hand out (a digest is only served under a repository whose images reference it, as a
+ * real registry does). Nothing but small maps lives in memory; bytes are read from the tars by offset on demand.
+ *
+ * Structure is always checked here (every manifest is read and hashed, every blob it references must exist with the
+ * right size); blob CONTENT is hashed either by `verifyBundle` before this runs or lazily on first serve.
+ *
+ * Conflicts: bundles are taken in the order given and the FIRST one wins a `repository:tag` (a warning names the
+ * loser). The same path under different upstream registries (`k8s.gcr.io/pause` vs `registry.k8s.io/pause`) is kept
+ * apart by the `ns` query parameter containerd sends to mirrors; without it the first one wins.
+ */
+import {createHash} from 'node:crypto'
+import {KubeferryError} from '../errors.js'
+import {isDigest, type Digest} from '../oci/digest.js'
+import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
+import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE} from '../bundle/layout.js'
+import type {BundleReader} from '../bundle/reader.js'
+import type {TarEntry} from '../bundle/tar-index.js'
+import {parseReference, type Reference} from '../registry/reference.js'
+import {normalizePrefix, targetRepositories, type UpstreamRepository} from './names.js'
+
+export type BlobState = 'verified' | 'unverified' | 'bad'
+
+/** A blob or manifest stored in a bundle. */
+export interface StoredContent {
+  digest: Digest
+  size: number
+  reader: BundleReader
+  entry: TarEntry
+  state: BlobState
+  /** Set for manifests and indexes: the exact media type they are served with. */
+  mediaType?: string
+}
+
+export interface TagTarget {
+  digest: Digest
+  /** Upstream registry of the image, e.g. `registry.k8s.io`. */
+  registry: string
+  /** Full upstream reference as in the bundle. */
+  image: string
+  /** True when this name is a kubeadm alias (`coredns` for `coredns/coredns`), which loses to a real name. */
+  alias: boolean
+}
+
+export interface ServedRepository {
+  name: string
+  tags: Map<string, TagTarget[]>
+  manifests: Set<Digest>
+  blobs: Set<Digest>
+}
+
+export interface ServedImage {
+  /** Full upstream reference (`registry.k8s.io/pause:3.10`). */
+  image: string
+  registry: string
+  repository: string
+  tag?: string
+  digest: Digest
+  mediaType: string
+  /** Repository names this image is answered under. */
+  served: string[]
+  bundle: string
+}
+
+export interface CatalogOptions {
+  /** Also answer every image under this path (`k8s` → `k8s/pause`). */
+  prefix?: string
+  /** Blobs whose content was already hashed (by verifyBundle) start as verified. */
+  contentVerified: boolean
+}
+
+const MAX_INDEX_DEPTH = 2
+
+function invalid(path: string, why: string): KubeferryError {
+  return new KubeferryError('BUNDLE_INVALID', `${path}: cannot serve this bundle: ${why}`, {
+    hint: 'run `kubeferry verify` on it, then rebuild or copy it again',
+  })
+}
+
+export class Catalog {
+  readonly repositories = new Map<string, ServedRepository>()
+  readonly contents = new Map<Digest, StoredContent>()
+  readonly images: ServedImage[] = []
+  readonly warnings: string[] = []
+  private sortedNames: string[] | undefined
+
+  constructor(readonly options: CatalogOptions) {}
+
+  /** Add every image of one bundle. Bundles added earlier win conflicts. */
+  async addBundle(reader: BundleReader): Promise<void> {
+    const index = await reader.readJson<ImageIndex>(INDEX_FILE)
+    if (!index || !Array.isArray(index.manifests)) throw invalid(reader.path, `${INDEX_FILE} has no manifests list`)
+    for (const descriptor of index.manifests) {
+      const name = descriptor.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? descriptor.annotations?.[ANNOTATION_REF_NAME]
+      if (!name) throw invalid(reader.path, `an ${INDEX_FILE} entry (${descriptor.digest}) has no image name annotation`)
+      let ref: Reference
+      try {
+        ref = parseReference(name, {defaultTag: false})
+      } catch {
+        throw invalid(reader.path, `invalid image name "${name}" in ${INDEX_FILE}`)
+      }
+      const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
+      await this.addManifestTree(reader, descriptor, reachable, 0, true)
+      this.addImage(reader, ref, name, descriptor, reachable)
+    }
+    this.sortedNames = undefined
+  }
+
+  private addImage(reader: BundleReader, ref: Reference, name: string, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): void {
+    const upstream: UpstreamRepository = {registry: ref.registry, repository: ref.repository}
+    const names = [...targetRepositories(upstream, {})]
+    const prefix = normalizePrefix(this.options.prefix)
+    if (prefix) names.push(...targetRepositories(upstream, {prefix}))
+    const mainNames = new Set([targetRepositories(upstream, {})[0], prefix ? targetRepositories(upstream, {prefix})[0] : ''])
+    const tag = ref.tag
+    for (const repoName of names) {
+      let repo = this.repositories.get(repoName)
+      if (!repo) {
+        repo = {name: repoName, tags: new Map(), manifests: new Set(), blobs: new Set()}
+        this.repositories.set(repoName, repo)
+      }
+      for (const d of reachable.manifests) repo.manifests.add(d)
+      for (const d of reachable.blobs) repo.blobs.add(d)
+      if (!tag) continue
+      const target: TagTarget = {digest: descriptor.digest, registry: ref.registry, image: name, alias: !mainNames.has(repoName)}
+      const targets = repo.tags.get(tag) ?? []
+      const rival = targets.find((t) => t.registry === target.registry && t.alias === target.alias)
+      if (rival) {
+        if (rival.digest !== target.digest) {
+          this.warnings.push(`${repoName}:${tag} is ${rival.digest} (${rival.image}, first given) and ${target.digest} in ${reader.path}; serving the first`)
+        }
+        continue
+      }
+      // Real names before aliases; among equals, first come first served.
+      targets.push(target)
+      targets.sort((a, b) => Number(a.alias) - Number(b.alias))
+      repo.tags.set(tag, targets)
+    }
+    this.images.push({image: name, registry: ref.registry, repository: ref.repository, ...(tag ? {tag} : {}), digest: descriptor.digest, mediaType: descriptor.mediaType, served: names, bundle: reader.path})
+  }
+
+  private remember(reader: BundleReader, descriptor: Pick<Descriptor, 'digest' | 'size'>, state: BlobState, mediaType?: string): StoredContent {
+    const known = this.contents.get(descriptor.digest)
+    if (known) return known
+    const entry = reader.blobEntry(descriptor.digest)
+    if (!entry) throw invalid(reader.path, `blob ${descriptor.digest} is missing`)
+    if (entry.size !== descriptor.size) throw invalid(reader.path, `blob ${descriptor.digest} is ${entry.size} bytes, its descriptor says ${descriptor.size}`)
+    const content: StoredContent = {digest: descriptor.digest, size: entry.size, reader, entry, state, ...(mediaType ? {mediaType} : {})}
+    this.contents.set(descriptor.digest, content)
+    return content
+  }
+
+  private async addManifestTree(reader: BundleReader, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}, depth: number, required: boolean): Promise<void> {
+    if (!isDigest(descriptor.digest)) throw invalid(reader.path, `invalid digest "${String(descriptor.digest)}"`)
+    if (!reader.blobEntry(descriptor.digest)) {
+      if (required) throw invalid(reader.path, `manifest ${descriptor.digest} is missing`)
+      return // a platform left out of a sparse index
+    }
+    const mediaType = descriptor.mediaType
+    if (SCHEMA1_MEDIA_TYPES.has(mediaType)) throw invalid(reader.path, `${descriptor.digest} is a schema1 manifest, which kubeferry does not serve`)
+    if (!isIndexMediaType(mediaType) && !isImageManifestMediaType(mediaType)) throw invalid(reader.path, `${descriptor.digest} has unsupported media type "${mediaType}"`)
+
+    const bytes = await reader.readFile(reader.blobEntry(descriptor.digest)!.name)
+    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+    if (actual !== descriptor.digest || bytes.length !== descriptor.size) throw invalid(reader.path, `manifest ${descriptor.digest} does not match its digest or size`)
+    let parsed: ImageIndex & ImageManifest
+    try {
+      parsed = JSON.parse(bytes.toString('utf8')) as ImageIndex & ImageManifest
+    } catch {
+      throw invalid(reader.path, `manifest ${descriptor.digest} is not valid JSON`)
+    }
+    if (parsed.mediaType !== undefined && parsed.mediaType !== mediaType) {
+      throw invalid(reader.path, `manifest ${descriptor.digest} says mediaType "${parsed.mediaType}", its descriptor "${mediaType}"`)
+    }
+    this.remember(reader, descriptor, 'verified', mediaType)
+    reachable.manifests.add(descriptor.digest)
+
+    if (isIndexMediaType(mediaType)) {
+      if (depth >= MAX_INDEX_DEPTH) throw invalid(reader.path, `indexes nested too deep at ${descriptor.digest}`)
+      if (!Array.isArray(parsed.manifests)) throw invalid(reader.path, `index ${descriptor.digest} has no manifests list`)
+      for (const child of parsed.manifests) await this.addManifestTree(reader, child, reachable, depth + 1, false)
+      return
+    }
+    if (!parsed.config || !Array.isArray(parsed.layers)) throw invalid(reader.path, `manifest ${descriptor.digest} has no config or layers`)
+    const state: BlobState = this.options.contentVerified ? 'verified' : 'unverified'
+    for (const blob of [parsed.config, ...parsed.layers]) {
+      if (!isDigest(blob.digest)) throw invalid(reader.path, `manifest ${descriptor.digest} references invalid digest "${String(blob.digest)}"`)
+      // Foreign (non-distributable) layers with URLs are fetched elsewhere by clients; they need not be here.
+      if (!reader.blobEntry(blob.digest) && blob.urls?.length) continue
+      this.remember(reader, blob, state)
+      reachable.blobs.add(blob.digest)
+    }
+  }
+
+  /** Repository names in lexical order (the order `_catalog` pages through). */
+  repositoryNames(): string[] {
+    this.sortedNames ??= [...this.repositories.keys()].sort()
+    return this.sortedNames
+  }
+
+  /** The digest a tag points to; `ns` (the upstream registry containerd names) picks among same-path images. */
+  resolveTag(repo: ServedRepository, tag: string, ns?: string): TagTarget | undefined {
+    const targets = repo.tags.get(tag)
+    if (!targets?.length) return undefined
+    if (ns) {
+      const wanted = ns === 'index.docker.io' || ns === 'registry-1.docker.io' ? 'docker.io' : ns
+      const match = targets.find((t) => t.registry === wanted)
+      if (match) return match
+    }
+    return targets[0]
+  }
+}
+
+/**
+ * Hash every blob the catalog serves that is not verified yet (a few at a time); returns the digests that failed.
+ * Used at start when the bundle's own `verifyBundle` check is not available, and by tests.
+ */
+export async function verifyCatalogContent(catalog: Catalog, hashOne: (content: StoredContent) => Promise<void>, concurrency = 2): Promise<StoredContent[]> {
+  const pending = [...catalog.contents.values()].filter((c) => c.state === 'unverified')
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < pending.length) await hashOne(pending[next++])
+  }
+  await Promise.all(Array.from({length: Math.min(concurrency, pending.length)}, worker))
+  return [...catalog.contents.values()].filter((c) => c.state === 'bad')
+}
