@@ -49,7 +49,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     log(`${signal}: stopping peers`)
     void teardown().finally(() => {
-      process.stdout.write('tests: 0 passed, 1 failed (interrupted)\n')
+      process.stdout.write('tests: 0 passed, 1 failed\n')
       process.exit(signal === 'SIGINT' ? 130 : 143)
     })
   })
@@ -118,6 +118,10 @@ async function main(): Promise<number> {
     log('ava ran no test')
     failed = true
   }
+  if (process.env.KUBEFERRY_BUILD_FAILED === '1') {
+    log('FAILED: tsc reported type errors during the build (see above)')
+    failed = true
+  }
   if (inCI && problems.length > 0) {
     log(`FAILED (CI=true): peer(s) could not start: ${problems.map(([n]) => n).join(', ')}`)
     failed = true
@@ -131,7 +135,7 @@ main().then(
   async (error: unknown) => {
     log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
     await teardown()
-    process.stdout.write('tests: 0 passed, 1 failed (harness error)\n')
+    process.stdout.write('tests: 0 passed, 1 failed\n')
     process.exit(1)
   },
 )
