@@ -1,0 +1,105 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
+import {KubeferryError} from '../errors.js'
+import {lockImageList, writeLockfile, type Lockfile} from '../kube/lockfile.js'
+import {resolveImageList, type ImageEntry} from '../kube/resolve.js'
+import {RegistryClient} from '../registry/client.js'
+import {formatReference} from '../registry/reference.js'
+
+export default class Images extends BaseCommand {
+  static override summary = 'List the exact images a Kubernetes version needs (kubeadm\'s list, runtime pause images, extras), offline.'
+  static override description = [
+    'Prints, one per line and in kubeadm\'s order, what `kubeadm config images list` prints for the version — from a release table, without network access.',
+    'Extra images (--runtime, --image, --images-file, --from-manifests) follow, deduplicated by normalised reference.',
+    'Notes on whose image is whose and warnings go to stderr; --wide adds ROLE and SOURCE columns; --json gives everything.',
+    '--digests resolves every image through the registries (mirrors and auth as for `resolve`); --lock FILE writes them as a lockfile for `create`.',
+  ].join('\n')
+  static override examples = [
+    '<%= config.bin %> images --kubernetes-version v1.31.6',
+    '<%= config.bin %> images --kubernetes-version 1.31 --image-repository registry.corp:5000/k8s --runtime containerd@1.7',
+    '<%= config.bin %> images --config kubeadm.yaml --runtime cri-o@1.30 --json',
+    'helm template ingress-nginx ingress-nginx/ingress-nginx | <%= config.bin %> images --kubernetes-version v1.31.6 --from-manifests -',
+    '<%= config.bin %> images --kubernetes-version v1.31.6 --digests --lock images.lock.json',
+  ]
+  static override flags = {
+    'kubernetes-version': Flags.string({description: 'Kubernetes version: v1.31.6, 1.31.6, or 1.31 (newest known patch).', helpValue: 'VERSION'}),
+    'image-repository': Flags.string({description: 'Registry/prefix for the control plane images (kubeadm --image-repository).', helpValue: 'REPO'}),
+    config: Flags.string({description: 'kubeadm configuration file (ClusterConfiguration v1beta2/v1beta3/v1beta4).', helpValue: 'FILE'}),
+    runtime: Flags.string({description: 'Add this runtime\'s default sandbox image: containerd@1.6|1.7|2.0|2.1, cri-o@1.30, docker@cri-dockerd (repeatable).', multiple: true, helpValue: 'RUNTIME@VERSION'}),
+    image: Flags.string({description: 'Add an image (repeatable).', multiple: true, helpValue: 'REF'}),
+    'images-file': Flags.string({description: 'Add the images of a file, one per line, # comments (repeatable).', multiple: true, helpValue: 'FILE'}),
+    'from-manifests': Flags.string({description: 'Add the images of Kubernetes YAML: a file, a directory of *.yaml/*.yml, or - for stdin (repeatable).', multiple: true, helpValue: 'PATH|-'}),
+    wide: Flags.boolean({description: 'Print NAME, ROLE and SOURCE columns.', default: false}),
+    digests: Flags.boolean({description: 'Resolve every image to its digest through the registries (needs network or --mirror).', default: false}),
+    lock: Flags.string({description: 'Write a lockfile (JSON: reference, digest, media type, platforms) for `create`; implies --digests.', helpValue: 'FILE'}),
+    ...registryFlags,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Images)
+    if ((flags['from-manifests'] ?? []).filter((p) => p === '-').length > 1) {
+      throw new KubeferryError('INVALID_ARGUMENT', '--from-manifests - given twice', {hint: 'stdin can be read once'})
+    }
+    const list = await resolveImageList({
+      kubernetesVersion: flags['kubernetes-version'],
+      imageRepository: flags['image-repository'],
+      configFile: flags.config,
+      runtimes: flags.runtime,
+      images: flags.image,
+      imagesFiles: flags['images-file'],
+      manifests: flags['from-manifests'],
+    })
+
+    let lock: Lockfile | undefined
+    if (flags.digests || flags.lock) {
+      const client = new RegistryClient(await clientOptionsFromFlags(flags, {log: stderrLog(flags.debug)}))
+      try {
+        lock = await lockImageList(client, list, {concurrency: flags.concurrency})
+      } finally {
+        await client.close()
+      }
+      if (flags.lock) await writeLockfile(flags.lock, lock)
+    }
+    const digestOf = new Map(lock?.images.map((i) => [i.reference, i.digest]))
+
+    if (flags.json) {
+      this.printJson({
+        ...(list.kubeadm ? {kubeadm: list.kubeadm} : {}),
+        images: list.entries.map((e) => ({
+          name: e.name,
+          tag: e.reference.tag,
+          ...(digestOf.has(formatReference(e.reference)) ? {digest: digestOf.get(formatReference(e.reference))} : {}),
+          role: e.role,
+          source: e.source,
+          sources: e.sources,
+          ...(e.derived ? {derived: true} : {}),
+        })),
+        warnings: list.warnings,
+      })
+      return
+    }
+
+    for (const warning of list.warnings) this.warn2(warning)
+    if (flags.wide) {
+      const rows = list.entries.map((e) => [withDigest(e, digestOf), e.role + (e.derived ? ' (derived)' : ''), e.sources.join('; ')])
+      const widths = [0, 1].map((i) => Math.max(i === 0 ? 4 : 4, ...rows.map((r) => r[i].length)))
+      const line = (r: string[]) => `${r[0].padEnd(widths[0])}  ${r[1].padEnd(widths[1])}  ${r[2]}`.trimEnd()
+      this.log(line(['NAME', 'ROLE', 'SOURCE']))
+      for (const row of rows) this.log(line(row))
+    } else {
+      for (const entry of list.entries) {
+        if (entry.role === 'sandbox' || entry.sources.length > 1 && entry.sources.some((s) => !s.startsWith('kubeadm'))) {
+          process.stderr.write(`note: ${entry.name} is ${entry.sources.join(' and ')}\n`)
+        }
+        this.log(withDigest(entry, digestOf))
+      }
+    }
+    if (flags.lock) process.stderr.write(`wrote ${flags.lock} (${lock!.images.length} images)\n`)
+  }
+}
+
+function withDigest(entry: ImageEntry, digests: Map<string, string>): string {
+  const digest = digests.get(formatReference(entry.reference))
+  return digest ? `${entry.name}@${digest}` : entry.name
+}
