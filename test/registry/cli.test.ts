@@ -1,0 +1,108 @@
+/** The built CLI (`node bin/run.js resolve …`) on bad input: one clear line on stderr, non-zero exit, no stack. */
+import test from 'ava'
+import {spawn} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {sha256Digest} from '../../src/oci/digest.js'
+import {MediaType} from '../../src/oci/media-types.js'
+import {json, startServer} from './fake-server.js'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+
+async function run(args: string[], options: {stdin?: string; env?: Record<string, string>} = {}): Promise<{code: number | null; stdout: string; stderr: string}> {
+  const home = await mkdtemp(join(tmpdir(), 'kf-cli-'))
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, env: {...process.env, HOME: home, DOCKER_CONFIG: join(home, '.docker'), REGISTRY_AUTH_FILE: join(home, 'auth.json'), ...options.env}})
+      let stdout = ''
+      let stderr = ''
+      child.stdout.on('data', (c) => (stdout += c))
+      child.stderr.on('data', (c) => (stderr += c))
+      child.on('error', reject)
+      child.on('close', (code) => resolve({code, stdout, stderr}))
+      child.stdin.end(options.stdin ?? '')
+    })
+  } finally {
+    await rm(home, {recursive: true, force: true})
+  }
+}
+
+function assertOneErrorLine(t: import('ava').ExecutionContext, stderr: string, pattern: RegExp) {
+  const lines = stderr.trim().split('\n')
+  t.is(lines.length, 1, stderr)
+  t.regex(lines[0], /^error: /)
+  t.regex(lines[0], pattern)
+  t.notRegex(stderr, /\n\s+at /)
+}
+
+const manifest = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{mediaType: MediaType.OciManifest, digest: `sha256:${'b'.repeat(64)}`, size: 10, platform: {os: 'linux', architecture: 'arm64', variant: 'v8'}}, {mediaType: MediaType.OciManifest, digest: `sha256:${'c'.repeat(64)}`, size: 10, platform: {os: 'linux', architecture: 'amd64'}}]}))
+
+/** Like distribution: known tag "1", unknown tags 404 MANIFEST_UNKNOWN; optional Basic auth. */
+async function registry(auth?: {user: string; pass: string}) {
+  return startServer((req, res) => {
+    if (auth && req.headers.authorization !== `Basic ${Buffer.from(`${auth.user}:${auth.pass}`).toString('base64')}`) {
+      return json(res, 401, {errors: [{code: 'UNAUTHORIZED', message: 'authentication required'}]}, {'www-authenticate': 'Basic realm="Registry Realm"'})
+    }
+    if (req.url === '/v2/lib/app/manifests/1') {
+      res.writeHead(200, {'content-type': MediaType.OciIndex, 'docker-content-digest': sha256Digest(manifest)})
+      return res.end(manifest)
+    }
+    json(res, 404, {errors: [{code: 'MANIFEST_UNKNOWN', message: 'manifest unknown'}]})
+  })
+}
+
+test('malformed reference', async (t) => {
+  const r = await run(['resolve', 'Registry.Example/UPPER::x'])
+  t.not(r.code, 0)
+  assertOneErrorLine(t, r.stderr, /invalid image reference/)
+})
+
+test('unknown host names the registry and the mirror option', async (t) => {
+  const r = await run(['resolve', 'kubeferry-nohost.invalid/pause:3.10'])
+  t.not(r.code, 0)
+  assertOneErrorLine(t, r.stderr, /kubeferry-nohost\.invalid.*unknown host.*--mirror/)
+})
+
+test('missing tag, and the good reference beside it still resolves', async (t) => {
+  const server = await registry()
+  t.teardown(() => server.close())
+  const r = await run(['resolve', `${server.host}/lib/app:nope`, `${server.host}/lib/app:1`])
+  t.is(r.code, 1)
+  assertOneErrorLine(t, r.stderr, /lib\/app:nope: image .* not found in registry .*tag missing/)
+  t.regex(r.stdout, new RegExp(sha256Digest(manifest)))
+  t.regex(r.stdout, /platforms: +linux\/arm64, linux\/amd64/)
+})
+
+test('--json gives an array with results and errors, --platform filters', async (t) => {
+  const server = await registry()
+  t.teardown(() => server.close())
+  const r = await run(['resolve', `${server.host}/lib/app:1`, `${server.host}/lib/app:nope`, '--platform', 'linux/arm64', '--json'])
+  t.is(r.code, 1)
+  const out = JSON.parse(r.stdout) as Array<Record<string, unknown>>
+  t.is(out.length, 2)
+  t.like(out[0], {reference: `${server.host}/lib/app:1`, digest: sha256Digest(manifest), mediaType: MediaType.OciIndex, size: manifest.length, platforms: ['linux/arm64']})
+  t.like(out[1], {reference: `${server.host}/lib/app:nope`, error: {code: 'NOT_FOUND'}})
+})
+
+test('wrong password: one line, exit non-zero, the password never printed', async (t) => {
+  const server = await registry({user: 'dave', pass: 'correct-horse'})
+  t.teardown(() => server.close())
+  const bad = await run(['resolve', `${server.host}/lib/app:1`, '--username', 'dave', '--password-stdin', '--debug'], {stdin: 'Wr0ng-Battery-Staple\n'})
+  t.not(bad.code, 0)
+  t.regex(bad.stderr, /^error: .*requires authentication.*(--password-stdin|docker login)/m)
+  t.notRegex(bad.stderr, /\n\s+at /)
+  for (const secret of ['Wr0ng-Battery-Staple', Buffer.from('dave:Wr0ng-Battery-Staple').toString('base64')]) {
+    t.false(bad.stderr.includes(secret) || bad.stdout.includes(secret))
+  }
+  const good = await run(['resolve', `${server.host}/lib/app:1`, '--username', 'dave', '--password-stdin'], {stdin: 'correct-horse\n'})
+  t.is(good.code, 0, good.stderr)
+})
+
+test('bad flags are one line too', async (t) => {
+  const r = await run(['resolve', 'x', '--mirror', 'not-a-pair'])
+  t.not(r.code, 0)
+  t.regex(r.stderr, /^error: invalid --mirror "not-a-pair"/)
+  t.notRegex(r.stderr, /\n\s+at /)
+})
