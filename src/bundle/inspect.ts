@@ -1,0 +1,77 @@
+/**
+ * What a bundle holds, from its bundle.json (after the tar index has checked the structure): images with digests,
+ * platforms, sizes, roles (which pause is kubeadm's, which a runtime's) and what it was built from.
+ */
+import {KubeferryError} from '../errors.js'
+import {BUNDLE_SCHEMA_VERSION, type BundleMetadata} from './layout.js'
+import {BundleReader} from './reader.js'
+
+export interface InspectedImage {
+  name: string
+  digest: string
+  mediaType: string
+  role?: string
+  sources: string[]
+  platforms: string[]
+  sparse: boolean
+  /** Bytes of this image's blobs for the carried platforms (shared blobs counted in each image). */
+  size: number
+}
+
+export interface InspectResult {
+  path: string
+  fileSize: number
+  tool: BundleMetadata['tool']
+  created?: string
+  request: BundleMetadata['request']
+  platforms: string[]
+  dockerPlatform: string
+  images: InspectedImage[]
+  /** Pause images and who asks for each (kubeadm, runtime …). */
+  pause: {name: string; for: string[]}[]
+  blobs: BundleMetadata['blobs']
+}
+
+export async function inspectBundle(path: string): Promise<InspectResult> {
+  const reader = await BundleReader.open(path)
+  const meta = await reader.metadata()
+  if (meta.schemaVersion !== BUNDLE_SCHEMA_VERSION || !Array.isArray(meta.images)) {
+    throw new KubeferryError('BUNDLE_INVALID', `${path}: unsupported bundle.json (schemaVersion ${String(meta.schemaVersion)})`, {hint: 'use the kubeferry version that made the bundle, or rebuild it'})
+  }
+  const images: InspectedImage[] = meta.images.map((image) => {
+    const seen = new Set<string>([image.digest])
+    let size = image.size
+    for (const p of image.platforms) {
+      for (const d of [{digest: p.digest, size: p.size}, p.config, ...p.layers]) {
+        if (seen.has(d.digest)) continue
+        seen.add(d.digest)
+        size += d.size
+      }
+    }
+    return {
+      name: image.name,
+      digest: image.digest,
+      mediaType: image.mediaType,
+      ...(image.role ? {role: image.role} : {}),
+      sources: image.sources ?? [],
+      platforms: image.platforms.map((p) => p.platform),
+      sparse: image.sparse,
+      size,
+    }
+  })
+  const pause = images
+    .filter((i) => (i.role ?? '').split(',').includes('pause') || /\/pause:/.test(i.name))
+    .map((i) => ({name: i.name, for: i.sources.length ? i.sources : ['--image']}))
+  return {
+    path,
+    fileSize: reader.index.size,
+    tool: meta.tool,
+    ...(meta.created ? {created: meta.created} : {}),
+    request: meta.request,
+    platforms: meta.platforms,
+    dockerPlatform: meta.dockerPlatform,
+    images,
+    pause,
+    blobs: meta.blobs,
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * What goes into a bundle: image references → their upstream index or manifest (bytes as served) → the manifests of
+ * the requested platforms → configs and layers. The result lists every blob once (shared layers are stored once)
+ * and the BundleImage records that bundle.json, index.json and manifest.json are written from.
+ */
+import {KubeferryError} from '../errors.js'
+import {sha256Digest, type Digest} from '../oci/digest.js'
+import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
+import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
+import type {Descriptor, ImageIndex, ImageManifest, Platform, RawManifest} from '../oci/types.js'
+import {formatReference, parseReference, type Reference} from '../registry/reference.js'
+import type {BundleImage, BundlePlatformImage} from './layout.js'
+
+/** Where manifests and blobs come from (the registry client satisfies this through a thin adapter). */
+export interface ImageSource {
+  /** The index or manifest the reference names (by its digest when pinned, else its tag), bytes as served. */
+  getManifest(ref: Reference): Promise<RawManifest>
+  getManifestByDigest(ref: Reference, digest: Digest): Promise<RawManifest>
+  /** Blob bytes; implementations verify while streaming. `onProgress` gets byte increments. */
+  openBlob(ref: Reference, desc: {digest: Digest; size: number; mediaType?: string}, options?: {onProgress?: (bytes: number) => void; signal?: AbortSignal}): Promise<NodeJS.ReadableStream>
+}
+
+export interface ImageRequest {
+  /** The reference as written (tag and/or digest); normalised here. */
+  reference: string
+  /** Pin: fetch this digest (a lockfile's), while naming the image by its tag. */
+  digest?: Digest
+  role?: string
+  source?: string
+  sources?: string[]
+}
+
+export interface PlanOptions {
+  /** `os/arch[/variant]` strings, or ['all']. The first is the docker (manifest.json) platform. */
+  platforms: string[]
+  skipMissingPlatforms?: boolean
+  concurrency?: number
+}
+
+export interface PlannedBlob {
+  digest: Digest
+  size: number
+  mediaType: string
+  /** Manifests and indexes are held in memory (small); other blobs are downloaded from `from`. */
+  bytes?: Buffer
+  from: Reference
+  /** Names of the images that use it, in plan order. */
+  usedBy: string[]
+}
+
+export interface BundlePlan {
+  images: BundleImage[]
+  /** Every blob once, sorted by digest (tar order). */
+  blobs: PlannedBlob[]
+  platforms: string[]
+  dockerPlatform: string
+  warnings: string[]
+}
+
+export const ALL_PLATFORMS = 'all'
+
+const isAttestation = (p?: Platform): boolean => !p || p.os === 'unknown' || p.architecture === 'unknown'
+
+interface Grouped {
+  ref: Reference
+  name: string
+  roles: string[]
+  sources: string[]
+}
+
+/** Normalise and de-duplicate the requested references (first occurrence wins the position; roles/sources merge). */
+export function groupRequests(requests: ImageRequest[]): Grouped[] {
+  const byName = new Map<string, Grouped>()
+  for (const request of requests) {
+    const parsed = parseReference(request.reference)
+    const digest = request.digest ?? parsed.digest
+    if (request.digest && parsed.digest && request.digest !== parsed.digest) {
+      throw new KubeferryError('INVALID_ARGUMENT', `${request.reference} is pinned to two digests (${parsed.digest}, ${request.digest})`)
+    }
+    const ref: Reference = {...parsed, ...(digest ? {digest} : {})}
+    // Loaders name the image by its tag; a digest (pin) only says what to fetch.
+    const name = ref.tag ? formatReference({...ref, digest: undefined}) : formatReference(ref)
+    let group = byName.get(name)
+    if (!group) {
+      group = {ref, name, roles: [], sources: []}
+      byName.set(name, group)
+    } else if (digest && group.ref.digest && digest !== group.ref.digest) {
+      throw new KubeferryError('INVALID_ARGUMENT', `${name} is requested with two different digests`, {hint: 'keep one pin per image'})
+    } else if (digest && !group.ref.digest) {
+      group.ref = ref
+    }
+    if (request.role && !group.roles.includes(request.role)) group.roles.push(request.role)
+    for (const source of [request.source, ...(request.sources ?? [])]) if (source && !group.sources.includes(source)) group.sources.push(source)
+  }
+  return [...byName.values()]
+}
+
+function parseJson<T>(raw: RawManifest, what: string): T {
+  try {
+    return JSON.parse(raw.bytes.toString('utf8')) as T
+  } catch {
+    throw new KubeferryError('REGISTRY_ERROR', `${what}: the manifest is not valid JSON`, {hint: 'the registry or mirror served something that is not a manifest'})
+  }
+}
+
+function checkRaw(raw: RawManifest, what: string): void {
+  if (SCHEMA1_MEDIA_TYPES.has(raw.mediaType)) {
+    throw new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${what}: is a Docker schema1 manifest, which kubeferry does not carry`, {hint: 'rebuild or re-push the image with a current tool (schema2 or OCI)'})
+  }
+  if (sha256Digest(raw.bytes) !== raw.digest) {
+    throw new KubeferryError('DIGEST_MISMATCH', `${what}: manifest bytes do not match digest ${raw.digest}`, {hint: 'the registry or mirror is serving corrupt content'})
+  }
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const workers = Array.from({length: Math.max(1, Math.min(limit, items.length))}, async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await fn(items[index], index)
+    }
+  })
+  await Promise.all(workers)
+  return results
+}
+
+function platformKey(p: Platform): string {
+  return formatPlatform(normalizePlatform(p))
+}
+
+export async function planBundle(source: ImageSource, requests: ImageRequest[], options: PlanOptions): Promise<BundlePlan> {
+  const groups = groupRequests(requests)
+  if (groups.length === 0) throw new KubeferryError('INVALID_ARGUMENT', 'no images to bundle', {hint: 'give --kubernetes-version, --image, --images-file, --from-manifests or --lock'})
+  const all = options.platforms.length === 0 || options.platforms.includes(ALL_PLATFORMS)
+  const wanted = all ? [] : options.platforms.map((p) => normalizePlatform(parsePlatform(p)))
+  const warnings: string[] = []
+  const blobs = new Map<Digest, PlannedBlob>()
+  const addBlob = (blob: Omit<PlannedBlob, 'usedBy'>, user: string): void => {
+    const known = blobs.get(blob.digest)
+    if (known) {
+      if (!known.usedBy.includes(user)) known.usedBy.push(user)
+      if (!known.bytes && blob.bytes) known.bytes = blob.bytes
+      return
+    }
+    blobs.set(blob.digest, {...blob, usedBy: [user]})
+  }
+
+  const fetched = await mapLimit(groups, options.concurrency ?? 8, async (group) => {
+    const what = group.name
+    const top = await source.getManifest(group.ref)
+    checkRaw(top, what)
+    if (group.ref.digest && top.digest !== group.ref.digest) {
+      throw new KubeferryError('DIGEST_MISMATCH', `${what}: the registry answered ${top.digest}`, {hint: 'the pinned digest is not what the registry serves; check the lockfile'})
+    }
+    const platforms: {platform: string; raw: RawManifest; manifest: ImageManifest}[] = []
+    let sparse = false
+    if (isIndexMediaType(top.mediaType)) {
+      const index = parseJson<ImageIndex>(top, what)
+      const candidates = (index.manifests ?? []).filter((d) => isImageManifestMediaType(d.mediaType) && !isAttestation(d.platform))
+      let chosen: Descriptor[]
+      if (all) {
+        const seen = new Set<string>()
+        chosen = candidates.filter((d) => {
+          const key = platformKey(d.platform!)
+          if (seen.has(key)) return false
+          seen.add(key)
+          return true
+        })
+      } else {
+        chosen = []
+        for (const want of wanted) {
+          const exact = candidates.find((d) => platformKey(d.platform!) === platformKey(want)) ?? candidates.find((d) => platformMatches(want, d.platform))
+          if (!exact) {
+            const available = candidates.map((d) => platformKey(d.platform!)).join(', ') || 'none'
+            if (options.skipMissingPlatforms) {
+              warnings.push(`${what} has no ${formatPlatform(want)} image (it has: ${available}); skipped for that platform`)
+              continue
+            }
+            throw new KubeferryError('NOT_FOUND', `${what} has no image for platform ${formatPlatform(want)} (it has: ${available})`, {
+              hint: 'drop that --platform, or pass --skip-missing-platforms to bundle the platforms it has',
+            })
+          }
+          if (!chosen.includes(exact)) chosen.push(exact)
+        }
+      }
+      sparse = chosen.length < (index.manifests ?? []).length
+      for (const desc of chosen) {
+        const raw = await source.getManifestByDigest(group.ref, desc.digest)
+        checkRaw(raw, `${what} (${platformKey(desc.platform!)})`)
+        if (raw.digest !== desc.digest || raw.bytes.length !== desc.size) {
+          throw new KubeferryError('DIGEST_MISMATCH', `${what}: manifest ${desc.digest} for ${platformKey(desc.platform!)} does not match its index entry`, {hint: 'the registry or mirror is serving inconsistent content'})
+        }
+        platforms.push({platform: platformKey(desc.platform!), raw: {...raw, mediaType: desc.mediaType}, manifest: parseJson<ImageManifest>(raw, what)})
+      }
+      if (platforms.length === 0) {
+        warnings.push(`${what}: none of the requested platforms is available; image left out`)
+      }
+    } else if (isImageManifestMediaType(top.mediaType)) {
+      const manifest = parseJson<ImageManifest>(top, what)
+      // A single-platform image: its platform is in the config.
+      const configStream = await source.openBlob(group.ref, manifest.config)
+      const chunks: Buffer[] = []
+      for await (const chunk of configStream as AsyncIterable<Buffer>) chunks.push(chunk)
+      const config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {os?: string; architecture?: string; variant?: string}
+      const platform = normalizePlatform({os: config.os ?? 'linux', architecture: config.architecture ?? 'amd64', ...(config.variant ? {variant: config.variant} : {})})
+      const ok = all || wanted.some((w) => platformMatches(w, platform))
+      if (!ok && !options.skipMissingPlatforms) {
+        throw new KubeferryError('NOT_FOUND', `${what} is a single-platform image for ${platformKey(platform)}, not ${wanted.map(formatPlatform).join(', ')}`, {
+          hint: 'add --platform ' + platformKey(platform) + ' or pass --skip-missing-platforms',
+        })
+      }
+      if (ok) platforms.push({platform: platformKey(platform), raw: top, manifest})
+      else warnings.push(`${what} is only for ${platformKey(platform)}; left out`)
+      if (ok && !all && wanted.length > 1) {
+        const missing = wanted.filter((w) => !platformMatches(w, platform)).map(formatPlatform)
+        if (missing.length > 0 && !options.skipMissingPlatforms) {
+          throw new KubeferryError('NOT_FOUND', `${what} has no image for platform ${missing.join(', ')} (single-platform ${platformKey(platform)})`, {
+            hint: 'drop that --platform, or pass --skip-missing-platforms',
+          })
+        }
+      }
+    } else {
+      throw new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${what}: unsupported manifest media type ${top.mediaType}`, {hint: 'kubeferry carries OCI and Docker v2 images'})
+    }
+    return {group, top, platforms, sparse}
+  })
+
+  const images: BundleImage[] = []
+  for (const {group, top, platforms, sparse} of fetched) {
+    if (platforms.length === 0) continue
+    const name = group.name
+    addBlob({digest: top.digest, size: top.bytes.length, mediaType: top.mediaType, bytes: top.bytes, from: group.ref}, name)
+    const platformImages: BundlePlatformImage[] = []
+    for (const p of platforms) {
+      if (p.raw.digest !== top.digest) addBlob({digest: p.raw.digest, size: p.raw.bytes.length, mediaType: p.raw.mediaType, bytes: p.raw.bytes, from: group.ref}, name)
+      const config = p.manifest.config
+      addBlob({digest: config.digest, size: config.size, mediaType: config.mediaType, from: group.ref}, name)
+      for (const layer of p.manifest.layers ?? []) {
+        if (layer.urls?.length) {
+          warnings.push(`${name}: layer ${layer.digest} is a foreign layer (urls); carried anyway from the registry`)
+        }
+        addBlob({digest: layer.digest, size: layer.size, mediaType: layer.mediaType, from: group.ref}, name)
+      }
+      platformImages.push({
+        platform: p.platform,
+        digest: p.raw.digest,
+        mediaType: p.raw.mediaType,
+        size: p.raw.bytes.length,
+        config: {digest: config.digest, size: config.size, mediaType: config.mediaType},
+        layers: (p.manifest.layers ?? []).map((l) => ({digest: l.digest, size: l.size, mediaType: l.mediaType})),
+      })
+    }
+    images.push({
+      name,
+      registry: group.ref.registry,
+      repository: group.ref.repository,
+      ...(group.ref.tag ? {tag: group.ref.tag} : {}),
+      digest: top.digest,
+      mediaType: top.mediaType,
+      size: top.bytes.length,
+      ...(group.roles.length ? {role: group.roles.join(',')} : {}),
+      ...(group.sources.length ? {sources: group.sources} : {}),
+      sparse,
+      platforms: platformImages,
+    })
+  }
+  if (images.length === 0) throw new KubeferryError('NOT_FOUND', 'none of the images has any of the requested platforms', {hint: 'check --platform'})
+
+  const platforms = all ? [...new Set(images.flatMap((i) => i.platforms.map((p) => p.platform)))].sort() : wanted.map(formatPlatform)
+  const present = new Set(images.flatMap((i) => i.platforms.map((p) => p.platform)))
+  const dockerPlatform = all ? (present.has('linux/amd64') ? 'linux/amd64' : platforms[0]) : platforms[0]
+  const sorted = [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
+  return {images, blobs: sorted, platforms: platforms.filter((p) => present.has(p) || !all), dockerPlatform, warnings}
+}
+
+export function planTotals(plan: BundlePlan): {blobCount: number; totalSize: number} {
+  return {blobCount: plan.blobs.length, totalSize: plan.blobs.reduce((n, b) => n + b.size, 0)}
+}

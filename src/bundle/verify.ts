@@ -1,0 +1,306 @@
+/**
+ * Offline verification of a bundle, streaming: structure (the tar index refuses traversal, links, duplicates,
+ * truncation), every blob's digest and size, index.json → indexes → manifests → configs/layers present, the docker
+ * manifest.json and its per-platform fragments consistent with the images, bundle.json consistent with index.json,
+ * and SHA256SUMS. Every problem found is reported, not just the first. serve/push/load call `verifyBundle` first.
+ */
+import {createHash} from 'node:crypto'
+import {KubeferryError, isKubeferryError} from '../errors.js'
+import {digestHex, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
+import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
+import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
+import {parseChecksums} from './checksums.js'
+import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
+import {
+  ANNOTATION_CONTAINERD_NAME,
+  ANNOTATION_REF_NAME,
+  BLOBS_DIR,
+  CHECKSUMS_FILE,
+  DOCKER_MANIFEST_FILE,
+  dockerFragmentPath,
+  INDEX_FILE,
+  METADATA_FILE,
+  OCI_LAYOUT_FILE,
+  type BundleMetadata,
+} from './layout.js'
+import {BundleReader} from './reader.js'
+import {indexTar} from './tar-index.js'
+
+export interface VerifyProblem {
+  /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
+  kind: string
+  message: string
+  /** The entry concerned, when there is one. */
+  entry?: string
+}
+
+export interface VerifyOptions {
+  /** Check sizes and references only, not blob contents (fast). */
+  quick?: boolean
+  /** Parallel blob hashing (default 2). */
+  concurrency?: number
+  onProgress?: (bytesDone: number, bytesTotal: number) => void
+}
+
+export interface VerifyResult {
+  ok: boolean
+  path: string
+  problems: VerifyProblem[]
+  images: number
+  blobs: number
+  bytesHashed: number
+}
+
+function parse<T>(bytes: Buffer): T | undefined {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T
+  } catch {
+    return undefined
+  }
+}
+
+export async function verifyBundle(path: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const problems: VerifyProblem[] = []
+  const add = (kind: string, message: string, entry?: string): void => {
+    problems.push({kind, message, ...(entry ? {entry} : {})})
+  }
+  const result = (extra: Partial<VerifyResult> = {}): VerifyResult => ({ok: problems.length === 0, path, problems, images: 0, blobs: 0, bytesHashed: 0, ...extra})
+
+  let reader: BundleReader
+  try {
+    await indexTar(path)
+    reader = await BundleReader.open(path)
+  } catch (error) {
+    if (isKubeferryError(error) && error.code === 'IO') throw error
+    add('STRUCTURE', isKubeferryError(error) ? error.message : (error as Error).message)
+    return result()
+  }
+  const entries = reader.index.entries
+  const blobNames = [...entries.keys()].filter((n) => n.startsWith(BLOBS_DIR))
+
+  const readSmall = async (name: string): Promise<Buffer | undefined> => {
+    if (!entries.has(name)) {
+      add('MISSING', `"${name}" is missing`, name)
+      return undefined
+    }
+    try {
+      return await reader.readFile(name)
+    } catch (error) {
+      add('STRUCTURE', isKubeferryError(error) ? error.message : String(error), name)
+      return undefined
+    }
+  }
+
+  // --- blobs: name = content ---
+  const hashes = new Map<string, Digest>() // entry → actual digest
+  let bytesHashed = 0
+  const totalBytes = blobNames.reduce((n, name) => n + entries.get(name)!.size, 0)
+  for (const name of blobNames) {
+    const hex = name.slice(BLOBS_DIR.length)
+    if (!/^[a-f0-9]{64}$/.test(hex)) add('STRUCTURE', `"${name}" is not named by a sha256 digest`, name)
+  }
+  if (!options.quick) {
+    const queue = blobNames.filter((n) => /^[a-f0-9]{64}$/.test(n.slice(BLOBS_DIR.length)))
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < queue.length) {
+        const name = queue[next++]
+        const entry = entries.get(name)!
+        const hash = createHash('sha256')
+        for await (const chunk of reader.openEntry(entry) as AsyncIterable<Buffer>) {
+          hash.update(chunk)
+          bytesHashed += chunk.length
+          options.onProgress?.(bytesHashed, totalBytes)
+        }
+        const actual = `sha256:${hash.digest('hex')}` as Digest
+        hashes.set(name, actual)
+        if (actual !== `sha256:${name.slice(BLOBS_DIR.length)}`) add('DIGEST', `blob "${name}" has content ${actual} (corrupt or tampered)`, name)
+      }
+    }
+    await Promise.all(Array.from({length: Math.max(1, options.concurrency ?? 2)}, worker))
+  }
+
+  const blobOk = (desc: Pick<Descriptor, 'digest' | 'size'>, what: string): boolean => {
+    if (!isDigest(desc.digest)) {
+      add('MANIFEST', `${what}: invalid digest ${String(desc.digest)}`)
+      return false
+    }
+    const name = `${BLOBS_DIR}${digestHex(desc.digest)}`
+    const entry = entries.get(name)
+    if (!entry) {
+      add('MISSING', `${what}: blob ${desc.digest} is missing`, name)
+      return false
+    }
+    if (entry.size !== desc.size) {
+      add('SIZE', `${what}: blob ${desc.digest} is ${entry.size} bytes, the descriptor says ${desc.size}`, name)
+      return false
+    }
+    return true
+  }
+  const readBlobJson = async <T>(desc: Descriptor, what: string): Promise<T | undefined> => {
+    if (!blobOk(desc, what)) return undefined
+    const name = `${BLOBS_DIR}${digestHex(desc.digest)}`
+    const bytes = await readSmall(name)
+    if (!bytes) return undefined
+    if (options.quick && sha256Digest(bytes) !== desc.digest) add('DIGEST', `${what}: ${desc.digest} does not match its content`, name)
+    const parsed = parse<T>(bytes)
+    if (!parsed) add('MANIFEST', `${what}: ${desc.digest} is not valid JSON`, name)
+    return parsed
+  }
+
+  // --- OCI layout ---
+  const layout = await readSmall(OCI_LAYOUT_FILE)
+  if (layout && parse<{imageLayoutVersion?: string}>(layout)?.imageLayoutVersion !== '1.0.0') add('INDEX', `"${OCI_LAYOUT_FILE}" does not declare imageLayoutVersion 1.0.0`, OCI_LAYOUT_FILE)
+  const indexBytes = await readSmall(INDEX_FILE)
+  const index = indexBytes ? parse<ImageIndex>(indexBytes) : undefined
+  if (indexBytes && !index) add('INDEX', `"${INDEX_FILE}" is not valid JSON`, INDEX_FILE)
+
+  const metaBytes = await readSmall(METADATA_FILE)
+  const meta = metaBytes ? parse<BundleMetadata>(metaBytes) : undefined
+  if (metaBytes && !meta) add('METADATA', `"${METADATA_FILE}" is not valid JSON`, METADATA_FILE)
+
+  // --- index.json → manifests → blobs ---
+  const referenced = new Set<string>()
+  const mark = (digest: Digest): void => {
+    referenced.add(`${BLOBS_DIR}${digestHex(digest)}`)
+  }
+  const manifestsByImage = new Map<string, Map<string, ImageManifest>>() // image name → platform manifest digest → manifest
+  for (const [i, desc] of (index?.manifests ?? []).entries()) {
+    const name = desc.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? desc.annotations?.[ANNOTATION_REF_NAME]
+    const what = `index.json entry ${i + 1}${name ? ` (${name})` : ''}`
+    if (!name) add('INDEX', `${what} has no ${ANNOTATION_CONTAINERD_NAME} annotation`, INDEX_FILE)
+    const manifests = new Map<string, ImageManifest>()
+    manifestsByImage.set(name ?? `#${i}`, manifests)
+    mark(desc.digest)
+    const visitManifest = async (mdesc: Descriptor, label: string): Promise<void> => {
+      const manifest = await readBlobJson<ImageManifest>(mdesc, label)
+      if (!manifest) return
+      if (!manifest.config || !Array.isArray(manifest.layers)) {
+        add('MANIFEST', `${label}: ${mdesc.digest} is not an image manifest`)
+        return
+      }
+      manifests.set(mdesc.digest, manifest)
+      mark(manifest.config.digest)
+      blobOk(manifest.config, `${label} config`)
+      for (const layer of manifest.layers) {
+        mark(layer.digest)
+        blobOk(layer, `${label} layer`)
+      }
+    }
+    if (isIndexMediaType(desc.mediaType)) {
+      const child = await readBlobJson<ImageIndex>(desc, what)
+      if (!child) continue
+      let present = 0
+      for (const m of child.manifests ?? []) {
+        if (!entries.has(`${BLOBS_DIR}${digestHex(m.digest)}`)) continue // sparse: platforms not carried
+        present++
+        mark(m.digest)
+        const platform = m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'
+        if (isImageManifestMediaType(m.mediaType)) await visitManifest(m, `${what} ${platform}`)
+      }
+      if (present === 0) add('MISSING', `${what}: none of the index's manifests is in the bundle`)
+    } else if (isImageManifestMediaType(desc.mediaType)) {
+      await visitManifest(desc, what)
+    } else {
+      add('INDEX', `${what}: unsupported media type ${desc.mediaType}`, INDEX_FILE)
+    }
+  }
+  for (const name of blobNames) {
+    if (!referenced.has(name)) add('STRUCTURE', `blob "${name}" is not referenced by any image`, name)
+  }
+
+  // --- bundle.json ↔ index.json ---
+  if (meta && index) {
+    const indexed = new Map((index.manifests ?? []).map((d) => [d.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? '', d]))
+    for (const image of meta.images ?? []) {
+      const d = indexed.get(image.name)
+      if (!d) add('METADATA', `bundle.json lists ${image.name}, index.json does not`, METADATA_FILE)
+      else if (d.digest !== image.digest) add('METADATA', `bundle.json says ${image.name} is ${image.digest}, index.json says ${d.digest}`, METADATA_FILE)
+      const manifests = manifestsByImage.get(image.name)
+      for (const p of image.platforms ?? []) {
+        if (!entries.has(`${BLOBS_DIR}${digestHex(p.digest)}`)) add('MISSING', `${image.name} ${p.platform}: manifest ${p.digest} is missing`)
+        else if (manifests && !manifests.has(p.digest)) add('METADATA', `${image.name} ${p.platform}: manifest ${p.digest} is not reachable from index.json`)
+      }
+    }
+    const listed = new Set((meta.images ?? []).map((i) => i.name))
+    for (const name of indexed.keys()) if (!listed.has(name)) add('METADATA', `index.json lists ${name || '(unnamed)'}, bundle.json does not`, INDEX_FILE)
+  }
+
+  // --- manifest.json and docker fragments ---
+  const checkDocker = (entries: DockerManifestEntry[] | undefined, where: string, platform: string | undefined): void => {
+    if (!Array.isArray(entries)) {
+      add('DOCKER', `${where} is not a docker manifest list`)
+      return
+    }
+    for (const e of entries) {
+      for (const p of [e.Config, ...(e.Layers ?? [])]) if (!reader.has(p)) add('DOCKER', `${where}: ${(e.RepoTags ?? []).join(',') || 'entry'} points at missing "${p}"`, p)
+    }
+    if (meta && platform) {
+      const expected = JSON.stringify(dockerManifest(meta.images ?? [], platform))
+      if (JSON.stringify(entries) !== expected) add('DOCKER', `${where} does not match bundle.json for ${platform}`)
+    }
+  }
+  const dockerBytes = await readSmall(DOCKER_MANIFEST_FILE)
+  if (dockerBytes) checkDocker(parse<DockerManifestEntry[]>(dockerBytes), DOCKER_MANIFEST_FILE, meta?.dockerPlatform)
+  for (const platform of meta?.platforms ?? []) {
+    const name = dockerFragmentPath(platform)
+    const fragment = await readSmall(name)
+    if (!fragment) continue
+    const inner = readFragmentManifest(fragment)
+    if (!inner) add('DOCKER', `"${name}" is not a tar holding one manifest.json`, name)
+    else checkDocker(parse<DockerManifestEntry[]>(inner), name, platform)
+  }
+
+  // --- SHA256SUMS ---
+  const sumsBytes = await readSmall(CHECKSUMS_FILE)
+  if (sumsBytes) {
+    let lines: {hex: string; path: string}[] = []
+    try {
+      lines = parseChecksums(sumsBytes.toString('utf8'), CHECKSUMS_FILE)
+    } catch (error) {
+      add('CHECKSUMS', (error as Error).message, CHECKSUMS_FILE)
+    }
+    const listed = new Set<string>()
+    for (const line of lines) {
+      listed.add(line.path)
+      const entry = entries.get(line.path)
+      if (!entry) {
+        add('CHECKSUMS', `${CHECKSUMS_FILE} lists "${line.path}", which is not in the bundle`, line.path)
+        continue
+      }
+      let actual: string | undefined
+      if (line.path.startsWith(BLOBS_DIR)) actual = hashes.get(line.path)?.slice(7) ?? (options.quick ? line.path.slice(BLOBS_DIR.length) : undefined)
+      else {
+        const bytes = await readSmall(line.path)
+        actual = bytes ? digestHex(sha256Digest(bytes)) : undefined
+      }
+      if (actual !== undefined && actual !== line.hex) add('CHECKSUMS', `"${line.path}" does not match ${CHECKSUMS_FILE}`, line.path)
+    }
+    for (const name of entries.keys()) {
+      if (name !== CHECKSUMS_FILE && !listed.has(name)) add('CHECKSUMS', `"${name}" is in the bundle but not in ${CHECKSUMS_FILE}`, name)
+    }
+  }
+
+  return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed})
+}
+
+/** The manifest.json inside a docker fragment (a tiny tar), or undefined. */
+function readFragmentManifest(tarBytes: Buffer): Buffer | undefined {
+  if (tarBytes.length < 1536) return undefined
+  const name = tarBytes.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '')
+  if (name !== DOCKER_MANIFEST_FILE) return undefined
+  const size = Number.parseInt(tarBytes.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8)
+  if (!Number.isSafeInteger(size) || 512 + size > tarBytes.length) return undefined
+  return tarBytes.subarray(512, 512 + size)
+}
+
+/** Throw a KubeferryError summarising the problems when the bundle does not verify (for serve/push/load). */
+export async function assertBundleValid(path: string, options: VerifyOptions = {}): Promise<VerifyResult> {
+  const result = await verifyBundle(path, options)
+  if (!result.ok) {
+    const first = result.problems[0]
+    const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more problem${result.problems.length > 2 ? 's' : ''})` : ''
+    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${first.message}${more}`, {hint: 'run `kubeferry verify` for the full list; copy the bundle again or rebuild it'})
+  }
+  return result
+}

@@ -1,0 +1,293 @@
+/**
+ * Writes a bundle (see layout.ts) as a deterministic tar: entries sorted by name, regular files only, uid/gid 0,
+ * mode 0644 (install.sh 0755), mtime SOURCE_DATE_EPOCH or 0, plain ustar headers (tar-stream only adds PAX records
+ * for names over 100 bytes; every name here is shorter), ending with exactly 1024 zero bytes.
+ *
+ * The tar goes to `<output>.partial` and is hashed as it is written; only a complete, flushed file is renamed to
+ * `<output>`, then `<output>.sha256` and `<bundle>.install.sh` are written beside it. Blobs are pulled in tar order
+ * through `openBlob`, which may wait for a download still in progress, so writing overlaps downloading.
+ */
+import {createHash} from 'node:crypto'
+import {createWriteStream, readFileSync} from 'node:fs'
+import {open, rename, statfs, unlink, writeFile} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
+import {once} from 'node:events'
+import tar from 'tar-stream'
+import {KubeferryError} from '../errors.js'
+import {digestHex, sha256Digest} from '../oci/digest.js'
+import {MediaType} from '../oci/media-types.js'
+import {formatChecksums, sideChecksum, type ChecksumLine} from './checksums.js'
+import {dockerManifestBytes} from './docker-manifest.js'
+import {renderInstallScript} from './install-script.js'
+import {
+  ANNOTATION_CONTAINERD_NAME,
+  ANNOTATION_REF_NAME,
+  BUNDLE_SCHEMA_VERSION,
+  blobPath,
+  CHECKSUMS_FILE,
+  DOCKER_MANIFEST_FILE,
+  dockerFragmentPath,
+  END_OF_ARCHIVE_BYTES,
+  INDEX_FILE,
+  INSTALL_SCRIPT_FILE,
+  METADATA_FILE,
+  OCI_LAYOUT_CONTENT,
+  OCI_LAYOUT_FILE,
+  TAR_BLOCK,
+  type BundleMetadata,
+} from './layout.js'
+import type {BundlePlan, PlannedBlob} from './plan.js'
+
+export type BundleRequest = BundleMetadata['request']
+
+export interface WriteBundleOptions {
+  output: string
+  plan: BundlePlan
+  request: BundleRequest
+  /** The blob's bytes (verified while they flow); may wait until a download finishes. */
+  openBlob: (blob: PlannedBlob) => Promise<NodeJS.ReadableStream>
+  /** Seconds since the epoch for every entry's mtime and bundle.json `created` (SOURCE_DATE_EPOCH); default 0 and no `created`. */
+  sourceDateEpoch?: number
+  /** fsync the bundle before renaming it into place (default true). */
+  fsync?: boolean
+  onBlobWritten?: (blob: PlannedBlob) => void
+  signal?: AbortSignal
+}
+
+export interface WriteBundleResult {
+  path: string
+  sha256: string
+  size: number
+  checksumFile: string
+  installScript: string
+  metadata: BundleMetadata
+}
+
+interface Entry {
+  name: string
+  size: number
+  mode: number
+  bytes?: Buffer
+  blob?: PlannedBlob
+}
+
+export function toolVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {version?: string}
+    return pkg.version ?? '0.0.0'
+  } catch {
+    return '0.0.0'
+  }
+}
+
+/** SOURCE_DATE_EPOCH from the environment, if set and valid. */
+export function sourceDateEpochFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.SOURCE_DATE_EPOCH
+  if (text === undefined || text === '') return undefined
+  if (!/^[0-9]+$/.test(text)) throw new KubeferryError('INVALID_ARGUMENT', `SOURCE_DATE_EPOCH="${text}" is not a number of seconds`)
+  return Number.parseInt(text, 10)
+}
+
+export function buildMetadata(plan: BundlePlan, request: BundleRequest, sourceDateEpoch?: number): BundleMetadata {
+  return {
+    schemaVersion: BUNDLE_SCHEMA_VERSION,
+    tool: {name: 'kubeferry', version: toolVersion()},
+    ...(sourceDateEpoch !== undefined ? {created: new Date(sourceDateEpoch * 1000).toISOString()} : {}),
+    request,
+    platforms: plan.platforms,
+    dockerPlatform: plan.dockerPlatform,
+    images: plan.images,
+    blobs: {count: plan.blobs.length, totalSize: plan.blobs.reduce((n, b) => n + b.size, 0)},
+  }
+}
+
+export function ociIndexBytes(metadata: BundleMetadata): Buffer {
+  const index = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: metadata.images.map((image) => ({
+      mediaType: image.mediaType,
+      digest: image.digest,
+      size: image.size,
+      annotations: {[ANNOTATION_CONTAINERD_NAME]: image.name, [ANNOTATION_REF_NAME]: image.name},
+    })),
+  }
+  return Buffer.from(JSON.stringify(index))
+}
+
+function header(name: string, size: number, mode: number, mtime: number): tar.Header {
+  return {name, size, mode, mtime: new Date(mtime * 1000), uid: 0, gid: 0, uname: '', gname: '', type: 'file', linkname: null, devmajor: 0, devminor: 0} as unknown as tar.Header
+}
+
+/** A small complete tar held in memory (docker fragments), same rules as the bundle. */
+export async function smallTar(files: {name: string; bytes: Buffer}[], mtime: number): Promise<Buffer> {
+  const pack = tar.pack()
+  const chunks: Buffer[] = []
+  const done = (async () => {
+    for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk)
+  })()
+  for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    await new Promise<void>((resolve, reject) => pack.entry(header(file.name, file.bytes.length, 0o644, mtime), file.bytes, (error) => (error ? reject(error) : resolve())))
+  }
+  pack.finalize()
+  await done
+  return Buffer.concat(chunks)
+}
+
+const padded = (size: number): number => Math.ceil(size / TAR_BLOCK) * TAR_BLOCK
+
+/** Exact byte size of the tar for these entries (ustar: one header block each, data padded, end marker). */
+export function tarSize(entries: {size: number}[]): number {
+  return entries.reduce((n, e) => n + TAR_BLOCK + padded(e.size), 0) + END_OF_ARCHIVE_BYTES
+}
+
+/** `k8s.tar` → `k8s.install.sh` (same directory). */
+export function installScriptPathFor(output: string): string {
+  const base = basename(output).replace(/\.tar$/, '')
+  return join(dirname(output), `${base}.install.sh`)
+}
+
+async function checkSpace(dir: string, needed: number): Promise<void> {
+  let free: number
+  try {
+    const info = await statfs(dir)
+    free = Number(info.bavail) * Number(info.bsize)
+  } catch {
+    return // unknown: let the write fail clearly if it must
+  }
+  if (free < needed) {
+    const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`
+    throw new KubeferryError('NO_SPACE', `not enough space in ${dir} for the bundle: ${mb(needed)} needed, ${mb(free)} free`, {hint: 'free some space or write the bundle elsewhere with --output'})
+  }
+}
+
+async function writeAtomic(path: string, content: string | Buffer, mode: number): Promise<void> {
+  const temp = `${path}.partial`
+  try {
+    await writeFile(temp, content, {mode})
+    await rename(temp, path)
+  } catch (error) {
+    await unlink(temp).catch(() => undefined)
+    throw error
+  }
+}
+
+/** All entries of the bundle in tar order. Blobs come from the plan; everything else is rendered here. */
+export async function bundleEntries(plan: BundlePlan, metadata: BundleMetadata, mtime: number): Promise<Entry[]> {
+  const small: {name: string; bytes: Buffer; mode: number}[] = []
+  small.push({name: OCI_LAYOUT_FILE, bytes: Buffer.from(OCI_LAYOUT_CONTENT), mode: 0o644})
+  small.push({name: INDEX_FILE, bytes: ociIndexBytes(metadata), mode: 0o644})
+  small.push({name: DOCKER_MANIFEST_FILE, bytes: dockerManifestBytes(metadata.images, metadata.dockerPlatform), mode: 0o644})
+  small.push({name: METADATA_FILE, bytes: Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`), mode: 0o644})
+  small.push({name: INSTALL_SCRIPT_FILE, bytes: Buffer.from(renderInstallScript(metadata)), mode: 0o755})
+  for (const platform of metadata.platforms) {
+    const fragment = await smallTar([{name: DOCKER_MANIFEST_FILE, bytes: dockerManifestBytes(metadata.images, platform)}], mtime)
+    small.push({name: dockerFragmentPath(platform), bytes: fragment, mode: 0o644})
+  }
+  const sums: ChecksumLine[] = [
+    ...plan.blobs.map((b) => ({hex: digestHex(b.digest), path: blobPath(b.digest)})),
+    ...small.map((f) => ({hex: digestHex(sha256Digest(f.bytes)), path: f.name})),
+  ]
+  small.push({name: CHECKSUMS_FILE, bytes: Buffer.from(formatChecksums(sums)), mode: 0o644})
+
+  const entries: Entry[] = [
+    ...plan.blobs.map((blob) => ({name: blobPath(blob.digest), size: blob.size, mode: 0o644, blob})),
+    ...small.map((f) => ({name: f.name, size: f.bytes.length, mode: f.mode, bytes: f.bytes})),
+  ]
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  for (const entry of entries) {
+    if (Buffer.byteLength(entry.name) >= 100) throw new KubeferryError('INTERNAL', `tar entry name too long for a plain ustar header: ${entry.name}`)
+  }
+  return entries
+}
+
+export async function writeBundle(options: WriteBundleOptions): Promise<WriteBundleResult> {
+  const {output, plan} = options
+  const mtime = options.sourceDateEpoch ?? 0
+  const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
+  const entries = await bundleEntries(plan, metadata, mtime)
+  const expectedSize = tarSize(entries)
+  await checkSpace(dirname(output), expectedSize + 64 * 1024)
+
+  const partial = `${output}.partial`
+  const hash = createHash('sha256')
+  let written = 0
+  const file = createWriteStream(partial, {highWaterMark: 4 * 1024 * 1024})
+  const fileOpened = once(file, 'open')
+  const pack = tar.pack()
+  const sink = (async () => {
+    await fileOpened
+    for await (const chunk of pack as AsyncIterable<Buffer>) {
+      hash.update(chunk)
+      written += chunk.length
+      if (!file.write(chunk)) await once(file, 'drain')
+    }
+    file.end()
+    await once(file, 'finish')
+  })()
+  // Surface file errors (ENOSPC…) through the sink promise.
+  const fileError = new Promise<never>((_, reject) => file.on('error', reject))
+  fileError.catch(() => undefined)
+  sink.catch(() => undefined)
+
+  const addEntry = async (entry: Entry): Promise<void> => {
+    options.signal?.throwIfAborted()
+    if (entry.bytes) {
+      await new Promise<void>((resolve, reject) => pack.entry(header(entry.name, entry.size, entry.mode, mtime), entry.bytes!, (error) => (error ? reject(error) : resolve())))
+      return
+    }
+    const stream = await options.openBlob(entry.blob!)
+    let finished!: (error?: Error | null) => void
+    const done = new Promise<void>((resolve, reject) => {
+      finished = (error) => (error ? reject(error) : resolve())
+    })
+    done.catch(() => undefined)
+    const target = pack.entry(header(entry.name, entry.size, entry.mode, mtime), (error) => finished(error))
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        if (!target.write(chunk)) await Promise.race([once(target, 'drain'), fileError])
+      }
+    } catch (error) {
+      target.destroy(error as Error)
+      throw error
+    }
+    target.end(undefined as unknown as Buffer)
+    await Promise.race([done, fileError])
+    options.onBlobWritten?.(entry.blob!)
+  }
+
+  try {
+    for (const entry of entries) await addEntry(entry)
+    pack.finalize()
+    await Promise.race([sink, fileError])
+    if (written !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${written} differs from the computed ${expectedSize}`)
+    if (options.fsync !== false) {
+      const handle = await open(partial, 'r+')
+      try {
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+    }
+    await rename(partial, output)
+  } catch (error) {
+    pack.destroy()
+    file.destroy()
+    await unlink(partial).catch(() => undefined)
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new KubeferryError('NO_SPACE', `no space left writing ${output}`, {hint: 'free some space or write the bundle elsewhere with --output', cause: error})
+    }
+    if (code && !(error instanceof KubeferryError)) {
+      throw new KubeferryError('IO', `cannot write ${output}: ${code}`, {hint: 'check the output path and its permissions', cause: error})
+    }
+    throw error
+  }
+
+  const sha256 = hash.digest('hex')
+  const checksumFile = `${output}.sha256`
+  const installScript = installScriptPathFor(output)
+  await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
+  await writeAtomic(installScript, renderInstallScript(metadata), 0o755)
+  return {path: output, sha256, size: written, checksumFile, installScript, metadata}
+}

@@ -1,0 +1,134 @@
+import {resolve as resolvePath} from 'node:path'
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
+import {KubeferryError} from '../errors.js'
+import {buildBundle, registrySource} from '../bundle/build.js'
+import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
+import {sourceDateEpochFromEnv} from '../bundle/writer.js'
+import {readLockfile} from '../kube/lockfile.js'
+import {resolveImageList} from '../kube/resolve.js'
+import {parsePlatform, formatPlatform} from '../oci/platform.js'
+import {RegistryClient} from '../registry/client.js'
+import {formatReference} from '../registry/reference.js'
+import {BlobStore, defaultCacheDir} from '../store/blob-store.js'
+import {createProgress, formatBytes} from '../ui/progress.js'
+
+export default class Create extends BaseCommand {
+  static override summary = 'Build one bundle (a tar) of the images a cluster needs, for docker load, ctr import, skopeo and kubeferry.'
+  static override description = [
+    'Resolves the image list (as `kubeferry images` does, or from a lockfile), fetches every image through the registry API',
+    '(mirrors, auth, retries), keeps the upstream bytes and digests, and writes ONE uncompressed tar that is at once an OCI',
+    'layout (ctr import, skopeo oci-archive:) and a docker archive (docker load, skopeo docker-archive:), with kubeferry/',
+    'metadata, SHA256SUMS and install.sh inside. Beside it: BUNDLE.sha256 (sha256sum -c) and NAME.install.sh.',
+    'Blobs are cached in --cache-dir, verified; a rerun downloads only what is missing. The tar is byte-identical for the',
+    'same input (set SOURCE_DATE_EPOCH to stamp a time). An image without a requested platform is an error unless',
+    '--skip-missing-platforms, which bundles the platforms it has and warns.',
+  ].join('\n')
+  static override examples = [
+    '<%= config.bin %> create --kubernetes-version v1.31.6 --runtime containerd@1.7 -o k8s-v1.31.6.tar',
+    '<%= config.bin %> create --kubernetes-version v1.31.6 --platform linux/amd64 --platform linux/arm64 -o k8s.tar',
+    '<%= config.bin %> create --lock images.lock.json -o k8s.tar --mirror registry.k8s.io=http://127.0.0.1:5000',
+  ]
+  static override flags = {
+    output: Flags.string({char: 'o', description: 'Bundle file to write.', required: true, helpValue: 'FILE'}),
+    'kubernetes-version': Flags.string({description: 'Kubernetes version: v1.31.6, 1.31.6, or 1.31 (newest known patch).', helpValue: 'VERSION', helpGroup: 'IMAGES'}),
+    'image-repository': Flags.string({description: 'Registry/prefix for the control plane images (kubeadm --image-repository).', helpValue: 'REPO', helpGroup: 'IMAGES'}),
+    config: Flags.string({description: 'kubeadm configuration file (ClusterConfiguration).', helpValue: 'FILE', helpGroup: 'IMAGES'}),
+    runtime: Flags.string({description: 'Add this runtime\'s default sandbox image, e.g. containerd@1.7 (repeatable).', multiple: true, helpValue: 'RUNTIME@VERSION', helpGroup: 'IMAGES'}),
+    image: Flags.string({description: 'Add an image (repeatable).', multiple: true, helpValue: 'REF', helpGroup: 'IMAGES'}),
+    'images-file': Flags.string({description: 'Add the images of a file, one per line (repeatable).', multiple: true, helpValue: 'FILE', helpGroup: 'IMAGES'}),
+    'from-manifests': Flags.string({description: 'Add the images of Kubernetes YAML (file, directory, or -).', multiple: true, helpValue: 'PATH|-', helpGroup: 'IMAGES'}),
+    lock: Flags.string({description: 'Build exactly the images (by digest) of a lockfile written by `images --lock`.', helpValue: 'FILE', helpGroup: 'IMAGES'}),
+    platform: Flags.string({description: 'Platform to carry, os/arch[/variant] (repeatable), or "all". The first one is docker load\'s. Default linux/amd64.', multiple: true, helpValue: 'PLATFORM'}),
+    'skip-missing-platforms': Flags.boolean({description: 'Bundle an image with the requested platforms it has, instead of failing.', default: false}),
+    'cache-dir': Flags.string({description: 'Blob cache (default $XDG_CACHE_HOME/kubeferry or ~/.cache/kubeferry).', helpValue: 'DIR'}),
+    progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
+    ...registryFlags,
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Create)
+    const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
+    const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
+
+    const listFlags = ['kubernetes-version', 'config', 'runtime', 'image', 'images-file', 'from-manifests'] as const
+    const hasList = listFlags.some((f) => flags[f] !== undefined && (!Array.isArray(flags[f]) || (flags[f] as string[]).length > 0))
+    const requests: ImageRequest[] = []
+    const request: Parameters<typeof buildBundle>[0]['request'] = {platforms: normalised}
+    const warnings: string[] = []
+    if (flags.lock) {
+      const lock = await readLockfile(flags.lock)
+      for (const image of lock.images) requests.push({reference: image.reference, digest: image.digest, source: `lock ${flags.lock}`})
+      request.lockfile = flags.lock
+      if (lock.kubernetesVersion) request.kubernetesVersion = lock.kubernetesVersion
+    }
+    if (hasList || !flags.lock) {
+      if (!hasList) {
+        throw new KubeferryError('INVALID_ARGUMENT', 'no images given', {hint: 'pass --kubernetes-version, --image, --images-file, --from-manifests or --lock'})
+      }
+      const list = await resolveImageList({
+        kubernetesVersion: flags['kubernetes-version'],
+        imageRepository: flags['image-repository'],
+        configFile: flags.config,
+        runtimes: flags.runtime,
+        images: flags.image,
+        imagesFiles: flags['images-file'],
+        manifests: flags['from-manifests'],
+      })
+      warnings.push(...list.warnings)
+      for (const entry of list.entries) requests.push({reference: formatReference(entry.reference), role: entry.role, sources: entry.sources})
+      if (list.kubeadm) request.kubernetesVersion = list.kubeadm.version
+      if (flags.runtime?.length) request.runtimes = flags.runtime
+      if (flags.image?.length) request.images = flags.image
+      if (flags['images-file']?.length) request.imagesFiles = flags['images-file']
+      if (flags['from-manifests']?.length) request.manifests = flags['from-manifests']
+    }
+    for (const warning of warnings) this.warn2(warning)
+
+    const output = resolvePath(flags.output)
+    const store = await BlobStore.open(flags['cache-dir'] ? resolvePath(flags['cache-dir']) : defaultCacheDir())
+    const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log: stderrLog(flags.debug)}))})
+    const progress = createProgress({mode: flags.progress ? 'auto' : 'plain'})
+    const abort = new AbortController()
+    const onSignal = (): void => abort.abort(new KubeferryError('INTERNAL', 'interrupted', {exitCode: 130}))
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    let summary
+    try {
+      summary = await buildBundle({
+        source: registrySource(client),
+        store,
+        requests,
+        platforms: normalised,
+        skipMissingPlatforms: flags['skip-missing-platforms'],
+        concurrency: flags.concurrency,
+        output,
+        request,
+        sourceDateEpoch: sourceDateEpochFromEnv(),
+        progress,
+        signal: abort.signal,
+      })
+      await progress.stop(true)
+    } catch (error) {
+      await progress.stop(false)
+      throw error
+    } finally {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      await client.close()
+    }
+    for (const warning of summary.warnings) this.warn2(warning)
+    if (flags.json) {
+      this.printJson(summary)
+      return
+    }
+    this.log(`wrote ${summary.output} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)
+    this.log(
+      `  ${summary.images} images, ${summary.platforms.length} platform(s) ${summary.platforms.join(', ')} (docker load: ${summary.dockerPlatform}), ` +
+        `${summary.uniqueBlobs} unique blobs (${formatBytes(summary.blobBytes)}; ${summary.downloadedBlobs} downloaded, ${summary.cachedBlobs} cached) in ${summary.seconds.toFixed(1)} s`,
+    )
+    this.log(`  ${summary.checksumFile}`)
+    this.log(`  ${summary.installScript}`)
+  }
+}

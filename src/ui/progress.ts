@@ -1,0 +1,181 @@
+/**
+ * Progress for long transfers, on stderr (stdout stays for results and --json). On a TTY: listr2, one line per
+ * image with bytes done/total and rate, plus one line for the bundle being written. Otherwise (or with
+ * --no-progress): a plain line per finished image. The only module that looks at TTYs.
+ */
+import {Listr, ListrLogger, ProcessOutput} from 'listr2'
+
+export interface ProgressItem {
+  name: string
+  total: number
+  /** Bytes already there (cache hits). */
+  done: number
+}
+
+export interface Progress {
+  start(items: ProgressItem[], bundleTotal: number): void
+  bytes(name: string, n: number): void
+  itemDone(name: string): void
+  bundleBytes(n: number): void
+  /** A status line (planning, writing…), shown as plain text. */
+  note(message: string): void
+  stop(ok: boolean): Promise<void>
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`
+  const units = ['kB', 'MB', 'GB', 'TB']
+  let value = n
+  let unit = -1
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000
+    unit++
+  }
+  return `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`
+}
+
+export function formatDuration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+}
+
+class Counter {
+  done: number
+  finished = false
+  readonly started = Date.now()
+  constructor(
+    readonly name: string,
+    readonly total: number,
+    readonly initial: number,
+  ) {
+    this.done = initial
+  }
+
+  line(): string {
+    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001)
+    const rate = (this.done - this.initial) / seconds
+    const cached = this.initial > 0 ? `, ${formatBytes(this.initial)} cached` : ''
+    return `${this.name}  ${formatBytes(this.done)}/${formatBytes(this.total)}${this.finished ? '' : `  ${formatBytes(rate)}/s`}${cached}`
+  }
+}
+
+class SilentProgress implements Progress {
+  start(): void {}
+  bytes(): void {}
+  itemDone(): void {}
+  bundleBytes(): void {}
+  note(): void {}
+  async stop(): Promise<void> {}
+}
+
+class PlainProgress implements Progress {
+  private readonly items = new Map<string, Counter>()
+  private bundle?: Counter
+  constructor(private readonly out: NodeJS.WritableStream) {}
+
+  start(items: ProgressItem[], bundleTotal: number): void {
+    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done))
+    this.bundle = new Counter('bundle', bundleTotal, 0)
+  }
+
+  bytes(name: string, n: number): void {
+    const item = this.items.get(name)
+    if (item) item.done += n
+  }
+
+  itemDone(name: string): void {
+    const item = this.items.get(name)
+    if (!item || item.finished) return
+    item.finished = true
+    this.out.write(`fetched ${item.line()}\n`)
+  }
+
+  bundleBytes(n: number): void {
+    if (this.bundle) this.bundle.done += n
+  }
+
+  note(message: string): void {
+    this.out.write(`${message}\n`)
+  }
+
+  async stop(): Promise<void> {}
+}
+
+class TtyProgress implements Progress {
+  private readonly items = new Map<string, Counter>()
+  private readonly waiters = new Map<string, () => void>()
+  private bundle = new Counter('writing bundle', 0, 0)
+  private bundleDone?: () => void
+  private running?: Promise<unknown>
+  private timer?: NodeJS.Timeout
+
+  start(items: ProgressItem[], bundleTotal: number): void {
+    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done))
+    this.bundle = new Counter('writing bundle', bundleTotal, 0)
+    const task = (counter: Counter, register: (resolve: () => void) => void) => ({
+      title: counter.line(),
+      task: (_ctx: unknown, t: {title: string}) =>
+        new Promise<void>((resolve) => {
+          const tick = setInterval(() => {
+            t.title = counter.line()
+          }, 250)
+          register(() => {
+            clearInterval(tick)
+            t.title = counter.line()
+            resolve()
+          })
+        }),
+    })
+    const tasks = [...this.items.values()].map((counter) => task(counter, (resolve) => this.waiters.set(counter.name, resolve)))
+    tasks.push(task(this.bundle, (resolve) => (this.bundleDone = resolve)))
+    const list = new Listr(tasks, {
+      concurrent: true,
+      exitOnError: false,
+      registerSignalListeners: false,
+      rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr as NodeJS.WriteStream, process.stderr as NodeJS.WriteStream)})},
+    })
+    this.running = list.run().catch(() => undefined)
+    for (const counter of this.items.values()) if (counter.done >= counter.total) this.itemDone(counter.name)
+  }
+
+  bytes(name: string, n: number): void {
+    const item = this.items.get(name)
+    if (item) item.done += n
+  }
+
+  itemDone(name: string): void {
+    const item = this.items.get(name)
+    if (!item) return
+    item.finished = true
+    // the task's promise may not be registered yet (listr starts tasks on the next tick)
+    const resolve = this.waiters.get(name)
+    if (resolve) resolve()
+    else setTimeout(() => this.waiters.get(name)?.(), 50)
+  }
+
+  bundleBytes(n: number): void {
+    this.bundle.done += n
+  }
+
+  note(message: string): void {
+    if (!this.running) process.stderr.write(`${message}\n`)
+  }
+
+  async stop(): Promise<void> {
+    this.bundle.finished = true
+    for (const item of this.items.values()) {
+      item.finished = true
+      this.waiters.get(item.name)?.()
+    }
+    this.bundleDone?.()
+    if (this.timer) clearInterval(this.timer)
+    await this.running
+  }
+}
+
+/** `auto`: bars on a TTY, plain lines otherwise; `plain`: always plain lines (--no-progress); `none`: nothing. */
+export function createProgress(options: {mode: 'auto' | 'plain' | 'none'; stream?: NodeJS.WriteStream}): Progress {
+  const stream = options.stream ?? process.stderr
+  if (options.mode === 'none') return new SilentProgress()
+  if (options.mode === 'auto' && stream.isTTY && process.env.TERM !== 'dumb' && process.env.CI !== 'true') return new TtyProgress()
+  return new PlainProgress(stream)
+}
