@@ -13,7 +13,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {buildImageSet} from '../images/builder.js'
 import type {Peers} from './peers.js'
-import {startPeers, stopPeers, type RunningPeers} from './start-peers.js'
+import {reapStaleRuns, startPeers, stopPeers, type RunningPeers} from './start-peers.js'
 import {countTap, summaryLine} from './tap.js'
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
@@ -26,6 +26,8 @@ function log(message: string): void {
 let running: RunningPeers | undefined
 let ava: ChildProcess | undefined
 let tearingDown: Promise<void> | undefined
+/** ava's TAP output so far (for the counts when interrupted). */
+let avaOut = ''
 
 async function teardown(): Promise<void> {
   tearingDown ??= (async () => {
@@ -49,7 +51,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     log(`${signal}: stopping peers`)
     void teardown().finally(() => {
-      process.stdout.write('tests: 0 passed, 1 failed\n')
+      const counts = countTap(avaOut)
+      process.stdout.write(summaryLine(counts) + '\n')
       process.exit(signal === 'SIGINT' ? 130 : 143)
     })
   })
@@ -69,10 +72,9 @@ async function runAva(extraArgs: string[], peersFile: string): Promise<{code: nu
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   ava = child
-  let out = ''
   child.stdout!.setEncoding('utf8')
   child.stdout!.on('data', (chunk: string) => {
-    out += chunk
+    avaOut += chunk
     process.stdout.write(chunk)
   })
   const code = await new Promise<number | null>((resolve) => {
@@ -82,7 +84,7 @@ async function runAva(extraArgs: string[], peersFile: string): Promise<{code: nu
     })
     child.on('close', (c) => resolve(c))
   })
-  return {code, counts: countTap(out)}
+  return {code, counts: countTap(avaOut)}
 }
 
 async function main(): Promise<number> {
@@ -91,6 +93,7 @@ async function main(): Promise<number> {
   const avaArgs = argv.filter((a) => a !== '--serve')
 
   const t0 = Date.now()
+  await reapStaleRuns(log)
   const runDir = await mkdtemp('/tmp/kubeferry-test-')
   running = await startPeers(runDir, {log, build: (dir) => buildImageSet({dir})})
   const peers: Peers = running.peers

@@ -1,7 +1,7 @@
 /** Start every peer in parallel under one run dir, and stop them again (by PID), unmounting and deleting the run dir. */
 import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {mkdir, readFile, rm} from 'node:fs/promises'
+import {mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import type {ImageSet} from '../images/builder.js'
 import {pushImageSet} from '../images/push.js'
@@ -58,6 +58,9 @@ async function reason(error: unknown, logFile?: string): Promise<string> {
 
 export async function startPeers(runDir: string, options: StartOptions): Promise<RunningPeers> {
   const pidLog = join(runDir, 'pids')
+  await writeFile(pidLog, `${process.pid} harness\n`)
+  // KUBEFERRY_TEST_NO_PEERS=dockerd,containerd: don't start these (faster local runs; a failure with CI=true).
+  const disabled = new Set((process.env.KUBEFERRY_TEST_NO_PEERS ?? '').split(',').map((s) => s.trim()).filter(Boolean))
   const unavailable: Record<string, string> = {}
   const tools: Record<string, string> = {}
   for (const [name, path] of Object.entries(TOOLS)) if (existsSync(path)) tools[name] = path
@@ -113,14 +116,16 @@ export async function startPeers(runDir: string, options: StartOptions): Promise
   const runtimes = (async () => {
     let containerd: Peers['containerd']
     let dockerd: Peers['dockerd']
-    try {
+    if (disabled.has('containerd')) unavailable.containerd = 'disabled by KUBEFERRY_TEST_NO_PEERS'
+    else try {
       const c = await timed('containerd', () => startContainerd(join(runDir, 'containerd'), {pidLog}))
       state.processes.push(c.process)
       containerd = {address: c.address, root: c.root, state: c.state, namespace: 'k8s.io', snapshotter: c.snapshotter, pid: c.process.pid}
     } catch (error) {
       unavailable.containerd = await reason(error, join(runDir, 'containerd', 'containerd.log'))
     }
-    try {
+    if (disabled.has('dockerd')) unavailable.dockerd = 'disabled by KUBEFERRY_TEST_NO_PEERS'
+    else try {
       const d = await timed('dockerd', () => startDockerd(join(runDir, 'docker'), {containerd: containerd?.address, pidLog}))
       state.processes.push(d.process)
       dockerd = {host: d.host, dataRoot: d.dataRoot, pid: d.process.pid}
@@ -183,4 +188,47 @@ export async function stopPeers(state: RunningPeers, options: {keepRunDir?: bool
     await run('umount', [mount]).catch(async () => run('umount', ['-l', mount]).catch(() => undefined))
   }
   if (!options.keepRunDir) await rm(state.runDir, {recursive: true, force: true, maxRetries: 3})
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Clean up after harness runs that were killed (SIGKILL, machine stop): for each /tmp/kubeferry-test-*
+ * whose harness PID is gone, SIGKILL the PIDs it recorded — only those whose command line still names
+ * that run dir — then unmount and delete it. Runs of other live harnesses are left alone.
+ */
+export async function reapStaleRuns(log: (message: string) => void, parent = '/tmp'): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[])
+  for (const name of names.filter((n) => n.startsWith('kubeferry-test-'))) {
+    const dir = join(parent, name)
+    const pids = await readFile(join(dir, 'pids'), 'utf8').catch(() => undefined)
+    if (pids === undefined) continue
+    const entries = pids.trim().split('\n').map((line) => {
+      const [pid, ...rest] = line.split(' ')
+      return {pid: Number(pid), name: rest.join(' ')}
+    })
+    const harness = entries.find((e) => e.name === 'harness')
+    if (!harness || alive(harness.pid)) continue
+    for (const entry of entries.filter((e) => e.name !== 'harness')) {
+      const cmdline = await readFile(`/proc/${entry.pid}/cmdline`, 'utf8').catch(() => '')
+      if (cmdline.includes(dir)) {
+        try {
+          process.kill(entry.pid, 'SIGKILL')
+        } catch {
+          // gone
+        }
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    for (const mount of await mountsUnder(dir)) await run('umount', ['-l', mount]).catch(() => undefined)
+    await rm(dir, {recursive: true, force: true}).catch(() => undefined)
+    log(`removed stale run dir ${dir} (its harness ${harness.pid} is gone)`)
+  }
 }
