@@ -15,7 +15,8 @@ export interface Reference {
 }
 
 export const DOCKER_HUB = 'docker.io'
-const LEGACY_HUB_NAMES = new Set(['index.docker.io', 'registry-1.docker.io'])
+// Docker rewrites only index.docker.io; registry-1.docker.io stays a name of its own (as in docker).
+const LEGACY_HUB_NAMES = new Set(['index.docker.io'])
 const MAX_NAME_LENGTH = 255
 
 // Grammar from the distribution reference package (facts, rewritten).
@@ -47,6 +48,7 @@ export function parseReference(input: string, options: {defaultTag?: boolean} = 
   const text = input.trim()
   if (text === '') throw invalid(input, 'empty')
   if (/\s/.test(text)) throw invalid(input, 'contains whitespace')
+  if (/^[a-f0-9]{64}$/.test(text)) throw invalid(input, 'a 64-character hexadecimal string is an image ID, not a repository name')
 
   let rest = text
   let digest: Digest | undefined
