@@ -1,0 +1,43 @@
+import {Args} from '@oclif/core'
+import {BaseCommand} from '../cli/base-command.js'
+import {inspectBundle} from '../bundle/inspect.js'
+import {formatBytes} from '../ui/progress.js'
+
+export default class Inspect extends BaseCommand {
+  static override summary = 'Show what a bundle holds: images, digests, platforms, sizes, roles (whose pause is which), how it was built.'
+  static override examples = ['<%= config.bin %> inspect k8s-v1.31.6.tar', '<%= config.bin %> inspect k8s.tar --json']
+  static override args = {bundle: Args.string({description: 'Bundle file (.tar).', required: true})}
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Inspect)
+    const info = await inspectBundle(args.bundle)
+    if (flags.json) {
+      this.printJson(info)
+      return
+    }
+    const r = info.request
+    const built = [
+      r.kubernetesVersion ? `Kubernetes ${r.kubernetesVersion}` : undefined,
+      r.runtimes?.length ? `runtimes ${r.runtimes.join(', ')}` : undefined,
+      r.images?.length ? `${r.images.length} --image` : undefined,
+      r.imagesFiles?.length ? `images files ${r.imagesFiles.join(', ')}` : undefined,
+      r.manifests?.length ? `manifests ${r.manifests.join(', ')}` : undefined,
+      r.lockfile ? `lockfile ${r.lockfile}` : undefined,
+    ].filter(Boolean)
+    this.log(`${info.path}: ${formatBytes(info.fileSize)}, made by ${info.tool.name} ${info.tool.version}${info.created ? ` at ${info.created}` : ''}`)
+    this.log(`built from: ${built.join('; ') || 'unknown'}`)
+    this.log(`platforms: ${info.platforms.join(', ')} (docker load: ${info.dockerPlatform}); ${info.blobs.count} unique blobs, ${formatBytes(info.blobs.totalSize)}`)
+    this.log('')
+    const rows = info.images.map((i) => [i.name, i.role ?? '-', i.digest.slice(0, 19), i.platforms.join(',') + (i.sparse ? ' (sparse)' : ''), formatBytes(i.size)])
+    const head = ['IMAGE', 'ROLE', 'DIGEST', 'PLATFORMS', 'SIZE']
+    const widths = head.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c].length)))
+    const line = (row: string[]): string => row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
+    this.log(line(head))
+    for (const row of rows) this.log(line(row))
+    if (info.pause.length > 0) {
+      this.log('')
+      this.log('pause (sandbox) images:')
+      for (const p of info.pause) this.log(`  ${p.name}: ${p.for.join('; ')}`)
+    }
+  }
+}
