@@ -38,6 +38,11 @@ const NEW_REGISTRY_FROM_MINOR = 25
  * before pause and etcd.
  */
 const DNS_FIRST_FROM_MINOR = 29
+/**
+ * kubeadm v1.21.0 and v1.21.1 named the image coredns/coredns under every repository, custom ones too (a regression
+ * fixed in v1.21.2 by kubernetes PR 102502, "kubeadm: use subpath for coredns only for default repository").
+ */
+const COREDNS_NESTED_UNDER_ANY_REPOSITORY = ['1.21.0', '1.21.1']
 
 function parseArgs(argv) {
   const out = {}
@@ -164,6 +169,7 @@ function kubeadmTable() {
         dnsFirstFromMinor: DNS_FIRST_FROM_MINOR,
         source: 'kubernetes PR 114534 (cmd/kubeadm/app/images/images.go GetControlPlaneImages, v1.29.0)',
       },
+      corednsNestedUnderAnyRepository: {releases: COREDNS_NESTED_UNDER_ANY_REPOSITORY, source: 'kubernetes PR 102502 (fixed in v1.21.2)'},
       corednsPath:
         'From v1.21.0 CoreDNS is coredns/coredns:v<x> under the default repository and <repo>/coredns:v<x> under a custom one (images.go GetDNSImage); before v1.21 it is <repo>/coredns:<x> everywhere.',
       archSuffix: 'None of these releases uses arch-suffixed names (kube-apiserver-amd64 etc. ended with kubeadm v1.12 manifest lists).',
@@ -189,6 +195,7 @@ function kubeadmRow(v, images, tag) {
     etcd: images.etcd,
     pause: images.pause,
     order: v.minor >= DNS_FIRST_FROM_MINOR ? 'dnsFirst' : 'legacy',
+    ...(COREDNS_NESTED_UNDER_ANY_REPOSITORY.includes(fmt(v)) ? {corednsNestedUnderAnyRepository: true} : {}),
   }
 }
 

@@ -54,7 +54,7 @@ export function kubeadmImages(version: string, release: KubeadmRelease, override
   }
 
   let dnsRepo = trimRepo(overrides.dnsImageRepository) || repo
-  if (release.corednsPath === 'coredns/coredns' && dnsRepo === release.registry) dnsRepo = `${dnsRepo}/coredns`
+  if (release.corednsPath === 'coredns/coredns' && (dnsRepo === release.registry || release.corednsNestedUnderAnyRepository)) dnsRepo = `${dnsRepo}/coredns`
   const dns: KubeadmImage | undefined = overrides.dnsDisabled ? undefined : {role: 'coredns', name: `${dnsRepo}/coredns:${overrides.dnsImageTag || release.coredns}`}
   const pause: KubeadmImage = {role: 'pause', name: `${repo}/pause:${release.pause}`}
   const etcdRepo = trimRepo(overrides.etcdImageRepository) || repo

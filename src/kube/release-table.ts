@@ -12,6 +12,8 @@ export interface KubeadmRelease {
   pause: string
   /** Print order: `legacy` = … kube-proxy, pause, etcd, coredns; `dnsFirst` (v1.29+) = … kube-proxy, coredns, pause, etcd. */
   order: 'legacy' | 'dnsFirst'
+  /** v1.21.0–v1.21.1 only: `coredns/coredns` under a custom repository too (regression fixed in v1.21.2). */
+  corednsNestedUnderAnyRepository?: boolean
 }
 
 export interface KubeadmTable {
