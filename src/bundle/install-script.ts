@@ -104,6 +104,10 @@ esac
 # --- the bundle -------------------------------------------------------------------------------------------
 find_bundle() {
   fb_dir=$(dirname -- "$0")
+  # kubeferry create writes NAME.tar and NAME.install.sh side by side
+  case $0 in
+    *.install.sh) if [ -f "\${0%.install.sh}.tar" ]; then bundle=\${0%.install.sh}.tar; return 0; fi ;;
+  esac
   for fb_candidate_dir in "$fb_dir" "$fb_dir/.."; do
     fb_found=''
     fb_count=0
@@ -498,10 +502,10 @@ oci_extract() { # this platform's blobs as an OCI layout in $tmp/oci
   { printf 'oci-layout\\nindex.json\\n'; awk '{ print "blobs/sha256/" $1 }' "$tmp/blobs"; } >"$tmp/members"
   tar -xf "$bundle" -C "$tmp/oci" -T "$tmp/members" 2>"$tmp/err" || die 6 "cannot extract $platform's blobs into $tmp/oci: $(tail -n 1 "$tmp/err")"
 }
-override_args() { # skopeo/podman flags that select $platform
+override_args() { # override_args PREFIX: skopeo (--override-) or podman (--) flags that select $platform
   oa_rest=\${platform#*/}
-  printf -- '--override-os %s --override-arch %s' "\${platform%%/*}" "\${oa_rest%%/*}"
-  case $oa_rest in */*) printf -- ' --override-variant %s' "\${oa_rest#*/}" ;; esac
+  printf -- '%sos %s %sarch %s' "$1" "\${platform%%/*}" "$1" "\${oa_rest%%/*}"
+  case $oa_rest in */*) printf -- ' %svariant %s' "$1" "\${oa_rest#*/}" ;; esac
 }
 import_failed() {
   printf 'kubeferry: error: %s import failed:\\n' "$runtime" >&2
@@ -520,14 +524,15 @@ if [ "$todo_count" -gt 0 ]; then
     podman|cri-o)
       oci_extract
       # shellcheck disable=SC2046 # word splitting of the override flags is intended
-      while read -r name _; do
+      while read -r name _ _ cdigest _ _; do
+        grep -qx -- "$name" "$tmp/todo" || continue
         if [ "$runtime" = podman ] && ! have skopeo; then
-          podman pull $(override_args) "oci:$tmp/oci:$name" >>"$tmp/import.log" 2>&1 &&
-            podman tag "$(podman image ls -q --filter "reference=oci:$tmp/oci:$name" | head -n 1)" "$name" >>"$tmp/import.log" 2>&1
+          podman pull $(override_args --) "oci:$tmp/oci:$name" >>"$tmp/import.log" 2>&1 &&
+            podman tag "\${cdigest#sha256:}" "$name" >>"$tmp/import.log" 2>&1
         else
-          skopeo copy --quiet $(override_args) "oci:$tmp/oci:$name" "containers-storage:$name" >>"$tmp/import.log" 2>&1
+          skopeo copy --quiet $(override_args --override-) "oci:$tmp/oci:$name" "containers-storage:$name" >>"$tmp/import.log" 2>&1
         fi || { import_failed; break; }
-      done <"$tmp/todo" ;;
+      done <"$tmp/images" ;;
   esac
 fi
 
@@ -538,7 +543,13 @@ missing=0
 pinned=0
 while read -r name digest pdigest cdigest pin _; do
   if is_present "$name" "$digest" "$pdigest" "$cdigest"; then
-    if grep -qx -- "$name" "$tmp/todo"; then imported=$((imported + 1)); say "imported $name $digest"; fi
+    if grep -qx -- "$name" "$tmp/todo"; then
+      imported=$((imported + 1))
+      case $runtime in
+        docker|podman|cri-o) say "imported $name (image id $cdigest)" ;;
+        *) say "imported $name $digest" ;;
+      esac
+    fi
     if [ "$pin" = 1 ] && pins_supported && ! is_pinned "$name"; then
       if run_ctr images label "$name" "$PIN_LABEL" >/dev/null 2>"$tmp/err"; then
         pinned=$((pinned + 1))

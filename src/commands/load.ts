@@ -1,0 +1,57 @@
+import {Args, Flags} from '@oclif/core'
+import {RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {isKubeferryError} from '../errors.js'
+import {loadBundle} from '../runtime/load.js'
+
+export default class Load extends BaseCommand {
+  static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."
+  static override description =
+    "Detects the runtime (containerd, k3s/RKE2, docker, podman, nerdctl, CRI-O), checks the bundle (its .sha256, or its structure and this platform's blobs), imports this node's platform, checks every name and digest afterwards, and pins the sandbox images on containerd so kubelet image GC keeps them. Images already present with the same digest are skipped. Same plan, checks and output as install.sh. Exit codes: 0 ok, 1 an image missing after import, 2 usage, 3 no runtime, 4 bad bundle, 5 platform not in bundle, 6 no space."
+  static override examples = [
+    '<%= config.bin %> load k8s.tar',
+    '<%= config.bin %> load k8s.tar --runtime containerd --address /run/containerd/containerd.sock --namespace k8s.io',
+    'DOCKER_HOST=unix:///run/docker.sock <%= config.bin %> load k8s.tar --runtime docker',
+    '<%= config.bin %> load k8s.tar --verify-only',
+  ]
+  static override args = {bundle: Args.string({description: 'The bundle tar written by `kubeferry create`.', required: true})}
+  static override flags = {
+    runtime: Flags.string({description: 'Container runtime to import into.', options: [...RUNTIMES, 'crio'], default: 'auto'}),
+    address: Flags.string({description: 'Runtime socket (containerd: default CONTAINERD_ADDRESS or /run/containerd/containerd.sock; docker: DOCKER_HOST).', helpValue: 'SOCKET'}),
+    namespace: Flags.string({description: "containerd namespace (the kubelet's is k8s.io).", default: 'k8s.io'}),
+    platform: Flags.string({description: "Import this platform instead of the node's own (uname -m).", helpValue: 'OS/ARCH'}),
+    config: Flags.string({description: "The runtime's config file to read the sandbox image (and containerd root) from.", helpValue: 'FILE'}),
+    'dry-run': Flags.boolean({description: 'Say what would be imported; change nothing.', default: false}),
+    'verify-only': Flags.boolean({description: "Check the bundle's checksums and structure; import nothing.", default: false}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Load)
+    const json = flags.json
+    try {
+      const result = await loadBundle({
+        bundle: args.bundle,
+        runtime: flags.runtime as RuntimeName,
+        address: flags.address,
+        namespace: flags.namespace,
+        platform: flags.platform,
+        config: flags.config,
+        dryRun: flags['dry-run'],
+        verifyOnly: flags['verify-only'],
+        onLine: (line, kind) => {
+          if (kind === 'info') {
+            if (!json) process.stdout.write(`${line}\n`)
+          } else process.stderr.write(`${line}\n`)
+        },
+      })
+      if (json) this.printJson(result)
+      process.exitCode = result.exitCode
+    } catch (error) {
+      if (!isKubeferryError(error)) throw error
+      // same wording as install.sh
+      if (json) this.printJson({error: error.toJSON()})
+      process.stderr.write(`kubeferry: error: ${error.message}\n${error.hint ? `  hint: ${error.hint}\n` : ''}`)
+      process.exitCode = error.exitCode
+    }
+  }
+}
