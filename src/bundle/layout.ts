@@ -38,7 +38,11 @@ export const TAR_BLOCK = 512
 
 /** Annotation containerd (`ctr import`, docker >= 25) reads for the image name: the full reference. */
 export const ANNOTATION_CONTAINERD_NAME = 'io.containerd.image.name'
-/** OCI ref name; skopeo/podman `oci-archive:FILE:REF` match REF against it. We store the full reference too. */
+/**
+ * OCI ref name; skopeo/podman `oci-archive:FILE:REF` match REF against it. We store the full reference too.
+ * index.json descriptors carry the OCI media type even for Docker-typed content (see writer.ts
+ * `indexDescriptorMediaType`); the content's true media type is `BundleImage.mediaType` in bundle.json.
+ */
 export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name'
 
 export function blobPath(digest: Digest): string {

@@ -24,6 +24,7 @@ import {
   type BundleMetadata,
 } from './layout.js'
 import {BundleReader} from './reader.js'
+import {indexDescriptorMediaType} from './writer.js'
 import {indexTar} from './tar-index.js'
 
 export interface VerifyProblem {
@@ -216,6 +217,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       const d = indexed.get(image.name)
       if (!d) add('METADATA', `bundle.json lists ${image.name}, index.json does not`, METADATA_FILE)
       else if (d.digest !== image.digest) add('METADATA', `bundle.json says ${image.name} is ${image.digest}, index.json says ${d.digest}`, METADATA_FILE)
+      else if (d.mediaType !== indexDescriptorMediaType(image.mediaType)) add('METADATA', `index.json gives ${image.name} media type ${d.mediaType}, bundle.json ${image.mediaType}`, INDEX_FILE)
       const manifests = manifestsByImage.get(image.name)
       for (const p of image.platforms ?? []) {
         if (!entries.has(`${BLOBS_DIR}${digestHex(p.digest)}`)) add('MISSING', `${image.name} ${p.platform}: manifest ${p.digest} is missing`)
