@@ -142,7 +142,7 @@ export async function startPeers(runDir: string, options: StartOptions): Promise
     regs = await timed('registries', () => registries)
     const set = await images
     const r = regs
-    await timed('image push (3 registries)', () => Promise.all([pushImageSet(set, r.open), pushImageSet(set, r.htpasswd), pushImageSet(set, r.token)]))
+    await timed('image push (3 registries)', () => Promise.all([r.open, r.htpasswd, r.token].map((peer) => pushImageSet(set, peer, {fresh: true}))))
   } catch (error) {
     unavailable.registries = await reason(error)
   }

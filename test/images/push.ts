@@ -75,11 +75,13 @@ async function expect(what: string, res: Awaited<ReturnType<typeof request>>, ok
   throw new Error(`${what}: HTTP ${res.statusCode} ${text.slice(0, 300)}`)
 }
 
-async function pushBlob(target: PushTarget, auth: Headers, repository: string, digest: string, size: number, path: string): Promise<void> {
+async function pushBlob(target: PushTarget, auth: Headers, repository: string, digest: string, size: number, path: string, check: boolean): Promise<void> {
   const base = `${target.url}/v2/${repository}`
-  const head = await request(`${base}/blobs/${digest}`, {method: 'HEAD', headers: auth})
-  await head.body.dump()
-  if (head.statusCode === 200) return
+  if (check) {
+    const head = await request(`${base}/blobs/${digest}`, {method: 'HEAD', headers: auth})
+    await head.body.dump()
+    if (head.statusCode === 200) return
+  }
   const start = await request(`${base}/blobs/uploads/`, {method: 'POST', headers: auth})
   await expect(`start upload of ${digest} to ${repository}`, start, [202])
   const location = new URL(String(start.headers.location), target.url)
@@ -102,7 +104,7 @@ async function putManifest(target: PushTarget, auth: Headers, repository: string
 }
 
 /** Push one image (all platforms) under `repository:tag` (default: the image's own). */
-export async function pushImage(source: PushSource, target: PushTarget, image: TestImage, auth: RepoAuth = new RepoAuth(target), as?: {repository?: string; tag?: string}): Promise<void> {
+export async function pushImage(source: PushSource, target: PushTarget, image: TestImage, auth: RepoAuth = new RepoAuth(target), as?: {repository?: string; tag?: string; fresh?: boolean}): Promise<void> {
   const repository = as?.repository ?? image.repository
   const tag = as?.tag ?? image.tag
   const headers = await auth.headers(repository)
@@ -111,19 +113,22 @@ export async function pushImage(source: PushSource, target: PushTarget, image: T
     blobs.set(p.config, p.configSize)
     for (const l of p.layers) blobs.set(l.digest, l.size)
   }
-  await Promise.all([...blobs].map(([digest, size]) => pushBlob(target, headers, repository, digest, size, source.blobPath(digest))))
+  await Promise.all([...blobs].map(([digest, size]) => pushBlob(target, headers, repository, digest, size, source.blobPath(digest), !as?.fresh)))
   await Promise.all(image.platforms.map(async (p) => putManifest(target, headers, repository, p.digest, p.manifestMediaType, await readFile(source.blobPath(p.digest)))))
   await putManifest(target, headers, repository, tag, image.mediaType, await readFile(source.blobPath(image.digest)))
 }
 
-/** Push every image of `source` into `target` under its canonical repository path, `concurrency` images at once. */
-export async function pushImageSet(source: PushSource, target: PushTarget, options: {concurrency?: number; prefix?: string} = {}): Promise<void> {
+/**
+ * Push every image of `source` into `target` under its canonical repository path (or `prefix/`+path),
+ * `concurrency` images at once. `fresh`: the registry is known empty, skip the HEAD checks.
+ */
+export async function pushImageSet(source: PushSource, target: PushTarget, options: {concurrency?: number; prefix?: string; fresh?: boolean} = {}): Promise<void> {
   const auth = new RepoAuth(target)
   const queue = [...source.images]
   const worker = async (): Promise<void> => {
     for (let image = queue.shift(); image; image = queue.shift()) {
-      await pushImage(source, target, image, auth, options.prefix ? {repository: `${options.prefix}/${image.repository}`} : undefined)
+      await pushImage(source, target, image, auth, {fresh: options.fresh, ...(options.prefix ? {repository: `${options.prefix}/${image.repository}`} : {})})
     }
   }
-  await Promise.all(Array.from({length: options.concurrency ?? 4}, worker))
+  await Promise.all(Array.from({length: options.concurrency ?? 6}, worker))
 }
