@@ -46,14 +46,14 @@ export async function readKubeadmConfig(path: string): Promise<KubeadmConfig> {
  * etcd.local.imageRepository/imageTag, etcd.external, and v1beta4 dns.disabled/proxy.disabled.
  */
 export function parseKubeadmConfig(text: string, file = 'kubeadm config'): KubeadmConfig {
-  const docs = parseAllDocuments(text, {prettyErrors: false})
+  const docs = parseAllDocuments(text)
   const list = Array.isArray(docs) ? docs : [docs]
   const objects: Obj[] = []
   for (const doc of list) {
     if (doc.errors.length > 0) {
       const error = doc.errors[0]
       const line = error.linePos?.[0]?.line
-      throw invalid(file, `invalid YAML${line ? ` at line ${line}` : ''}: ${error.message.split('\n')[0]}`)
+      throw invalid(file, `invalid YAML${line ? ` at line ${line}` : ''}: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`)
     }
     const value = doc.toJS() as unknown
     if (value === null || value === undefined) continue

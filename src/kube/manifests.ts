@@ -75,14 +75,14 @@ function collect(object: unknown, origin: string, out: ManifestImage[]): void {
  * initContainers, ephemeralContainers), in document order. Other kinds are ignored.
  */
 export function scanManifestText(text: string, origin: string): ManifestImage[] {
-  const docs = parseAllDocuments(text, {prettyErrors: false})
+  const docs = parseAllDocuments(text)
   const list = Array.isArray(docs) ? docs : [docs]
   const out: ManifestImage[] = []
   for (const doc of list) {
     if (doc.errors.length > 0) {
       const error = doc.errors[0]
       const line = error.linePos?.[0]?.line
-      throw new KubeferryError('INVALID_ARGUMENT', `${origin}: invalid YAML${line ? ` at line ${line}` : ''}: ${error.message.split('\n')[0]}`, {
+      throw new KubeferryError('INVALID_ARGUMENT', `${origin}: invalid YAML${line ? ` at line ${line}` : ''}: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`, {
         hint: 'fix the manifest (or render the chart with helm template first)',
       })
     }
