@@ -13,9 +13,9 @@
 import {createHash} from 'node:crypto'
 import {KubeferryError} from '../errors.js'
 import {isDigest, type Digest} from '../oci/digest.js'
-import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
+import {isImageManifestMediaType, isIndexMediaType, MediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
-import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE} from '../bundle/layout.js'
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
 import {parseReference, type Reference} from '../registry/reference.js'
@@ -73,6 +73,27 @@ export interface CatalogOptions {
 
 const MAX_INDEX_DEPTH = 2
 
+const OCI_TWIN: Record<string, string> = {
+  [MediaType.DockerManifestList]: MediaType.OciIndex,
+  [MediaType.DockerManifest]: MediaType.OciManifest,
+}
+
+/** The bundle's images: from bundle.json when present (true media types), else from index.json annotations. */
+async function topLevelImages(reader: BundleReader): Promise<Array<{name: string; descriptor: Descriptor}>> {
+  if (reader.has(METADATA_FILE)) {
+    const meta = await reader.metadata()
+    if (!meta || !Array.isArray(meta.images)) throw invalid(reader.path, `${METADATA_FILE} has no images list`)
+    return meta.images.map((image) => ({name: image.name, descriptor: {digest: image.digest, size: image.size, mediaType: image.mediaType}}))
+  }
+  const index = await reader.readJson<ImageIndex>(INDEX_FILE)
+  if (!index || !Array.isArray(index.manifests)) throw invalid(reader.path, `${INDEX_FILE} has no manifests list`)
+  return index.manifests.map((descriptor) => {
+    const name = descriptor.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? descriptor.annotations?.[ANNOTATION_REF_NAME]
+    if (!name) throw invalid(reader.path, `an ${INDEX_FILE} entry (${descriptor.digest}) has no image name annotation`)
+    return {name, descriptor}
+  })
+}
+
 function invalid(path: string, why: string): KubeferryError {
   return new KubeferryError('BUNDLE_INVALID', `${path}: cannot serve this bundle: ${why}`, {
     hint: 'run `kubeferry verify` on it, then rebuild or copy it again',
@@ -88,22 +109,22 @@ export class Catalog {
 
   constructor(readonly options: CatalogOptions) {}
 
-  /** Add every image of one bundle. Bundles added earlier win conflicts. */
+  /**
+   * Add every image of one bundle. Bundles added earlier win conflicts. Names and TRUE media types come from
+   * bundle.json (index.json gives Docker-typed content OCI types for skopeo's sake); a plain OCI layout without
+   * bundle.json falls back to index.json and the media type each manifest declares.
+   */
   async addBundle(reader: BundleReader): Promise<void> {
-    const index = await reader.readJson<ImageIndex>(INDEX_FILE)
-    if (!index || !Array.isArray(index.manifests)) throw invalid(reader.path, `${INDEX_FILE} has no manifests list`)
-    for (const descriptor of index.manifests) {
-      const name = descriptor.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? descriptor.annotations?.[ANNOTATION_REF_NAME]
-      if (!name) throw invalid(reader.path, `an ${INDEX_FILE} entry (${descriptor.digest}) has no image name annotation`)
+    for (const {name, descriptor} of await topLevelImages(reader)) {
       let ref: Reference
       try {
         ref = parseReference(name, {defaultTag: false})
       } catch {
-        throw invalid(reader.path, `invalid image name "${name}" in ${INDEX_FILE}`)
+        throw invalid(reader.path, `invalid image name "${name}"`)
       }
       const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
       await this.addManifestTree(reader, descriptor, reachable, 0, true)
-      this.addImage(reader, ref, name, descriptor, reachable)
+      this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
     }
     this.sortedNames = undefined
   }
@@ -158,7 +179,7 @@ export class Catalog {
       if (required) throw invalid(reader.path, `manifest ${descriptor.digest} is missing`)
       return // a platform left out of a sparse index
     }
-    const mediaType = descriptor.mediaType
+    let mediaType = descriptor.mediaType
     if (SCHEMA1_MEDIA_TYPES.has(mediaType)) throw invalid(reader.path, `${descriptor.digest} is a schema1 manifest, which kubeferry does not serve`)
     if (!isIndexMediaType(mediaType) && !isImageManifestMediaType(mediaType)) throw invalid(reader.path, `${descriptor.digest} has unsupported media type "${mediaType}"`)
 
@@ -172,7 +193,9 @@ export class Catalog {
       throw invalid(reader.path, `manifest ${descriptor.digest} is not valid JSON`)
     }
     if (parsed.mediaType !== undefined && parsed.mediaType !== mediaType) {
-      throw invalid(reader.path, `manifest ${descriptor.digest} says mediaType "${parsed.mediaType}", its descriptor "${mediaType}"`)
+      // index.json types Docker content with its OCI twin (same structure); the content's own field is the truth.
+      if (depth === 0 && OCI_TWIN[parsed.mediaType] === mediaType) mediaType = parsed.mediaType
+      else throw invalid(reader.path, `manifest ${descriptor.digest} says mediaType "${parsed.mediaType}", its descriptor "${mediaType}"`)
     }
     this.remember(reader, descriptor, 'verified', mediaType)
     reachable.manifests.add(descriptor.digest)
@@ -213,16 +236,3 @@ export class Catalog {
   }
 }
 
-/**
- * Hash every blob the catalog serves that is not verified yet (a few at a time); returns the digests that failed.
- * Used at start when the bundle's own `verifyBundle` check is not available, and by tests.
- */
-export async function verifyCatalogContent(catalog: Catalog, hashOne: (content: StoredContent) => Promise<void>, concurrency = 2): Promise<StoredContent[]> {
-  const pending = [...catalog.contents.values()].filter((c) => c.state === 'unverified')
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < pending.length) await hashOne(pending[next++])
-  }
-  await Promise.all(Array.from({length: Math.min(concurrency, pending.length)}, worker))
-  return [...catalog.contents.values()].filter((c) => c.state === 'bad')
-}

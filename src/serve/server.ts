@@ -17,17 +17,19 @@ import {parseRoute} from './routes.js'
 export interface LoadOptions {
   /** Also answer every image under this path (`k8s` → `k8s/pause`). */
   prefix?: string
-  /**
-   * Full content check of each bundle before it is served (verifyBundle). Without it (`--no-verify`) each blob is
-   * hashed the first time it is served.
-   */
+  /** Check of each bundle before it is indexed (`assertBundleValid`, full or quick); throws to refuse the bundle. */
   verify?: (path: string) => Promise<unknown>
+  /**
+   * True when `verify` hashed every blob (default: true when `verify` is given). Otherwise (`--no-verify`) each blob
+   * is hashed the first time it is served.
+   */
+  contentVerified?: boolean
 }
 
 /** Open and index the bundles (first given wins a conflicting tag). Throws KubeferryError for a bundle that fails. */
 export async function loadCatalog(paths: string[], options: LoadOptions = {}): Promise<Catalog> {
   if (paths.length === 0) throw new KubeferryError('INVALID_ARGUMENT', 'no bundle given', {hint: 'kubeferry serve BUNDLE.tar [BUNDLE.tar…]'})
-  const catalog = new Catalog({prefix: options.prefix, contentVerified: Boolean(options.verify)})
+  const catalog = new Catalog({prefix: options.prefix, contentVerified: options.contentVerified ?? Boolean(options.verify)})
   for (const path of paths) {
     if (options.verify) await options.verify(path)
     await catalog.addBundle(await BundleReader.open(path))

@@ -73,3 +73,50 @@ export async function rawRequest(url: string, text: string): Promise<string> {
     socket.write(text)
   })
 }
+
+export const projectRoot = new URL('../../../', import.meta.url).pathname
+
+export interface CliServer {
+  child: import('node:child_process').ChildProcess
+  /** First stdout line (the `listening` document with --json). */
+  first: string
+  stderr: () => string
+  exited: Promise<number | null>
+}
+
+/** Run `kubeferry serve …`; resolves with the first stdout line, or rejects with stderr when it exits first. */
+export async function startCli(args: string[], timeoutMs = 30_000): Promise<CliServer> {
+  const {spawn} = await import('node:child_process')
+  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'serve', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout!.setEncoding('utf8')
+  child.stderr!.setEncoding('utf8')
+  child.stderr!.on('data', (chunk: string) => (stderr += chunk))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const first = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`serve did not start in ${timeoutMs} ms: ${stderr}`))
+    }, timeoutMs)
+    child.stdout!.on('data', (chunk: string) => {
+      stdout += chunk
+      const nl = stdout.indexOf('\n')
+      if (nl !== -1) {
+        clearTimeout(timer)
+        resolve(stdout.slice(0, nl))
+      }
+    })
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(Object.assign(new Error(`serve exited with ${code}: ${stderr}`), {code, stderr}))
+    })
+  })
+  return {child, first, stderr: () => stderr, exited}
+}
+
+/** Stop a CLI server by its PID (SIGTERM) and return its exit code. */
+export async function stopCli(server: CliServer): Promise<number | null> {
+  if (server.child.exitCode === null && server.child.pid) process.kill(server.child.pid, 'SIGTERM')
+  return server.exited
+}
