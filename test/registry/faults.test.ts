@@ -221,17 +221,20 @@ test('token flow: challenge → token with Basic credentials → retry; one toke
 })
 
 test('an expired token is refreshed before use, a revoked one after the 401', async (t) => {
-  const reg = await tokenRegistry({lifetimeS: 6, users: {bob: 'pw-123456'}})
+  const reg = await tokenRegistry({lifetimeS: 2, users: {bob: 'pw-123456'}})
   t.teardown(() => reg.server.close())
   const client = new RegistryClient({credentials: staticCredentialProvider({[reg.server.host]: {username: 'bob', password: 'pw-123456'}}), retry: fastRetry})
   t.teardown(() => client.close())
   const ref = parseReference(`${reg.server.host}/lib/app:1`)
+  const registryCalls = () => reg.server.requests.filter((r) => !r.url.startsWith('/token')).length
   await client.getManifest(ref)
   t.is(reg.tokenRequests.length, 1)
-  // 6 s lifetime, renewed 5 s early: after 1.2 s the client must fetch a fresh one up front.
-  await new Promise((r) => setTimeout(r, 1200))
+  t.is(registryCalls(), 2) // anonymous 401, then with the token
+  // 2 s lifetime is renewed a quarter early: after 1.6 s a fresh token is fetched up front (no 401 first).
+  await new Promise((r) => setTimeout(r, 1600))
   await client.getManifest(ref)
   t.is(reg.tokenRequests.length, 2)
+  t.is(registryCalls(), 3)
   reg.revoke()
   await client.getManifest(ref)
   t.is(reg.tokenRequests.length, 3)

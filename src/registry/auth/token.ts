@@ -12,10 +12,10 @@ export function repositoryScope(repository: string, actions: string[]): Scope {
 
 interface CachedToken {
   header: string
-  expiresAt: number
+  renewAt: number
 }
 
-/** Tokens are renewed this long before the server says they expire. */
+/** Tokens are renewed this long before the server says they expire (a quarter of short lifetimes). */
 const EXPIRY_MARGIN_MS = 5_000
 const DEFAULT_TOKEN_LIFETIME_S = 60
 
@@ -65,7 +65,7 @@ export class AuthManager {
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined
     const key = `${host}|${challenge.params.service ?? ''}|${[...scopes].sort().join(' ')}`
     const cached = this.tokens.get(key)
-    if (cached && !refresh && cached.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return cached.header
+    if (cached && !refresh && cached.renewAt > Date.now()) return cached.header
     let inflight = this.pending.get(key)
     if (!inflight) {
       inflight = this.fetchToken(host, challenge, scopes).finally(() => this.pending.delete(key))
@@ -122,7 +122,8 @@ export class AuthManager {
     if (token === '') throw new KubeferryError('REGISTRY_ERROR', `the token service of registry ${host} sent no token`)
     const lifetime = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : DEFAULT_TOKEN_LIFETIME_S
     this.transport.log('debug', `got a token for ${host} (${scopes.join(' ') || 'no scope'}), valid ${lifetime}s`)
-    return {header: `Bearer ${token}`, expiresAt: Date.now() + lifetime * 1000}
+    const lifetimeMs = lifetime * 1000
+    return {header: `Bearer ${token}`, renewAt: Date.now() + lifetimeMs - Math.min(EXPIRY_MARGIN_MS, lifetimeMs / 4)}
   }
 }
 
