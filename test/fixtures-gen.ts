@@ -22,7 +22,7 @@ export const FIXTURE_IMAGES = ['registry.k8s.io/pause:3.10', 'registry.k8s.io/co
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 
 interface RawEntry {
-  header: tar.Headers
+  header: tar.Header
   data: Buffer
 }
 
@@ -32,7 +32,7 @@ async function readEntries(bytes: Buffer): Promise<RawEntry[]> {
   const done = new Promise<void>((res, rej) => {
     extract.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = []
-      stream.on('data', (c: Buffer) => chunks.push(c))
+      stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
       stream.on('end', () => {
         out.push({header, data: Buffer.concat(chunks)})
         next()

@@ -1,0 +1,72 @@
+/**
+ * `verify` on the generated fixtures (fixtures/bundles, see test/fixtures-gen.ts): the good bundle passes; a
+ * flipped byte in a layer, a missing blob and an extra `../` entry each fail with the right problem, through the
+ * library and through the CLI (exit code, one line per problem, --json).
+ */
+import {spawnSync} from 'node:child_process'
+import {dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import test from 'ava'
+import {assertBundleValid, verifyBundle} from '../../src/bundle/verify.js'
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+const fixture = (name: string): string => join(projectRoot, 'fixtures', 'bundles', name)
+
+function cli(...args: string[]) {
+  const result = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), ...args], {encoding: 'utf8'})
+  return {code: result.status, stdout: result.stdout, stderr: result.stderr}
+}
+
+test('the good fixture verifies', async (t) => {
+  const result = await verifyBundle(fixture('good.tar'))
+  t.deepEqual(result.problems, [])
+  t.is(result.images, 3)
+  t.true(result.bytesHashed > 0)
+  await t.notThrowsAsync(assertBundleValid(fixture('good.tar')))
+})
+
+test('a flipped byte in a layer is found (digest and SHA256SUMS)', async (t) => {
+  const result = await verifyBundle(fixture('flipped-layer.tar'))
+  t.false(result.ok)
+  t.deepEqual([...new Set(result.problems.map((p) => p.kind))].sort(), ['CHECKSUMS', 'DIGEST'])
+  t.regex(result.problems.find((p) => p.kind === 'DIGEST')!.message, /blobs\/sha256\/[a-f0-9]{64}" has content sha256:/)
+  // --quick skips hashing layers but still checks nothing else is wrong
+  const quick = await verifyBundle(fixture('flipped-layer.tar'), {quick: true})
+  t.false(quick.problems.some((p) => p.kind === 'DIGEST'))
+})
+
+test('a missing blob is found everywhere it is referenced', async (t) => {
+  const result = await verifyBundle(fixture('missing-blob.tar'))
+  t.false(result.ok)
+  const kinds = result.problems.map((p) => p.kind)
+  t.true(kinds.includes('MISSING'))
+  t.true(kinds.includes('DOCKER'), 'manifest.json points at it')
+  t.true(kinds.includes('CHECKSUMS'))
+  t.true(result.problems.length >= 3, 'every problem is reported, not just the first')
+  await t.throwsAsync(assertBundleValid(fixture('missing-blob.tar')), {message: /does not verify: .* \(and \d+ more problems\)/})
+})
+
+test('an extra ../ entry is refused before anything is read', async (t) => {
+  const result = await verifyBundle(fixture('traversal.tar'))
+  t.false(result.ok)
+  t.is(result.problems[0].kind, 'STRUCTURE')
+  t.regex(result.problems[0].message, /path traversal entry "\.\.\/evil"/)
+})
+
+test('verify CLI: exit 0 only when everything holds; problems listed; --json', (t) => {
+  const good = cli('verify', fixture('good.tar'))
+  t.is(good.code, 0, good.stderr)
+  t.regex(good.stdout, /OK \(3 images/)
+  const bad = cli('verify', fixture('missing-blob.tar'))
+  t.is(bad.code, 1)
+  t.true(bad.stderr.split('\n').filter((l) => l.includes(': MISSING: ')).length >= 1)
+  t.notRegex(bad.stderr, /\n\s+at /, 'no stack trace')
+  const json = cli('verify', fixture('flipped-layer.tar'), '--json')
+  t.is(json.code, 1)
+  const doc = JSON.parse(json.stdout) as {ok: boolean; problems: {kind: string}[]}
+  t.false(doc.ok)
+  t.true(doc.problems.some((p) => p.kind === 'DIGEST'))
+  const missing = cli('verify', join(projectRoot, 'fixtures', 'bundles', 'nope.tar'))
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /cannot open bundle .*nope\.tar: ENOENT/)
+})

@@ -1,0 +1,195 @@
+/**
+ * The bundle writer without peers: tar format rules (plain ustar, sorted, uid/gid 0, modes, mtime, exactly 1024
+ * trailing zero bytes), determinism, SHA256SUMS and the .sha256 side file (checked with the real sha256sum), the
+ * cache (a rebuild downloads nothing), failures leave nothing under the final name, missing platforms, and the
+ * committed fixtures are what the generator makes.
+ */
+import {execFileSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {basename, dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import test from 'ava'
+import {buildBundle} from '../../src/bundle/build.js'
+import {planBundle} from '../../src/bundle/plan.js'
+import {verifyBundle} from '../../src/bundle/verify.js'
+import {inspectBundle} from '../../src/bundle/inspect.js'
+import type {BundleMetadata} from '../../src/bundle/layout.js'
+import {BlobStore} from '../../src/store/blob-store.js'
+import type {Digest} from '../../src/oci/digest.js'
+import {buildImageSet, type ImageSet} from '../images/builder.js'
+import {FIXTURE_IMAGES, generateFixtures} from '../fixtures-gen.js'
+import {layoutSource} from './layout-source.js'
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+let work: string
+let set: ImageSet
+
+test.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kubeferry-writer-test-'))
+  set = await buildImageSet({dir: join(work, 'images'), only: FIXTURE_IMAGES, busybox: false, layerSize: 4096, baseLayerSize: 2048})
+})
+test.after.always(async () => {
+  await rm(work, {recursive: true, force: true})
+})
+
+async function build(name: string, cache: string, extra: Partial<Parameters<typeof buildBundle>[0]> = {}) {
+  const source = layoutSource(set.images, (d) => set.blobPath(d))
+  const output = join(work, name)
+  const summary = await buildBundle({
+    source,
+    store: await BlobStore.open(join(work, cache)),
+    requests: FIXTURE_IMAGES.map((reference) => ({reference})),
+    platforms: ['linux/amd64', 'linux/arm64'],
+    output,
+    request: {platforms: ['linux/amd64', 'linux/arm64']},
+    fsync: false,
+    ...extra,
+  })
+  return {summary, output, source}
+}
+
+interface Header {
+  name: string
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  mtime: number
+  type: string
+  magic: string
+}
+
+function headers(tar: Buffer): {list: Header[]; end: number} {
+  const list: Header[] = []
+  let pos = 0
+  for (;;) {
+    const block = tar.subarray(pos, pos + 512)
+    if (block.every((b) => b === 0)) return {list, end: pos}
+    const str = (a: number, n: number) => block.subarray(a, a + n).toString('latin1').replace(/\0.*$/s, '')
+    const oct = (a: number, n: number) => Number.parseInt(str(a, n).trim() || '0', 8)
+    const h = {name: str(0, 100), mode: oct(100, 8), uid: oct(108, 8), gid: oct(116, 8), size: oct(124, 12), mtime: oct(136, 12), type: String.fromCharCode(block[156]), magic: block.subarray(257, 265).toString('latin1')}
+    list.push(h)
+    pos += 512 + Math.ceil(h.size / 512) * 512
+  }
+}
+
+test('tar is plain ustar, sorted, root-owned, fixed modes and mtime, ends with exactly 1024 zero bytes', async (t) => {
+  const {output, summary} = await build('format.tar', 'cache-format', {sourceDateEpoch: 1700000000})
+  const bytes = await readFile(output)
+  const {list, end} = headers(bytes)
+  t.is(end + 1024, bytes.length, 'nothing after the two zero blocks')
+  t.true(bytes.subarray(end).every((b) => b === 0))
+  t.true(list.length > 10)
+  t.deepEqual(list.map((h) => h.name), [...list.map((h) => h.name)].sort(), 'entries sorted by name')
+  for (const h of list) {
+    t.is(h.type, '0', `${h.name} is a regular file (no PAX/dir/link entries)`)
+    t.is(h.magic, 'ustar\u000000')
+    t.is(h.uid, 0)
+    t.is(h.gid, 0)
+    t.is(h.mtime, 1700000000)
+    t.is(h.mode, h.name === 'kubeferry/install.sh' ? 0o755 : 0o644, h.name)
+  }
+  for (const name of ['oci-layout', 'index.json', 'manifest.json', 'kubeferry/bundle.json', 'kubeferry/SHA256SUMS', 'kubeferry/install.sh', 'kubeferry/docker/linux-amd64.tar', 'kubeferry/docker/linux-arm64.tar']) {
+    t.true(list.some((h) => h.name === name), name)
+  }
+  t.is(summary.sha256, createHash('sha256').update(bytes).digest('hex'), 'hash computed while writing equals the file')
+  t.is(summary.size, bytes.length)
+  const meta = JSON.parse(execFileSync('tar', ['-xOf', output, 'kubeferry/bundle.json'], {encoding: 'utf8'})) as BundleMetadata
+  t.is(meta.created, new Date(1700000000 * 1000).toISOString())
+  // sha256sum checks the side file and, unpacked, every entry of SHA256SUMS
+  t.regex(execFileSync('sha256sum', ['-c', basename(`${output}.sha256`)], {cwd: dirname(output), encoding: 'utf8'}), /format\.tar: OK/)
+  const unpacked = join(work, 'unpacked')
+  execFileSync('mkdir', ['-p', unpacked])
+  execFileSync('tar', ['-xf', output, '-C', unpacked])
+  const checked = execFileSync('sha256sum', ['-c', 'kubeferry/SHA256SUMS'], {cwd: unpacked, encoding: 'utf8'})
+  t.is(checked.trim().split('\n').length, list.length - 1, 'every file but SHA256SUMS is listed')
+  t.notRegex(checked, /FAILED/)
+  t.true(existsSync(join(work, 'format.install.sh')))
+})
+
+test('same input gives a byte-identical bundle; a rebuild with a warm cache downloads nothing', async (t) => {
+  const first = await build('a.tar', 'cache-det')
+  t.true(first.summary.downloadedBlobs > 0)
+  const second = await build('b.tar', 'cache-det')
+  t.is(second.summary.downloadedBlobs, 0)
+  t.deepEqual(second.source.blobGets, [], 'no blob fetched from the source')
+  const cold = await build('c.tar', 'cache-det-cold')
+  t.is(first.summary.sha256, second.summary.sha256)
+  t.is(first.summary.sha256, cold.summary.sha256)
+  t.deepEqual(await readFile(first.output), await readFile(cold.output))
+  const result = await verifyBundle(first.output)
+  t.deepEqual(result.problems, [])
+  t.true(result.ok)
+})
+
+test('shared blobs are stored once and the bundle is at most 1% larger than its unique blobs plus metadata', async (t) => {
+  const {summary, output} = await build('shared.tar', 'cache-shared')
+  const {list} = headers(await readFile(output))
+  const blobEntries = list.filter((h) => h.name.startsWith('blobs/sha256/'))
+  t.is(blobEntries.length, summary.uniqueBlobs)
+  t.is(new Set(blobEntries.map((h) => h.name)).size, blobEntries.length)
+  t.is(blobEntries.reduce((n, h) => n + h.size, 0), summary.blobBytes)
+})
+
+test('a failing download leaves no bundle, no partial file, and verified blobs stay cached', async (t) => {
+  const plan = await planBundle(layoutSource(set.images, (d) => set.blobPath(d)), FIXTURE_IMAGES.map((reference) => ({reference})), {platforms: ['linux/amd64']})
+  const victim = plan.blobs.filter((b) => !b.bytes).at(-1)!.digest as Digest
+  const source = layoutSource(set.images, (d) => set.blobPath(d), {failBlob: victim})
+  const output = join(work, 'fail.tar')
+  const error = await t.throwsAsync(
+    buildBundle({source, store: await BlobStore.open(join(work, 'cache-fail')), requests: FIXTURE_IMAGES.map((reference) => ({reference})), platforms: ['linux/amd64'], output, request: {platforms: ['linux/amd64']}, fsync: false}),
+  )
+  t.regex(error!.message, /connection reset/)
+  t.false(existsSync(output))
+  t.false(existsSync(`${output}.partial`))
+  t.false(existsSync(`${output}.sha256`))
+  const cached = await readdir(join(work, 'cache-fail', 'blobs', 'sha256'))
+  t.false(cached.includes(victim.slice(7)))
+  t.deepEqual(await readdir(join(work, 'cache-fail', 'tmp')), [], 'no temp file left')
+})
+
+test('a platform an image lacks is a clear error naming image and platform; --skip-missing-platforms bundles the rest', async (t) => {
+  const source = layoutSource(set.images, (d) => set.blobPath(d))
+  const error = await t.throwsAsync(planBundle(source, [{reference: 'registry.k8s.io/pause:3.10'}], {platforms: ['linux/s390x']}))
+  t.regex(error!.message, /registry\.k8s\.io\/pause:3\.10 has no image for platform linux\/s390x \(it has: linux\/amd64, linux\/arm64\)/)
+  const plan = await planBundle(source, [{reference: 'registry.k8s.io/pause:3.10'}], {platforms: ['linux/amd64', 'linux/s390x'], skipMissingPlatforms: true})
+  t.deepEqual(plan.images[0].platforms.map((p) => p.platform), ['linux/amd64'])
+  t.true(plan.images[0].sparse)
+  t.true(plan.warnings.some((w) => w.includes('linux/s390x')))
+})
+
+test('inspect reports images, platforms, roles and sources', async (t) => {
+  const source = layoutSource(set.images, (d) => set.blobPath(d))
+  const output = join(work, 'roles.tar')
+  await buildBundle({
+    source,
+    store: await BlobStore.open(join(work, 'cache-roles')),
+    requests: [
+      {reference: 'registry.k8s.io/pause:3.10', role: 'pause', source: 'kubeadm v1.31.6'},
+      {reference: 'registry.k8s.io/coredns/coredns:v1.11.3', role: 'coredns', source: 'kubeadm v1.31.6'},
+      {reference: 'registry.k8s.io/pause:3.10', role: 'sandbox', source: 'containerd 1.7 default sandbox image'},
+    ],
+    platforms: ['linux/arm64'],
+    output,
+    request: {kubernetesVersion: 'v1.31.6', platforms: ['linux/arm64']},
+    fsync: false,
+  })
+  const info = await inspectBundle(output)
+  t.deepEqual(info.images.map((i) => i.name), ['registry.k8s.io/pause:3.10', 'registry.k8s.io/coredns/coredns:v1.11.3'])
+  t.deepEqual(info.pause, [{name: 'registry.k8s.io/pause:3.10', for: ['kubeadm v1.31.6', 'containerd 1.7 default sandbox image']}])
+  t.is(info.dockerPlatform, 'linux/arm64')
+  t.true(info.images.every((i) => i.sparse && i.platforms.join() === 'linux/arm64'))
+  t.is(info.images[0].digest, set.images.find((i) => i.name === 'registry.k8s.io/pause:3.10')!.digest)
+})
+
+test('the committed fixtures are exactly what the generator makes', async (t) => {
+  const out = join(work, 'fixtures')
+  const names = await generateFixtures(out)
+  for (const name of names) {
+    const committed = await readFile(join(projectRoot, 'fixtures', 'bundles', name))
+    t.true(committed.equals(await readFile(join(out, name))), `${name} regenerates byte-identical`)
+  }
+})
