@@ -228,3 +228,21 @@ peerTest('dockerd peer: /usr/bin/docker pulls busybox from the open registry and
   t.is(run.stdout.trim(), 'hello from the test busybox')
   await docker(['rmi', ref])
 })
+
+for (const kind of ['htpasswd', 'token'] as const) {
+  peerTest(`skopeo pushes to and pulls from the ${kind} registry with --creds, digests kept`, ['registries', 'skopeo'], async (t, peers) => {
+    const peer = peers.registries[kind]
+    const creds = `${peer.username}:${peer.password}`
+    // (skopeo 1.9's oci: transport does not find ref names with two slashes, e.g. coredns/coredns: use kube-proxy)
+    const image = peers.images.find((i) => i.name === 'registry.k8s.io/kube-proxy:v1.31.6')!
+    const target = `docker://${peer.host}/kubeferry-harness-test/kube-proxy:copied`
+    await execFileP('skopeo', ['copy', '--all', '--dest-tls-verify=false', '--dest-creds', creds, `oci:${peers.imageDir}:${image.name}`, target])
+    t.is(await skopeoDigest(peer, 'kubeferry-harness-test/kube-proxy:copied'), image.digest)
+    const dir = await tempDir(t)
+    await execFileP('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', creds, target, `dir:${join(dir, 'pulled')}`])
+    const host = image.platforms.find((p) => p.platform === hostPlatformString())!
+    for (const layer of host.layers) t.is(await sha256File(join(dir, 'pulled', layer.digest.slice(7))), layer.digest)
+    const wrong = await t.throwsAsync(execFileP('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', `${peer.username}:not-the-password`, target, `dir:${join(dir, 'refused')}`]))
+    t.regex(String((wrong as {stderr?: string}).stderr), /unauthorized|authentication required|401/i)
+  })
+}
