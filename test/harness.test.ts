@@ -7,6 +7,7 @@ import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
+import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import {createGunzip} from 'node:zlib'
 import {request} from 'undici'
@@ -51,6 +52,10 @@ test('the builder is deterministic: two builds give the same digests and bytes',
   const a = await buildImageSet({dir: join(dir, 'a')})
   const b = await buildImageSet({dir: join(dir, 'b')})
   t.deepEqual(a.images, b.images)
+  // and in another process (through the CLI), so nothing per-process (time, randomness) leaks in
+  const cli = fileURLToPath(new URL('./images/cli.js', import.meta.url))
+  const {stdout} = await execFileP(process.execPath, [cli, 'build', '--dir', join(dir, 'c')], {maxBuffer: 16 << 20})
+  t.deepEqual(JSON.parse(stdout), a.images)
   t.is(await readFile(join(dir, 'a', 'index.json'), 'utf8'), await readFile(join(dir, 'b', 'index.json'), 'utf8'))
   for (const digest of allBlobDigests(a.images)) {
     t.is(await sha256File(a.blobPath(digest)), digest, `blob ${digest} is stored under its digest`)
