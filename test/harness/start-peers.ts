@@ -6,7 +6,7 @@ import {join} from 'node:path'
 import type {ImageSet} from '../images/builder.js'
 import {pushImageSet} from '../images/push.js'
 import type {Peers, RegistryPeer, TokenRegistryPeer} from './peers.js'
-import {startContainerd, CTR_BIN} from './peers/containerd.js'
+import {killAllTasks, startContainerd, CTR_BIN} from './peers/containerd.js'
 import {startDockerd, DOCKER_BIN} from './peers/dockerd.js'
 import {startRegistry, REGISTRY_BIN} from './peers/registry.js'
 import {run, stopDaemon, trackedProcesses, type ManagedProcess} from './proc.js'
@@ -176,14 +176,33 @@ async function mountsUnder(dir: string): Promise<string[]> {
     .sort((a, b) => b.length - a.length)
 }
 
-export async function stopPeers(state: RunningPeers, options: {keepRunDir?: boolean} = {}): Promise<void> {
-  // dockerd before the containerd it uses; registries in parallel.
-  const order = ['dockerd', 'containerd']
-  for (const name of order) {
-    for (const p of state.processes.filter((proc) => proc.name === name)) await stopDaemon(p, 10_000)
+/** PIDs of processes whose command line names `dir` (e.g. containerd shims of our containerd). */
+async function processesNaming(dir: string): Promise<number[]> {
+  const pids: number[] = []
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')
+    if (cmdline.includes(dir + '/')) pids.push(Number(name))
   }
+  return pids
+}
+
+export async function stopPeers(state: RunningPeers, options: {keepRunDir?: boolean} = {}): Promise<void> {
+  // dockerd (stops its own containers) before the containerd it uses; then tasks tests left running in
+  // containerd; registries in parallel.
+  for (const p of state.processes.filter((proc) => proc.name === 'dockerd')) await stopDaemon(p, 10_000)
+  if (state.peers?.containerd) await killAllTasks(state.peers.containerd.address).catch(() => 0)
+  for (const p of state.processes.filter((proc) => proc.name === 'containerd')) await stopDaemon(p, 10_000)
   await Promise.all(state.processes.map((p) => stopDaemon(p)))
   await state.tokenServer?.close()
+  // Leftovers that still name our run dir (shims of containers a test left behind): SIGKILL by PID.
+  for (const pid of await processesNaming(state.runDir)) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone
+    }
+  }
   for (const mount of await mountsUnder(state.runDir)) {
     await run('umount', [mount]).catch(async () => run('umount', ['-l', mount]).catch(() => undefined))
   }

@@ -69,3 +69,22 @@ export async function startContainerd(dir: string, options: ContainerdOptions = 
   const snapshotter = overlay && /\sok\s*$/.test(overlay) ? 'overlayfs' : 'native'
   return {address, root, state, configFile, snapshotter, process: proc}
 }
+
+/**
+ * Kill and delete every task (running container) in every namespace of this containerd, so no shim or
+ * container outlives the peer. Errors are ignored: this is teardown.
+ */
+export async function killAllTasks(address: string): Promise<number> {
+  let killed = 0
+  const ctr = async (args: string[]): Promise<string> => (await run(CTR_BIN, ['--address', address, ...args], {timeoutMs: 10_000})).stdout
+  const namespaces = (await ctr(['namespaces', 'ls', '-q']).catch(() => '')).split('\n').filter(Boolean)
+  for (const ns of namespaces) {
+    const tasks = (await ctr(['-n', ns, 'tasks', 'ls', '-q']).catch(() => '')).split('\n').filter(Boolean)
+    for (const id of tasks) {
+      await ctr(['-n', ns, 'tasks', 'kill', '--all', '-s', 'SIGKILL', id]).catch(() => '')
+      await ctr(['-n', ns, 'tasks', 'delete', '--force', id]).catch(() => '')
+      killed++
+    }
+  }
+  return killed
+}
