@@ -2,12 +2,11 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {BundleReader} from '../bundle/reader.js'
+import {assertBundleValid} from '../bundle/verify.js'
 import {RegistryClient} from '../registry/client.js'
 import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
 
-/** Loaded lazily so push works before/without the full verifier; `--verify` needs it. */
-const VERIFY_MODULE: string = '../bundle/verify.js'
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`
@@ -54,8 +53,10 @@ export default class Push extends BaseCommand {
     const {args, flags} = await this.parse(Push)
     const destination = parseDestination(args.registry)
     const rules = nameRulesFrom(destination, flags)
+    // Structure and references always (cheap); every blob's hash up front only with --verify — blobs are verified
+    // while they stream anyway, so a corrupt one can never be committed, but --verify fails before pushing anything.
+    await assertBundleValid(args.bundle, {quick: !flags.verify})
     const reader = await BundleReader.open(args.bundle)
-    if (flags.verify) await this.verifyFirst(args.bundle)
 
     const log = stderrLog(flags.debug)
     const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log, credentialsHost: destination.registry})), mirrors: {}})
@@ -119,14 +120,5 @@ export default class Push extends BaseCommand {
     }
     const b = report.blobs
     this.log(`pushed to ${report.destination} in ${(report.durationMs / 1000).toFixed(2)} s: ${b.uploaded} blob(s) uploaded (${mb(b.bytesUploaded)}), ${b.mounted} mounted, ${b.present} already there; ${report.manifests.pushed} manifest(s) written`)
-  }
-
-  private async verifyFirst(path: string): Promise<void> {
-    const mod = (await import(VERIFY_MODULE).catch(() => undefined)) as {verifyBundle?: (p: string) => Promise<unknown>} | undefined
-    if (!mod?.verifyBundle) {
-      this.warn2('full bundle verification is not available in this build; blobs are still verified as they stream')
-      return
-    }
-    await mod.verifyBundle(path)
   }
 }

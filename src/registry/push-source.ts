@@ -58,7 +58,9 @@ async function readManifest(reader: BundleReader, desc: Pick<Descriptor, 'digest
     throw invalid(reader, `${what}: manifest ${desc.digest} is not JSON`)
   }
   const mediaType = typeof json.mediaType === 'string' && json.mediaType !== '' ? json.mediaType : desc.mediaType
-  if (json.mediaType !== undefined && desc.mediaType && json.mediaType !== desc.mediaType) {
+  // The manifest's own mediaType (inside the digested bytes) wins; a descriptor of the other kind is an error,
+  // an OCI/Docker spelling difference of the same kind is not (some writers label Docker lists as OCI indexes).
+  if (desc.mediaType && isIndexMediaType(mediaType) !== isIndexMediaType(desc.mediaType)) {
     throw invalid(reader, `${what}: manifest ${desc.digest} says it is ${String(json.mediaType)}, its descriptor says ${desc.mediaType}`)
   }
   return {raw: {bytes, mediaType, digest: desc.digest}, json}

@@ -81,3 +81,26 @@ export function run(cmd: string, args: string[], options: {input?: string; timeo
     child.stdin?.end(options.input ?? '')
   })
 }
+
+/** A real bundle from `kubeferry create` of kubeadm v1.31.6's images + busybox, fetched from the open peer registry. */
+export async function createBundle(openHost: string, platforms: string[] = ['linux/amd64', 'linux/arm64']): Promise<string> {
+  const dir = await tempDir('create')
+  const out = join(dir, 'k8s.tar')
+  const args = ['create', '--kubernetes-version', 'v1.31.6', '--image', 'docker.io/library/busybox:1.36', '--mirror', `registry.k8s.io=http://${openHost}`, '--mirror', `docker.io=http://${openHost}`, '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', out]
+  for (const p of platforms) args.push('--platform', p)
+  const r = await kubeferry(args)
+  if (r.code !== 0) throw new Error(`kubeferry create failed (${r.code}): ${r.stderr}`)
+  return out
+}
+
+/** Names and digests of a bundle's images (from its index.json, as loaders see them). */
+export async function bundleIndex(path: string): Promise<Array<{name: string; digest: string; mediaType: string}>> {
+  const {BundleReader} = await import('../../src/bundle/reader.js')
+  const reader = await BundleReader.open(path)
+  const index = await reader.readJson<{manifests: Array<{digest: string; mediaType: string; annotations?: Record<string, string>}>}>('index.json')
+  return index.manifests.map((m) => ({name: m.annotations?.['io.containerd.image.name'] ?? '', digest: m.digest, mediaType: m.mediaType}))
+}
+
+export function randomName(prefix: string): string {
+  return `${prefix}-${Math.random().toString(36).slice(2, 8)}`
+}
