@@ -44,14 +44,15 @@ export class RegistryHttp {
     if (!this.transport.insecure.allows(host)) return Promise.resolve('https')
     let found = this.schemes.get(host)
     if (!found) {
-      // Insecure hosts: TLS without verification if they speak it, else plain http (as docker does).
+      // Hosts allowed plain http: https if they speak TLS, else http (as docker does). A certificate
+      // error means the host does speak TLS: stay on https and let the request report it.
       found = this.transport
         .sendOnce({method: 'GET', url: new URL(`https://${host}/v2/`)})
         .then(async (res) => {
           await res.body.dump()
           return 'https' as const
         })
-        .catch(() => 'http' as const)
+        .catch((error: unknown) => (TLS_CODES.test(networkErrorCode(error) ?? '') ? ('https' as const) : ('http' as const)))
       this.schemes.set(host, found)
     }
     return found
@@ -82,7 +83,8 @@ export class RegistryHttp {
   }
 }
 
-const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|ERR_SSL_)/
+/** Certificate problems (the host speaks TLS but is not trusted), as opposed to protocol mismatches. */
+const TLS_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)/
 
 /** A network failure as one operator line: which registry, what went wrong, what to try. */
 export function networkError(endpoint: Endpoint, error: unknown): KubeferryError {
@@ -91,6 +93,12 @@ export function networkError(endpoint: Endpoint, error: unknown): KubeferryError
   if (TLS_CODES.test(code)) {
     return new KubeferryError('TLS', `TLS verification failed for ${endpoint.label} (${code})`, {
       hint: `give the registry's CA with --ca-file, or allow it explicitly with --insecure-registry ${endpoint.host}`,
+      cause: error,
+    })
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+    return new KubeferryError('NETWORK', `${endpoint.mirror ? endpoint.label : `registry ${endpoint.label}`} does not speak TLS (plain http?)`, {
+      hint: endpoint.mirror ? 'write the mirror URL with http:// if it serves plain http' : `allow plain http explicitly with --insecure-registry ${endpoint.host}`,
       cause: error,
     })
   }

@@ -3,9 +3,10 @@ import {rootCertificates} from 'node:tls'
 import {KubeferryError} from '../errors.js'
 
 /**
- * Which hosts may be reached without verified TLS. Like docker, loopback registries (localhost,
- * 127.0.0.0/8, ::1) are treated as insecure by default so plain-http local registries just work;
- * every other host needs an explicit --insecure-registry.
+ * Which hosts may be reached without verified TLS. Hosts named with --insecure-registry may use
+ * plain http or TLS without verification. Loopback registries (localhost, 127.0.0.0/8, ::1) may use
+ * plain http by default, as docker allows; if a loopback registry does speak TLS its certificate is
+ * still verified unless it is named too.
  */
 export class InsecurePolicy {
   private readonly hosts: Set<string>
@@ -14,13 +15,20 @@ export class InsecurePolicy {
     this.hosts = new Set(insecureRegistries.map((h) => normaliseHost(h)))
   }
 
-  /** `host` is host[:port] as in a reference. */
-  allows(host: string): boolean {
+  /** Named with --insecure-registry (host[:port] as in a reference, or the bare host for any port). */
+  named(host: string): boolean {
     const h = normaliseHost(host)
-    if (this.hosts.has(h)) return true
-    const bare = hostWithoutPort(h)
-    if (this.hosts.has(bare)) return true
-    return isLoopback(bare)
+    return this.hosts.has(h) || this.hosts.has(hostWithoutPort(h))
+  }
+
+  /** May be spoken to over plain http. */
+  allows(host: string): boolean {
+    return this.named(host) || isLoopback(hostWithoutPort(normaliseHost(host)))
+  }
+
+  /** May skip TLS certificate verification. */
+  skipsVerify(host: string): boolean {
+    return this.named(host)
   }
 }
 

@@ -75,7 +75,7 @@ export class Transport {
   }
 
   private dispatcherFor(url: URL): Dispatcher {
-    return url.protocol === 'https:' && this.insecure.allows(url.host) ? this.insecureAgent : this.secureAgent
+    return url.protocol === 'https:' && this.insecure.skipsVerify(url.host) ? this.insecureAgent : this.secureAgent
   }
 
   /** One try, following redirects. Network errors are thrown as they come from undici. */
