@@ -358,3 +358,24 @@ test('uploads: monolithic PUT; a registry refusing it gets PATCH + PUT; a broken
   // monolithic PUT refused → chunked; first PATCH connection dies → whole upload again from POST
   t.deepEqual(server.requests.filter((r) => r.method !== 'GET').map((r) => r.method), ['POST', 'PUT', 'POST', 'PATCH', 'POST', 'PATCH', 'PUT'])
 })
+
+test('a stalled transfer times out (stallTimeoutMs) and resumes', async (t) => {
+  const blob = deterministicBytes(300_000, 13)
+  const server = await startServer((req, res) => {
+    const range = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ''))
+    if (!range) {
+      res.writeHead(200, {'content-length': String(blob.length)})
+      res.write(blob.subarray(0, 100_000)) // …and then nothing, connection kept open
+      return
+    }
+    const start = Number(range[1])
+    res.writeHead(206, {'content-length': String(blob.length - start), 'content-range': `bytes ${start}-${blob.length - 1}/${blob.length}`})
+    res.end(blob.subarray(start))
+  })
+  t.teardown(() => server.close())
+  const client = new RegistryClient({credentials: anonymousCredentials, retry: fastRetry, stallTimeoutMs: 300})
+  t.teardown(() => client.close())
+  const got = await drain(await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest: sha256Digest(blob), size: blob.length}))
+  t.true(got.equals(blob))
+  t.is(server.requests.length, 2)
+})

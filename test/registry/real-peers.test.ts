@@ -181,3 +181,26 @@ peerTest('push primitives on the token registry: mount, upload, manifest; skopeo
   const {stdout} = await run(peers.tools.skopeo, ['inspect', '--raw', '--tls-verify=false', ...skopeoCreds(peer), `docker://${target.registry}/${target.repository}:v1`], {encoding: 'buffer'})
   t.is(sha256Digest(stdout), manifest.raw.digest)
 })
+
+peerTest('the built CLI: resolve through --mirror and --username/--password-stdin matches skopeo', ['registries', 'skopeo'], async (t, peers) => {
+  const peer = peers.registries.htpasswd
+  const image = peers.images.find((i) => i.name.startsWith('docker.io/'))!
+  const root = new URL('../../../', import.meta.url).pathname
+  const child = execFile(process.execPath, [join(root, 'bin/run.js'), 'resolve', familiarName(image.name), '--json', '--mirror', `docker.io=${peer.url}`, '--username', peer.username!, '--password-stdin'], {cwd: root})
+  child.stdin?.end(`${peer.password}\n`)
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.on('data', (c) => (stdout += c))
+  child.stderr?.on('data', (c) => (stderr += c))
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.is(code, 0, stderr)
+  const [result] = JSON.parse(stdout) as Array<{reference: string; digest: string}>
+  t.is(result.reference, image.name)
+  const raw = await run(peers.tools.skopeo, ['inspect', '--raw', '--tls-verify=false', ...skopeoCreds(peer), `docker://${peer.host}/${image.repository}:${image.tag}`], {encoding: 'buffer'})
+  t.is(result.digest, sha256Digest(raw.stdout))
+})
+
+/** `docker.io/library/busybox:1.36` → `busybox:1.36` (what an operator types). */
+function familiarName(name: string): string {
+  return name.replace(/^docker\.io\/library\//, '').replace(/^docker\.io\//, '')
+}
