@@ -139,9 +139,11 @@ export class RegistryClient {
    * everything matched and errors with DIGEST_MISMATCH/SIZE_MISMATCH otherwise. Redirects are
    * followed without Authorization; an interrupted transfer resumes with Range (a server that
    * ignores Range is read again from the start, skipping what was already delivered).
-   * `onProgress` gets the number of bytes delivered so far.
+   * `onProgress` gets each increment of bytes delivered (never counting a byte twice across resumes);
+   * aborting `signal` destroys the stream.
    */
-  async openBlob(repo: Reference, desc: BlobDescriptor, options: {onProgress?: (bytes: number) => void} = {}): Promise<Readable> {
+  async openBlob(repo: Reference, desc: BlobDescriptor, options: {onProgress?: (bytes: number) => void; signal?: AbortSignal} = {}): Promise<Readable> {
+    options.signal?.throwIfAborted()
     const label = `blob ${desc.digest} of ${repositoryName(repo)}`
     let ep: Endpoint | undefined
     const first = await this.onPullEndpoints(repo, async (candidate) => {
@@ -150,6 +152,12 @@ export class RegistryClient {
       return res
     })
     const verifier = new DigestVerifier(desc.digest, desc.size, {label})
+    const signal = options.signal
+    if (signal) {
+      const abort = () => verifier.destroy(new KubeferryError('INTERNAL', `${label}: download cancelled`, {cause: signal.reason}))
+      signal.addEventListener('abort', abort, {once: true})
+      verifier.once('close', () => signal.removeEventListener('abort', abort))
+    }
     void this.pump(ep as Endpoint, repo, desc, first, verifier, label, options.onProgress)
     return verifier
   }
@@ -184,7 +192,7 @@ export class RegistryClient {
             }
             delivered += data.length
             if (!out.write(data)) await drained(out)
-            onProgress?.(delivered)
+            onProgress?.(data.length)
           }
           if (!out.destroyed) out.end()
           return

@@ -41,7 +41,7 @@ test('a connection reset mid-blob resumes with Range and the bytes verify', asyn
   const client = new RegistryClient({credentials: anonymousCredentials, retry: fastRetry})
   t.teardown(() => client.close())
   let progress = 0
-  const stream = await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest, size: blob.length}, {onProgress: (n) => (progress = n)})
+  const stream = await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest, size: blob.length}, {onProgress: (n) => (progress += n)})
   const got = await drain(stream)
   t.true(got.equals(blob))
   t.is(progress, blob.length)
@@ -65,8 +65,26 @@ test('a server that ignores Range on resume is re-read from the start without du
   t.teardown(() => server.close())
   const client = new RegistryClient({credentials: anonymousCredentials, retry: fastRetry})
   t.teardown(() => client.close())
-  const got = await drain(await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest: sha256Digest(blob), size: blob.length}))
+  let progress = 0
+  const got = await drain(await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest: sha256Digest(blob), size: blob.length}, {onProgress: (n) => (progress += n)}))
   t.true(got.equals(blob))
+  t.is(progress, blob.length)
+})
+
+test('aborting the signal destroys the blob stream', async (t) => {
+  const blob = deterministicBytes(100_000, 17)
+  const server = await startServer((_req, res) => {
+    res.writeHead(200, {'content-length': String(blob.length)})
+    res.write(blob.subarray(0, 10_000)) // then hang
+  })
+  t.teardown(() => server.close())
+  const client = new RegistryClient({credentials: anonymousCredentials, retry: fastRetry})
+  t.teardown(() => client.close())
+  const controller = new AbortController()
+  const stream = await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest: sha256Digest(blob), size: blob.length}, {signal: controller.signal})
+  setTimeout(() => controller.abort(), 100)
+  const error = await t.throwsAsync(drain(stream))
+  t.regex(error?.message ?? '', /cancelled/)
 })
 
 test('429 with Retry-After waits that long and then succeeds', async (t) => {
