@@ -31,6 +31,8 @@ export type Fault =
   | {kind: 'request-reset'; afterBytes: number}
   /** Flip one byte of the REQUEST body at `offset` before it reaches upstream (a corrupted upload). */
   | {kind: 'request-corrupt'; offset: number}
+  /** Forward `afterBytes` of the REQUEST body upstream, then close the client connection cleanly (a cut upload). */
+  | {kind: 'request-truncate'; afterBytes: number}
   /** Forward the REQUEST body in `chunkBytes` pieces, `delayMs` apart (a slow uplink). */
   | {kind: 'request-trickle'; chunkBytes: number; delayMs: number}
 
@@ -40,6 +42,8 @@ export interface Rule {
   method?: string | RegExp
   /** Matched against the path with its query string. */
   path?: RegExp
+  /** Further condition on the request (headers, e.g. a large content-length). */
+  when?: (req: IncomingMessage) => boolean
   /** Skip this many matching requests first (default 0). */
   skip?: number
   /** Apply to this many matching requests, then stop (default: every one). */
@@ -136,12 +140,14 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
   let downResets = 0
   const log: LoggedRequest[] = []
   const sockets = new Set<Socket>()
+  const upstreams = new Set<ReturnType<typeof httpRequest>>()
   const appliedCount = new Map<string, number>()
 
   const pick = (req: IncomingMessage): LiveRule | undefined => {
     for (const rule of rules) {
       if (rule.method && (typeof rule.method === 'string' ? rule.method !== req.method : !rule.method.test(req.method ?? ''))) continue
       if (rule.path && !rule.path.test(req.url ?? '')) continue
+      if (rule.when && !rule.when(req)) continue
       rule.seen++
       if (rule.seen <= (rule.skip ?? 0)) continue
       if (rule.times !== undefined && rule.applied >= rule.times) continue
@@ -173,7 +179,14 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
       port: target.port,
       method: req.method,
       path: req.url,
-      headers: {...copyHeaders(req.headers, ['host']), host: target.host},
+      // The client's Host is kept, so the registry's absolute upload Locations point back at the proxy.
+      headers: copyHeaders(req.headers),
+    })
+    upstreams.add(upstreamReq)
+    upstreamReq.on('close', () => upstreams.delete(upstreamReq))
+    // A client that goes away (killed, reset) takes its upstream exchange with it.
+    res.on('close', () => {
+      if (!res.writableFinished) upstreamReq.destroy()
     })
     upstreamReq.on('error', () => {
       if (!res.headersSent) {
@@ -183,7 +196,7 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
     })
 
     // Request body (uploads): maybe corrupt or cut it.
-    if (fault?.kind === 'request-reset') {
+    if (fault?.kind === 'request-reset' || fault?.kind === 'request-truncate') {
       req.pipe(
         new ByteWatcher((chunk, pos, push, done) => {
           if (pos + chunk.length <= fault.afterBytes) {
@@ -195,7 +208,8 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
           done()
           entry.status = 0
           setTimeout(() => {
-            resetSocket(req.socket)
+            if (fault.kind === 'request-reset') resetSocket(req.socket)
+            else req.socket.end()
             upstreamReq.destroy()
           }, 10)
         }),
@@ -321,6 +335,8 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
   const dropAll = (): void => {
     for (const s of sockets) resetSocket(s)
     sockets.clear()
+    for (const u of upstreams) u.destroy()
+    upstreams.clear()
   }
 
   return {
