@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Pull throughput of `kubeferry serve` vs docker-registry with 8 concurrent clients, and serve's RSS under load.
+# Usage: bash bench/serve.sh [--layer-mb 8] [--clients 8] [--rounds 3]   (prints one JSON line, a summary on stderr)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p . >/dev/null 2>&1 || true   # others' files may not compile mid-work; tsc still emits
+exec node dist/bench/serve.js "$@"
