@@ -95,7 +95,7 @@ export function platformFromUname(machine: string): string | undefined {
 }
 
 export function isSandboxImage(image: Pick<BundleImage, 'role'>): boolean {
-  return image.role === 'pause'
+  return image.role === 'pause' || image.role === 'sandbox'
 }
 
 /** The plan for `platform`; throws when the bundle does not hold it. */

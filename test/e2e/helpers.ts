@@ -1,0 +1,216 @@
+// Shared pieces of the end-to-end scenarios (issue 10): the kubeferry CLI as an operator runs it, a
+// bundle built by `create` from the harness registry, install.sh against a CRI node's socket, and a
+// bridge that lets an isolated (offline) node reach exactly one loopback registry of the harness.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import type { BundleImage, BundleMetadata } from '../../src/bundle/layout.js';
+import { criNodeUnsupportedReason, startCriNode, type CriNode, type CriNodeOptions } from '../cri/node.js';
+import { missingPeer, peerTest, type PeerName, type Peers, type RegistryPeer } from '../harness/peers.js';
+
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI = join(PROJECT_ROOT, 'bin', 'run.js');
+const BRIDGE_LISTENER = join(dirname(fileURLToPath(import.meta.url)), 'bridge-listen.js');
+
+/** kubeadm v1.31.6's own images (what `kubeadm config images list` prints), in kubeadm's order. */
+export const KUBEADM_IMAGES = [
+  'registry.k8s.io/kube-apiserver:v1.31.6',
+  'registry.k8s.io/kube-controller-manager:v1.31.6',
+  'registry.k8s.io/kube-scheduler:v1.31.6',
+  'registry.k8s.io/kube-proxy:v1.31.6',
+  'registry.k8s.io/coredns/coredns:v1.11.3',
+  'registry.k8s.io/pause:3.10',
+  'registry.k8s.io/etcd:3.5.15-0',
+];
+/** containerd 1.6's default sandbox image: what the seed's offline node asked for. */
+export const NODE_SANDBOX = 'registry.k8s.io/pause:3.6';
+export const HOST_PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `cmd args…`; never rejects on a non-zero exit (the result says it). */
+export function exec(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((done) => {
+    const child = execFile(
+      cmd,
+      args,
+      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 180_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const status = (err as { code?: unknown } | null)?.code;
+        const code = err ? (typeof status === 'number' ? status : 1) : 0;
+        // A spawn failure or timeout has no stderr of its own: say what happened.
+        done({ code, stdout, stderr: stderr || (err && typeof status !== 'number' ? err.message : '') });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/** The built CLI, `node bin/run.js …`, as an operator runs it. */
+export function kubeferry(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return exec(process.execPath, [CLI, ...args], opts);
+}
+
+export interface Bundle {
+  path: string;
+  /** `<name>.install.sh`, written beside the bundle by create. */
+  installScript: string;
+  meta: BundleMetadata;
+  image(name: string): BundleImage;
+  /** The config digest of `name` for this machine's platform: containerd's image id for it. */
+  hostConfig(name: string): string;
+}
+
+/** kubeferry/bundle.json out of the tar (the metadata `inspect` prints). */
+export async function readBundle(path: string): Promise<Bundle> {
+  const r = await exec('tar', ['-xOf', path, 'kubeferry/bundle.json']);
+  if (r.code !== 0) throw new Error(`cannot read kubeferry/bundle.json from ${path}: ${r.stderr}`);
+  const meta = JSON.parse(r.stdout) as BundleMetadata;
+  const image = (name: string): BundleImage => {
+    const found = meta.images.find((i) => i.name === name);
+    if (!found) throw new Error(`${name} is not in the bundle (it has ${meta.images.map((i) => i.name).join(', ')})`);
+    return found;
+  };
+  return {
+    path,
+    installScript: path.replace(/\.tar$/, '') + '.install.sh',
+    meta,
+    image,
+    hostConfig(name) {
+      const p = image(name).platforms.find((x) => x.platform === HOST_PLATFORM || x.platform.startsWith(HOST_PLATFORM + '/'));
+      if (!p) throw new Error(`${name} has no ${HOST_PLATFORM} in the bundle`);
+      return p.config.digest;
+    },
+  };
+}
+
+/**
+ * `kubeferry create` of kubeadm v1.31.6's images plus containerd 1.6's sandbox image, both platforms, from the
+ * harness's open registry standing in for registry.k8s.io (`--mirror`, canonical names kept).
+ */
+export async function createBundle(peers: Peers, dir: string, name = 'k8s-v1.31.6'): Promise<Bundle> {
+  await mkdir(dir, { recursive: true });
+  const output = join(dir, `${name}.tar`);
+  const r = await kubeferry([
+    'create', '-o', output, '--no-progress', '--cache-dir', join(dir, 'cache'),
+    '--kubernetes-version', 'v1.31.6', '--runtime', 'containerd@1.6',
+    '--platform', 'linux/amd64', '--platform', 'linux/arm64',
+    '--mirror', `registry.k8s.io=${peers.registries.open.url}`,
+  ]);
+  if (r.code !== 0) throw new Error(`kubeferry create failed (${r.code}): ${r.stderr}`);
+  return readBundle(output);
+}
+
+/**
+ * The install script written beside the bundle, run with dash (a plain POSIX sh, as on a node) against the
+ * node's containerd socket; `--config` is the node's own config.toml (for the sandbox image preflight).
+ */
+export function runInstall(bundle: Bundle, node: CriNode, extra: string[] = []): Promise<CliResult> {
+  return exec('dash', [bundle.installScript, bundle.path, '--runtime', 'containerd', '--address', node.address, '--namespace', 'k8s.io', '--config', node.configPath, ...extra], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', TMPDIR: node.dir, LC_ALL: 'C' },
+  });
+}
+
+/** Is the machine able to run a CRI node, and are the harness peers there? The test is skipped (failed in CI) otherwise. */
+export function e2eTest(title: string, what: PeerName[], fn: (t: ExecutionContext, peers: Peers) => Promise<void>): void {
+  const unsupported = criNodeUnsupportedReason();
+  if (unsupported && !missingPeer(what)) {
+    // peerTest would run it: make it skip (or fail in CI) with the machine's reason instead.
+    peerTest.serial(title, ['registries'], (t) => {
+      if (process.env.CI === 'true' || process.env.CI === '1') t.fail(`cannot run a CRI node here: ${unsupported}`);
+      else {
+        t.log(`SKIPPED: cannot run a CRI node here: ${unsupported}`);
+        t.pass();
+      }
+    });
+    return;
+  }
+  peerTest.serial(title, what, fn);
+}
+
+/** A private scratch dir for one test, removed by the returned function. */
+export async function scratch(name: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), `kubeferry-e2e-${name}-`));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Starts a node, runs `fn`, logs containerd's log tail when it fails, always stops the node. */
+export async function withNode(t: ExecutionContext, opts: CriNodeOptions, fn: (node: CriNode) => Promise<void>): Promise<void> {
+  const node = await startCriNode({ network: 'isolated', ...opts });
+  try {
+    await fn(node);
+  } catch (e) {
+    t.log(`containerd log tail (${node.logPath}):\n${(await node.log()).split('\n').slice(-25).join('\n')}`);
+    throw e;
+  } finally {
+    await node.stop();
+  }
+}
+
+export interface Bridge {
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes `registry` (a harness registry on the host's 127.0.0.1:PORT) answer at the SAME address inside an
+ * isolated node's network namespace, and nothing else: a listener started in the namespace with nsenter hands
+ * each connection over a unix socket to this process, which connects to the registry. The node stays offline —
+ * registry.k8s.io still has no DNS and no route there.
+ */
+export async function bridgeRegistry(node: CriNode, registry: RegistryPeer): Promise<Bridge> {
+  const port = Number(new URL(registry.url).port);
+  const socketPath = join(node.dir, `bridge-${port}.sock`);
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((inbound) => {
+    const outbound = connect(port, '127.0.0.1');
+    sockets.add(inbound).add(outbound);
+    inbound.pipe(outbound).pipe(inbound);
+    const close = (): void => {
+      inbound.destroy();
+      outbound.destroy();
+      sockets.delete(inbound);
+      sockets.delete(outbound);
+    };
+    inbound.on('error', close).on('close', close);
+    outbound.on('error', close).on('close', close);
+  });
+  await new Promise<void>((ok, fail) => server.once('error', fail).listen(socketPath, () => ok()));
+
+  if (!existsSync(BRIDGE_LISTENER)) throw new Error(`${BRIDGE_LISTENER} is missing (run npx tsc -p .)`);
+  const child: ChildProcess = spawn('nsenter', [`--net=/proc/${node.pid}/ns/net`, '--', process.execPath, BRIDGE_LISTENER, String(port), socketPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const ready = await new Promise<boolean>((done) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (l) => done(l === 'ready'));
+    child.once('exit', () => done(false));
+    setTimeout(() => done(false), 10_000).unref();
+  });
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGTERM');
+      await exited;
+    }
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  if (!ready) {
+    await stop();
+    throw new Error(`the bridge into node ${node.pid}'s network namespace did not start: ${stderr.trim()}`);
+  }
+  return { stop };
+}
