@@ -68,6 +68,7 @@ export function kubeferry(args: string[], options: {input?: string; env?: NodeJS
       const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
       resolvePromise({code, stdout, stderr})
     })
+    child.stdin?.on('error', () => undefined) // the child may exit before reading its input
     child.stdin?.end(options.input ?? '')
   })
 }
@@ -78,6 +79,7 @@ export function run(cmd: string, args: string[], options: {input?: string; timeo
       const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
       resolvePromise({code, stdout, stderr})
     })
+    child.stdin?.on('error', () => undefined) // the child may exit before reading its input
     child.stdin?.end(options.input ?? '')
   })
 }

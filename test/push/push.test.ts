@@ -212,8 +212,8 @@ test('invalid destinations are refused with a clear line', async (t) => {
     ['docker.io/me', /Docker Hub/],
   ] as const) {
     const r = await kubeferry(['push', dir, dest])
+    t.regex(r.stderr, /^error: invalid registry/m, `${dest}: ${r.stderr}`)
     t.is(r.code, 1, dest)
-    t.regex(r.stderr, /^error: invalid registry/m, dest)
     t.regex(r.stderr, why, dest)
   }
 })
