@@ -3,13 +3,14 @@
 // bridge that lets an isolated (offline) node reach exactly one loopback registry of the harness.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
+import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import type { BundleImage, BundleMetadata } from '../../src/bundle/layout.js';
 import { criNodeUnsupportedReason, startCriNode, type CriNode, type CriNodeOptions } from '../cri/node.js';
 import { missingPeer, peerTest, type PeerName, type Peers, type RegistryPeer } from '../harness/peers.js';
@@ -213,4 +214,54 @@ export async function bridgeRegistry(node: CriNode, registry: RegistryPeer): Pro
     throw new Error(`the bridge into node ${node.pid}'s network namespace did not start: ${stderr.trim()}`);
   }
   return { stop };
+}
+
+/** The files `kubeferry config -o DIR` wrote, read back. */
+export interface GeneratedNodeConfig {
+  /** The containerd config.toml fragment as generated (to be merged into the node's config). */
+  containerdToml: string;
+  /** `sandbox_image` from that fragment. */
+  sandboxImage: string;
+  /** Where the hosts.toml files were written (`DIR/etc/containerd/certs.d`). */
+  hostsDir: string;
+  /** `<upstream host>/hosts.toml` files present. */
+  hosts: string[];
+}
+
+export async function readNodeConfig(dir: string): Promise<GeneratedNodeConfig> {
+  const containerdToml = await readFile(join(dir, 'etc/containerd/config.toml'), 'utf8');
+  const parsed = parseToml(containerdToml) as { plugins?: Record<string, { sandbox_image?: string }> };
+  const sandboxImage = parsed.plugins?.['io.containerd.grpc.v1.cri']?.sandbox_image;
+  if (!sandboxImage) throw new Error(`no sandbox_image in the generated config.toml:\n${containerdToml}`);
+  const hostsDir = join(dir, 'etc/containerd/certs.d');
+  return { containerdToml, sandboxImage, hostsDir, hosts: await readdir(hostsDir) };
+}
+
+/**
+ * A node configured ONLY with what `config` generated: its config.toml fragment merged over the node's base
+ * config, and its certs.d as the registry config_path. The fragment names `/etc/containerd/certs.d`; the files were
+ * written under the test's DIR instead, so config_path is the one thing rewritten (as an operator copies the files).
+ */
+export function nodeFromConfig(cfg: GeneratedNodeConfig, fragment = cfg.containerdToml): CriNodeOptions {
+  const toml = parseToml(fragment) as Record<string, any>;
+  const registry = toml.plugins['io.containerd.grpc.v1.cri'].registry;
+  if (registry?.config_path !== '/etc/containerd/certs.d') throw new Error(`unexpected config_path in the generated config: ${registry?.config_path}`);
+  registry.config_path = cfg.hostsDir;
+  return { sandboxImage: cfg.sandboxImage, hostsDir: cfg.hostsDir, configExtra: stringifyToml(toml), network: 'isolated' };
+}
+
+/**
+ * The commented node-level credential template of the generated config.toml, filled in as its comment asks
+ * ("uncomment, fill in"): the `[….registry.configs."HOST".auth]` block uncommented and PASSWORD replaced.
+ */
+export function fillAuthTemplate(fragment: string, host: string, password: string): string {
+  const lines = fragment.split('\n');
+  const header = `# [plugins."io.containerd.grpc.v1.cri".registry.configs."${host}".auth]`;
+  const at = lines.indexOf(header);
+  if (at < 0) throw new Error(`no node-level credential template for ${host} in:\n${fragment}`);
+  lines[at] = header.slice(2);
+  for (let i = at + 1; i < lines.length && lines[i]!.startsWith('#   '); i++) {
+    lines[i] = lines[i]!.slice(2).replace('"PASSWORD"', JSON.stringify(password));
+  }
+  return lines.join('\n');
 }

@@ -44,7 +44,7 @@ e2eTest('node import: install.sh (dash) of a `create` bundle → RunPodSandbox s
   const b = await bundle!;
   // The bundle carries the upstream digests (the harness registry stands in for registry.k8s.io).
   for (const name of [...KUBEADM_IMAGES, NODE_SANDBOX]) {
-    t.is(b.image(name).digest as string, peers.images.find((i) => i.name === name)?.digest, `${name}: upstream digest in the bundle`);
+    t.is<string | undefined, string | undefined>(b.image(name).digest, peers.images.find((i) => i.name === name)?.digest, `${name}: upstream digest in the bundle`);
   }
 
   await withNode(t, { sandboxImage: NODE_SANDBOX }, async (node) => {
