@@ -8,6 +8,9 @@ import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
 
 
+// Mirrors are for pulls; push writes to exactly the registry it is given.
+const {mirror: _mirror, ...pushRegistryFlags} = registryFlags
+
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`
 }
@@ -46,7 +49,7 @@ export default class Push extends BaseCommand {
     overwrite: Flags.boolean({description: 'Replace tags that already point at another digest.', default: false}),
     'dry-run': Flags.boolean({description: 'Only show what would be pushed (checks the registry, writes nothing).', default: false}),
     verify: Flags.boolean({description: 'Verify every blob of the bundle before pushing (blobs are always verified while they stream).', default: false}),
-    ...registryFlags,
+    ...pushRegistryFlags,
   }
 
   async run(): Promise<void> {

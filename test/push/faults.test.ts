@@ -75,3 +75,40 @@ peerTest('a registry that is not running: one clear line and a non-zero exit', [
   t.regex(r.stderr, /^error: .*127\.0\.0\.1:\d+.*(connection refused|cannot reach)/m)
   t.notRegex(r.stderr, /\n\s+at /)
 })
+
+peerTest('a corrupted blob is never committed: push fails on it (and --verify refuses before pushing anything)', ['registries', 'skopeo'], async (t, peers) => {
+  const {copyFile, open} = await import('node:fs/promises')
+  const {blobPath} = await import('../../src/bundle/layout.js')
+  const path = await createBundle(peers.registries.open.host, ['linux/amd64'])
+  const reader = await BundleReader.open(path)
+  const meta = await reader.metadata()
+  const pause = meta.images.find((i) => i.name === 'registry.k8s.io/pause:3.10')!
+  const layer = pause.platforms[0].layers.at(-1)!
+  const bad = `${path}.corrupt.tar`
+  await copyFile(path, bad)
+  const fh = await open(bad, 'r+')
+  const at = reader.entry(blobPath(layer.digest))!.offset + Math.floor(layer.size / 2)
+  const byte = Buffer.alloc(1)
+  await fh.read(byte, 0, 1, at)
+  byte[0] ^= 0xff
+  await fh.write(byte, 0, 1, at)
+  await fh.close()
+
+  const reg = await ownRegistry('push-corrupt')
+  try {
+    const verified = await kubeferry(['push', bad, `${reg.host}/v`, '--verify'])
+    t.is(verified.code, 1)
+    t.regex(verified.stderr, /does not verify/)
+    t.is((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/v/kube-proxy:v1.31.6`])).code === 0, false, 'nothing pushed')
+
+    const streamed = await kubeferry(['push', bad, `${reg.host}/s`, '--concurrency', '1'])
+    t.is(streamed.code, 1)
+    t.regex(streamed.stderr, /digest|DIGEST/)
+    t.regex(streamed.stderr, /incomplete/)
+    t.not(await rawDigest(`${reg.host}/s/pause:3.10`), pause.digest, 'the image with the corrupt layer was not tagged')
+    const blob = await run('curl', ['-sf', '-o', '/dev/null', '-w', '%{http_code}', `http://${reg.host}/v2/s/pause/blobs/${layer.digest}`])
+    t.not(blob.stdout, '200', 'the corrupt layer is not in the registry')
+  } finally {
+    await reg.stop()
+  }
+})
