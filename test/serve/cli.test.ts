@@ -162,3 +162,42 @@ test('bad flags and a busy port give one error line and exit 1', async (t) => {
     blocker.close()
   }
 })
+
+test('same path from two upstream registries: containerd\'s ns parameter picks the right one, else the first bundle', async (t) => {
+  const layoutDir = join(dir, 'gcr-layout')
+  const set = await buildImageSet({dir: layoutDir, images: [{name: 'k8s.gcr.io/pause:3.10', format: 'oci'}], layerSize: 99, busybox: false})
+  const gcrBundle = join(dir, 'gcr.tar')
+  await makeBundle({output: gcrBundle, layout: {dir: layoutDir, images: set.images}})
+  const gcr = set.images[0]
+  const k8s = images.find((i) => i.name === 'registry.k8s.io/pause:3.10')!
+  t.not(gcr.digest, k8s.digest)
+  const server = await serveBundles([bundle, gcrBundle])
+  try {
+    const digestOf = async (query: string) => (await get(`${server.url}/v2/pause/manifests/3.10${query}`)).headers['docker-content-digest']
+    t.is(await digestOf('?ns=k8s.gcr.io'), gcr.digest)
+    t.is(await digestOf('?ns=registry.k8s.io'), k8s.digest)
+    t.is(await digestOf(''), k8s.digest)
+    t.is(await digestOf('?ns=quay.io'), k8s.digest)
+    t.deepEqual(server.catalog.warnings, [], 'different upstreams are not a conflict')
+  } finally {
+    await server.close(1000)
+  }
+})
+
+test('64 concurrent clients pulling every blob of an image all get verified bytes', async (t) => {
+  const server = await serveBundles([bundle], {contentVerified: false})
+  try {
+    const image = images.find((i) => i.name === 'registry.k8s.io/kube-proxy:v1.31.6')!
+    const blobs = image.platforms.flatMap((p) => [{digest: p.config}, ...p.layers])
+    const results = await Promise.all(
+      Array.from({length: 64}, async (_, i) => {
+        const blob = blobs[i % blobs.length]
+        const answer = await get(`${server.url}/v2/kube-proxy/blobs/${blob.digest}`)
+        return answer.status === 200 && sha(answer.body) === blob.digest
+      }),
+    )
+    t.is(results.filter(Boolean).length, 64)
+  } finally {
+    await server.close(1000)
+  }
+})
