@@ -4,7 +4,7 @@
  */
 import {createReadStream} from 'node:fs'
 import {open} from 'node:fs/promises'
-import type {Readable} from 'node:stream'
+import {Readable} from 'node:stream'
 import {KubeferryError} from '../errors.js'
 import {DigestVerifier, isDigest, type Digest} from '../oci/digest.js'
 import type {BlobSource, Descriptor} from '../oci/types.js'
@@ -74,9 +74,10 @@ export class BundleReader implements BlobSource {
 
   /** Raw stream of an entry's bytes (unverified), optionally a byte range [start, end] inclusive within the entry. */
   openEntry(entry: TarEntry, range?: {start: number; end: number}): Readable {
+    // createReadStream cannot express an empty range (end < start), so an empty entry is an empty stream.
+    if (entry.size === 0 || (range && range.end < range.start)) return Readable.from([])
     const start = entry.offset + (range?.start ?? 0)
     const end = entry.offset + (range ? range.end : entry.size - 1)
-    if (entry.size === 0 && !range) return createReadStream(this.path, {start: 0, end: -1})
     return createReadStream(this.path, {start, end})
   }
 
