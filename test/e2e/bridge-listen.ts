@@ -28,3 +28,5 @@ server.on('error', (e) => {
 });
 server.listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
 process.on('SIGTERM', () => process.exit(0));
+// The parent holds our stdin open; EOF means it is gone and nobody forwards the unix socket any more.
+process.stdin.on('end', () => process.exit(0)).on('error', () => process.exit(0)).resume();

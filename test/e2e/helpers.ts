@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ExecutionContext } from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import type { BundleImage, BundleMetadata } from '../../src/bundle/layout.js';
 import { criNodeUnsupportedReason, startCriNode, type CriNode, type CriNodeOptions } from '../cri/node.js';
-import { missingPeer, peerTest, type PeerName, type Peers, type RegistryPeer } from '../harness/peers.js';
+import { peerTest, type PeerName, type Peers, type RegistryPeer } from '../harness/peers.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI = join(PROJECT_ROOT, 'bin', 'run.js');
@@ -123,21 +123,15 @@ export function runInstall(bundle: Bundle, node: CriNode, extra: string[] = []):
   });
 }
 
-/** Is the machine able to run a CRI node, and are the harness peers there? The test is skipped (failed in CI) otherwise. */
+/**
+ * A serial test needing a CRI node and the harness peers `what`. When the machine cannot run a node (not root, no
+ * runc, …) or a peer is missing, the test is registered as skipped with the reason (failed with CI=true).
+ */
 export function e2eTest(title: string, what: PeerName[], fn: (t: ExecutionContext, peers: Peers) => Promise<void>): void {
   const unsupported = criNodeUnsupportedReason();
-  if (unsupported && !missingPeer(what)) {
-    // peerTest would run it: make it skip (or fail in CI) with the machine's reason instead.
-    peerTest.serial(title, ['registries'], (t) => {
-      if (process.env.CI === 'true' || process.env.CI === '1') t.fail(`cannot run a CRI node here: ${unsupported}`);
-      else {
-        t.log(`SKIPPED: cannot run a CRI node here: ${unsupported}`);
-        t.pass();
-      }
-    });
-    return;
-  }
-  peerTest.serial(title, what, fn);
+  if (!unsupported) return peerTest.serial(title, what, fn);
+  if (process.env.CI === 'true' || process.env.CI === '1') test.serial(title, (t) => t.fail(`cannot run a CRI node here: ${unsupported}`));
+  else test.skip(`${title} [skipped: cannot run a CRI node here: ${unsupported}]`, () => undefined);
 }
 
 /** A private scratch dir for one test, removed by the returned function. */
@@ -190,7 +184,8 @@ export async function bridgeRegistry(node: CriNode, registry: RegistryPeer): Pro
 
   if (!existsSync(BRIDGE_LISTENER)) throw new Error(`${BRIDGE_LISTENER} is missing (run npx tsc -p .)`);
   const child: ChildProcess = spawn('nsenter', [`--net=/proc/${node.pid}/ns/net`, '--', process.execPath, BRIDGE_LISTENER, String(port), socketPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its stdin is a lifeline: if this process dies without stop(), the listener sees EOF and exits.
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));

@@ -122,6 +122,11 @@ e2eTest('internal registry: a fresh node with only the generated hosts.toml + sa
     t.true(missing instanceof CriCallError);
     t.log(`PullImage of a tag the registry lacks: ${(missing as CriCallError).details}`);
     t.regex((missing as CriCallError).details, /registry\.k8s\.io.*(network is unreachable|no such host|not found)/);
+
+    // Only the bridged port is reachable: another registry on the host's loopback is not (the node is offline).
+    const other = loadPeers()!.registries.htpasswd.host;
+    const unreachable = await t.throwsAsync(node.cri.pullImage(`${other}/pause:3.10`));
+    t.regex((unreachable as CriCallError).details, new RegExp(`${other.replace(/\./g, '\\.')}.*connection refused`));
   });
 });
 
