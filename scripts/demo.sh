@@ -36,8 +36,15 @@ trap cleanup EXIT
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 UPSTREAM="http://127.0.0.1:$PORT"
 
-step "a stand-in for registry.k8s.io: kubeferry serve of a fixture bundle on $UPSTREAM"
-node bin/run.js serve fixtures/bundles/demo-upstream.tar --listen "127.0.0.1:$PORT" 2>"$WORK/serve.log" &
+UPSTREAM_BUNDLE=fixtures/bundles/demo-upstream.tar
+if [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1; then
+  # Same names and platforms as the committed fixture, but this machine's pause images get a layer with the
+  # static busybox (Debian busybox-static), so the node step can start a real pod sandbox. No binaries in git.
+  UPSTREAM_BUNDLE="$WORK/demo-upstream.tar"
+  node dist/test/serve/gen-demo-fixture.js --runnable "$UPSTREAM_BUNDLE" >/dev/null
+fi
+step "a stand-in for registry.k8s.io: kubeferry serve of ${UPSTREAM_BUNDLE#"$WORK"/} on $UPSTREAM"
+node bin/run.js serve "$UPSTREAM_BUNDLE" --listen "127.0.0.1:$PORT" 2>"$WORK/serve.log" &
 PIDS+=($!)
 for _ in $(seq 100); do node -e "fetch('$UPSTREAM/v2/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))" && break; sleep 0.1; done
 
@@ -46,9 +53,9 @@ kf images --kubernetes-version v1.31.6 --runtime containerd@1.7 --wide
 
 BUNDLE="$WORK/k8s-v1.31.6.tar"
 step "build one bundle for amd64 and arm64 nodes, through the mirror, keeping canonical names"
-kf create --kubernetes-version v1.31.6 --runtime containerd@1.7 --image docker.io/library/busybox:1.36 \
+kf create --kubernetes-version v1.31.6 --runtime containerd@1.7 \
   --platform linux/amd64 --platform linux/arm64 \
-  --mirror "registry.k8s.io=$UPSTREAM" --mirror "docker.io=$UPSTREAM" \
+  --mirror "registry.k8s.io=$UPSTREAM" \
   --cache-dir "$WORK/cache" --no-progress -o "$BUNDLE"
 ls -l "$WORK"
 

@@ -4,14 +4,14 @@
  * README demo serves it with `kubeferry serve` as a stand-in for registry.k8s.io, so the demo needs nothing but
  * Node.js. Deterministic: the same input gives the same bytes.
  *
- *   node dist/test/serve/gen-demo-fixture.js [OUT.tar]     (or: bash scripts/gen-demo-fixture.sh)
+ *   node dist/test/serve/gen-demo-fixture.js [--runnable] [OUT.tar]     (or: bash scripts/gen-demo-fixture.sh)
  */
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {installScriptPathFor} from '../../src/bundle/writer.js'
-import {buildImageSet} from '../images/builder.js'
+import {BUSYBOX_STATIC, buildImageSet} from '../images/builder.js'
 import {KUBEADM_V1_31_6, RUNTIME_PAUSES} from '../images/catalog.js'
 import {makeBundle} from './make-bundle.js'
 
@@ -19,16 +19,24 @@ const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const DEMO_FIXTURE = join(projectRoot, 'fixtures', 'bundles', 'demo-upstream.tar')
 export const DEMO_IMAGES = [...KUBEADM_V1_31_6, ...RUNTIME_PAUSES]
 
-export async function generateDemoFixture(output = DEMO_FIXTURE): Promise<{path: string; sha256: string; size: number}> {
+/**
+ * `runnable`: give the host architecture's pause images a layer with this machine's static busybox (as the test
+ * images have), so the demo can start a real pod sandbox. The committed fixture stays synthetic (no binaries in git).
+ */
+export async function generateDemoFixture(output = DEMO_FIXTURE, options: {runnable?: boolean} = {}): Promise<{path: string; sha256: string; size: number}> {
   const work = await mkdtemp(join(tmpdir(), 'kubeferry-demo-fixture-'))
   try {
     const names = DEMO_IMAGES
     const set = await buildImageSet({
       dir: join(work, 'images'),
-      images: names.map((name, i) => ({name, format: i % 2 === 0 ? 'docker' : 'oci'})),
+      images: names.map((name, i) => ({
+        name,
+        format: i % 2 === 0 ? 'docker' : 'oci',
+        ...(options.runnable && name.startsWith('registry.k8s.io/pause:') ? {runnable: 'pause' as const} : {}),
+      })),
       layerSize: 64,
       baseLayerSize: 64,
-      busybox: false,
+      busybox: options.runnable ? BUSYBOX_STATIC : false,
     })
     await rm(output, {force: true})
     const result = await makeBundle({output, names, layout: {dir: set.dir, images: set.images}})
@@ -41,6 +49,9 @@ export async function generateDemoFixture(output = DEMO_FIXTURE): Promise<{path:
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const result = await generateDemoFixture(process.argv[2] ? resolve(process.argv[2]) : undefined)
+  const args = process.argv.slice(2)
+  const runnable = args.includes('--runnable')
+  const out = args.find((a) => !a.startsWith('--'))
+  const result = await generateDemoFixture(out ? resolve(out) : undefined, {runnable})
   process.stdout.write(`${result.path}: ${result.size} bytes, sha256 ${result.sha256}\n`)
 }
