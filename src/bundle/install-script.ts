@@ -549,11 +549,20 @@ while read -r name digest pdigest cdigest pin _; do
         docker|podman|cri-o) say "imported $name (image id $cdigest)" ;;
         *) say "imported $name $digest" ;;
       esac
+      case $runtime in
+        containerd|nerdctl|k3s|rke2)
+          # Also name it by digest, as a CRI pull records it (repoDigests), so pods that reference @sha256: find it offline.
+          case $name in
+            *@*) ;;
+            *) run_ctr images tag --force "$name" "\${name%:*}@$digest" >/dev/null 2>"$tmp/err" ||
+                 printf 'kubeferry: warning: could not add the digest name %s@%s: %s\\n' "\${name%:*}" "$digest" "$(tail -n 1 "$tmp/err")" >&2 ;;
+          esac ;;
+      esac
     fi
     if [ "$pin" = 1 ] && pins_supported && ! is_pinned "$name"; then
       if run_ctr images label "$name" "$PIN_LABEL" >/dev/null 2>"$tmp/err"; then
         pinned=$((pinned + 1))
-        say "pinned $name ($PIN_LABEL): kubelet image GC keeps it"
+        say "pinned $name ($PIN_LABEL): kubelet image GC keeps it (containerd >= 1.7 honours the label)"
       else
         missing=$((missing + 1))
         printf 'kubeferry: error: could not pin %s: %s\\n' "$name" "$(tail -n 1 "$tmp/err")" >&2

@@ -26,6 +26,8 @@ export interface RuntimeAdapter {
   import(context: ImportContext): Promise<string | undefined>
   /** Labels a sandbox image so kubelet GC keeps it (containerd family only). */
   pin?(name: string): Promise<void>
+  /** Also names the image by digest (`repo@sha256:…`, as a CRI pull records it); resolves to a warning on failure. */
+  addDigestName?(image: PlanImage): Promise<string | undefined>
   /** How the imported line shows the digest for this runtime. */
   shownDigest(image: PlanImage): string
 }

@@ -92,6 +92,13 @@ export class ContainerdAdapter implements RuntimeAdapter {
     if (result.code !== 0) throw new KubeferryError('RUNTIME', `could not pin ${name}: ${lastLine(result.stderr)}`)
   }
 
+  async addDigestName(image: PlanImage): Promise<string | undefined> {
+    if (image.name.includes('@')) return undefined
+    const byDigest = `${image.name.slice(0, image.name.lastIndexOf(':'))}@${image.digest}`
+    const result = await this.ctr('images', 'tag', '--force', image.name, byDigest)
+    return result.code === 0 ? undefined : `could not add the digest name ${byDigest}: ${lastLine(result.stderr)}`
+  }
+
   shownDigest(image: PlanImage): string {
     return image.digest
   }

@@ -233,12 +233,14 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
       if (todoNames.has(image.name)) {
         result.imported.push(image.name)
         say(`imported ${image.name} ${adapter.shownDigest(image)}`)
+        const warning = await adapter.addDigestName?.(image)
+        if (warning) options.onLine?.(`kubeferry: warning: ${warning}`, 'warn')
       }
       if (image.pin && adapter.pin && !state.pinned(image.name)) {
         try {
           await adapter.pin(image.name)
           result.pinned.push(image.name)
-          say(`pinned ${image.name} (io.cri-containerd.pinned=pinned): kubelet image GC keeps it`)
+          say(`pinned ${image.name} (io.cri-containerd.pinned=pinned): kubelet image GC keeps it (containerd >= 1.7 honours the label)`)
         } catch (error) {
           result.missing.push(image.name)
           options.onLine?.(`kubeferry: error: ${isKubeferryError(error) ? error.message : lastLine(String(error))}`, 'error')

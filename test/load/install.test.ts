@@ -86,6 +86,9 @@ async function clearNamespace(peers: Peers, namespace: string, names: string[]):
 function expectContainerdHasBundle(t: import('ava').ExecutionContext, images: Map<string, {digest: string; labels: string[]}>, m: BundleMetadata): void {
   for (const image of m.images) {
     t.is(images.get(image.name)?.digest, image.digest, `${image.name} has the upstream digest`)
+    // Also named by digest (repoDigests for the CRI), as a registry pull would record it.
+    const byDigest = `${image.name.slice(0, image.name.lastIndexOf(':'))}@${image.digest}`
+    t.is(images.get(byDigest)?.digest, image.digest, `${byDigest} is present`)
   }
   const pause = m.images.filter((i) => i.role === 'pause')
   t.true(pause.length > 0)
