@@ -87,7 +87,7 @@ try {
   const version = await node.cri.version();
   say(`node: ${version.runtimeName} ${version.runtimeVersion} (CRI ${version.runtimeApiVersion}) on ${node.address}, own network namespace (offline), sandbox_image = "${sandboxImage}"`);
 
-  say(`\n$ crictl runp   # RunPodSandbox before the import`);
+  say(`\nCRI RunPodSandbox (what kubelet asks for a new pod), before the import:`);
   try {
     const id = await node.cri.runPodSandbox(hostNetworkPod('demo-before'));
     say(`unexpected: the sandbox ran before the import (${id})`);
@@ -105,7 +105,7 @@ try {
   });
   process.stdout.write(install.stdout + install.stderr);
 
-  say(`\n$ crictl runp   # RunPodSandbox after the import`);
+  say(`\nCRI RunPodSandbox, after the import:`);
   const id = await node.cri.runPodSandbox(hostNetworkPod('demo-after', { namespace: 'kube-system' }));
   const status = await node.cri.podSandboxStatus(id);
   const state = status?.state === PodSandboxState.SANDBOX_READY ? 'SANDBOX_READY' : `state ${status?.state}`;
