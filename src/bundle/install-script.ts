@@ -497,10 +497,10 @@ docker_stream() { # the docker archive of $platform on stdout
     { head -c $((bundle_size - END_OF_ARCHIVE)) "$bundle" && tar -xOf "$bundle" "$docker_source"; }
   fi
 }
-oci_extract() { # this platform's blobs as an OCI layout in $tmp/oci
-  mkdir -p "$tmp/oci" || die 6 "cannot create $tmp/oci"
+oci_extract() { # this platform's blobs as an OCI layout in $tmp/kubeferry-oci
+  mkdir -p "$tmp/kubeferry-oci" || die 6 "cannot create $tmp/kubeferry-oci"
   { printf 'oci-layout\\nindex.json\\n'; awk '{ print "blobs/sha256/" $1 }' "$tmp/blobs"; } >"$tmp/members"
-  tar -xf "$bundle" -C "$tmp/oci" -T "$tmp/members" 2>"$tmp/err" || die 6 "cannot extract $platform's blobs into $tmp/oci: $(tail -n 1 "$tmp/err")"
+  tar -xf "$bundle" -C "$tmp/kubeferry-oci" -T "$tmp/members" 2>"$tmp/err" || die 6 "cannot extract $platform's blobs into $tmp/kubeferry-oci: $(tail -n 1 "$tmp/err")"
 }
 override_args() { # override_args PREFIX: skopeo (--override-) or podman (--) flags that select $platform
   oa_rest=\${platform#*/}
@@ -526,13 +526,16 @@ if [ "$todo_count" -gt 0 ]; then
       # shellcheck disable=SC2046 # word splitting of the override flags is intended
       while read -r name _ _ cdigest _ _; do
         grep -qx -- "$name" "$tmp/todo" || continue
-        if [ "$runtime" = podman ] && ! have skopeo; then
-          podman pull $(override_args --) "oci:$tmp/oci:$name" >>"$tmp/import.log" 2>&1 &&
+        if ! have skopeo; then
+          # podman 4.3 names an oci: pull after the layout's path, which must be a valid image name: pull by the
+          # relative path from inside $tmp, name it by image id, drop the path's name after the loop.
+          (cd "$tmp" && podman pull $(override_args --) "oci:kubeferry-oci:$name") >>"$tmp/import.log" 2>&1 &&
             podman tag "\${cdigest#sha256:}" "$name" >>"$tmp/import.log" 2>&1
         else
-          skopeo copy --quiet $(override_args --override-) "oci:$tmp/oci:$name" "containers-storage:$name" >>"$tmp/import.log" 2>&1
+          skopeo copy --quiet $(override_args --override-) "oci:$tmp/kubeferry-oci:$name" "containers-storage:$name" >>"$tmp/import.log" 2>&1
         fi || { import_failed; break; }
-      done <"$tmp/images" ;;
+      done <"$tmp/images"
+      have skopeo || podman untag localhost/kubeferry-oci:latest localhost/kubeferry-oci:latest >/dev/null 2>&1 || : ;;
   esac
 fi
 
