@@ -1,19 +1,25 @@
 /**
  * `create` as a library: plan (references → platforms → blobs), fetch missing blobs into the content-addressed
- * store in parallel and in tar order, and write the bundle while the downloads run (the writer waits for each
- * blob in turn). A blob already verified in the store is never fetched again, so a rerun after a crash or a
- * second build of overlapping images downloads only what is missing.
+ * store in parallel and in tar order, and write the bundle while the downloads run: the writer follows each blob's
+ * temp file as its bytes land (BlobFill), so a big layer is copied into the tar while it still downloads. A blob
+ * already verified in the store is never fetched again, so a rerun after a crash or a second build of overlapping
+ * images downloads only what is missing.
+ *
+ * What is verified where: a downloaded blob is hashed once, by the registry client while it streams (the store
+ * trusts that DigestVerifier, see blob-store.ts), and the writer waits for that verdict before it moves past the
+ * blob; a blob taken from the cache (verified by an earlier build) is hashed again while it is copied into the tar.
+ * The tar itself is hashed as it is written (for BUNDLE.sha256).
  */
-import {stat, statfs} from 'node:fs/promises'
+import {open, stat, statfs, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {Readable} from 'node:stream'
-import {KubeferryError, isKubeferryError} from '../errors.js'
+import {KubeferryError} from '../errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {RegistryClient} from '../registry/client.js'
-import type {BlobStore} from '../store/blob-store.js'
+import type {BlobFill, BlobStore} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
-import {bundleEntries, buildMetadata, tarSize, writeBundle, type BundleRequest} from './writer.js'
+import {bundleEntries, buildMetadata, tarSize, writeBundle, type BlobFile, type BundleRequest} from './writer.js'
 
 export interface BuildOptions {
   source: ImageSource
@@ -57,21 +63,61 @@ export function registrySource(client: RegistryClient): ImageSource {
   }
 }
 
-interface Deferred {
-  promise: Promise<void>
-  resolve: () => void
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve: (value: T) => void
   reject: (error: unknown) => void
 }
 
-function deferred(): Deferred {
-  let resolve!: () => void
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void
   let reject!: (error: unknown) => void
-  const promise = new Promise<void>((res, rej) => {
+  const promise = new Promise<T>((res, rej) => {
     resolve = res
     reject = rej
   })
   promise.catch(() => undefined)
   return {promise, resolve, reject}
+}
+
+async function openEither(first: string, second: string): Promise<FileHandle> {
+  try {
+    return await open(first, 'r')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    return open(second, 'r')
+  }
+}
+
+/** A blob being downloaded, as the writer reads it: the temp file while it grows, the stored file once renamed. */
+function followFill(fill: BlobFill): BlobFile {
+  return {
+    kind: 'file',
+    // The temp file is gone only when renamed (complete) or removed (failed: report why).
+    open: () =>
+      openEither(fill.tempPath, fill.finalPath).catch((error: unknown) => {
+        throw fill.state === 'failed' ? fill.error : error
+      }),
+    readable: () => (fill.state === 'complete' ? fill.size : fill.written),
+    more: () => fill.changed(),
+    settled: async () => {
+      while (fill.state !== 'complete') await fill.changed()
+    },
+  }
+}
+
+/** A blob in the store that this build did not verify itself: hashed again while it is copied. */
+function storedFile(store: BlobStore, blob: PlannedBlob): BlobFile {
+  const path = store.pathOf(blob.digest)
+  return {
+    kind: 'file',
+    open: () => open(path, 'r'),
+    readable: () => blob.size,
+    more: async () => undefined,
+    settled: async () => undefined,
+    // A cache file that no longer matches its digest is dropped so the next run fetches it again.
+    verify: {label: `cached blob ${blob.digest} (${path})`, onMismatch: () => store.remove(blob.digest)},
+  }
 }
 
 async function sameDevice(a: string, b: string): Promise<boolean> {
@@ -111,7 +157,7 @@ async function checkSpace(plan: BundlePlan, missingBytes: number, bundleBytes: n
 }
 
 export async function buildBundle(options: BuildOptions): Promise<BuildSummary> {
-  const started = Date.now()
+  const startedAt = Date.now()
   const {store, source} = options
   const progress = options.progress
   const concurrency = options.concurrency ?? 8
@@ -119,13 +165,10 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   const plan = await planBundle(source, options.requests, {platforms: options.platforms, skipMissingPlatforms: options.skipMissingPlatforms, concurrency})
 
   // Manifests are small and already verified: keep them in the store too (a later build reads them from there).
-  for (const blob of plan.blobs) if (blob.bytes) await store.putBytes(blob, blob.bytes)
-  const missing: PlannedBlob[] = []
-  const present = new Set<Digest>()
-  for (const blob of plan.blobs) {
-    if (blob.bytes || (await store.has(blob))) present.add(blob.digest)
-    else missing.push(blob)
-  }
+  await Promise.all(plan.blobs.filter((b) => b.bytes).map((b) => store.putBytes(b, b.bytes!)))
+  const cached = await Promise.all(plan.blobs.map((b) => (b.bytes ? true : store.has(b))))
+  const missing = plan.blobs.filter((_, i) => !cached[i])
+  const present = new Set<Digest>(plan.blobs.filter((_, i) => cached[i]).map((b) => b.digest))
   const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
   const bundleBytes = tarSize(await bundleEntries(plan, metadata, options.sourceDateEpoch ?? 0))
   const missingBytes = missing.reduce((n, b) => n + b.size, 0)
@@ -151,14 +194,15 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   const abort = new AbortController()
   const onOuterAbort = (): void => abort.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', onOuterAbort)
-  const ready = new Map<Digest, Deferred>()
-  for (const blob of missing) ready.set(blob.digest, deferred())
+  // Per missing blob: its BlobFill once the download has opened its temp file (undefined: it was in the store after all).
+  const started = new Map<Digest, Deferred<BlobFill | undefined>>()
+  for (const blob of missing) started.set(blob.digest, deferred())
   let downloadedBytes = 0
   let failure: unknown
   const fail = (error: unknown): void => {
     if (failure === undefined) failure = error
     abort.abort(error)
-    for (const d of ready.values()) d.reject(failure)
+    for (const d of started.values()) d.reject(failure)
   }
 
   // Downloads run in tar order so the writer, which follows that order, rarely waits.
@@ -167,14 +211,16 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     while (next < missing.length && !abort.signal.aborted) {
       const blob = missing[next++]
       try {
+        const slot = started.get(blob.digest)!
         await store.ingest(blob, () => source.openBlob(blob.from, blob, {signal: abort.signal}), {
           signal: abort.signal,
           onBytes: (n) => {
             downloadedBytes += n
             progress?.bytes(owner(blob), n)
           },
+          onFill: (fill) => slot.resolve(fill),
         })
-        ready.get(blob.digest)!.resolve()
+        slot.resolve(undefined) // no effect when the fill was announced
         finishBlob(blob)
       } catch (error) {
         fail(error)
@@ -193,22 +239,12 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       sourceDateEpoch: options.sourceDateEpoch,
       fsync: options.fsync,
       signal: abort.signal,
+      onBlobBytes: (n) => progress?.bundleBytes(n),
       openBlob: async (blob) => {
         if (blob.bytes) return Readable.from([blob.bytes])
-        const wait = ready.get(blob.digest)
-        if (wait) await wait.promise
-        const stream = store.open(blob)
-        let counted = 0
-        stream.on('data', (chunk: Buffer) => {
-          counted += chunk.length
-          progress?.bundleBytes(chunk.length)
-        })
-        stream.on('error', (error) => {
-          // A cache file that no longer matches its digest: drop it so the next run fetches it again.
-          if (isKubeferryError(error) && (error.code === 'DIGEST_MISMATCH' || error.code === 'SIZE_MISMATCH')) void store.remove(blob.digest)
-          void counted
-        })
-        return stream
+        const slot = started.get(blob.digest)
+        const fill = slot ? await slot.promise : undefined
+        return fill ? followFill(fill) : storedFile(store, blob)
       },
     })
   } catch (error) {
@@ -235,7 +271,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     downloadedBlobs: missing.length,
     downloadedBytes,
     cachedBlobs: plan.blobs.length - missing.length,
-    seconds: (Date.now() - started) / 1000,
+    seconds: (Date.now() - startedAt) / 1000,
     warnings: plan.warnings,
   }
 }

@@ -1,18 +1,18 @@
 /**
  * Writes a bundle (see layout.ts) as a deterministic tar: entries sorted by name, regular files only, uid/gid 0,
- * mode 0644 (install.sh 0755), mtime SOURCE_DATE_EPOCH or 0, plain ustar headers (tar-stream only adds PAX records
- * for names over 100 bytes; every name here is shorter), ending with exactly 1024 zero bytes.
+ * mode 0644 (install.sh 0755), mtime SOURCE_DATE_EPOCH or 0, plain ustar headers (see tar-header.ts; every name is
+ * shorter than 100 bytes), ending with exactly 1024 zero bytes.
  *
  * The tar goes to `<output>.partial` and is hashed as it is written; only a complete, flushed file is renamed to
- * `<output>`, then `<output>.sha256` and `<bundle>.install.sh` are written beside it. Blobs are pulled in tar order
- * through `openBlob`, which may wait for a download still in progress, so writing overlaps downloading.
+ * `<output>`, then `<output>.sha256` and `<bundle>.install.sh` are written beside it. Blobs are copied in tar order
+ * from what `openBlob` gives: a BlobFile (a file, possibly still being downloaded: the writer follows it, so the tar
+ * is written while downloads run) or any readable stream. Bytes are copied with two reused buffers and positional
+ * writes, so memory stays flat whatever the size of a layer.
  */
 import {createHash} from 'node:crypto'
-import {createWriteStream, readFileSync} from 'node:fs'
-import {open, rename, statfs, unlink, writeFile} from 'node:fs/promises'
+import {readFileSync} from 'node:fs'
+import {open, rename, statfs, unlink, writeFile, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {once} from 'node:events'
-import tar from 'tar-stream'
 import {KubeferryError} from '../errors.js'
 import {digestHex, sha256Digest} from '../oci/digest.js'
 import {MediaType} from '../oci/media-types.js'
@@ -37,15 +37,39 @@ import {
   type BundleMetadata,
 } from './layout.js'
 import type {BundlePlan, PlannedBlob} from './plan.js'
+import {fileHeader, paddingFor, tarOf} from './tar-header.js'
 
 export type BundleRequest = BundleMetadata['request']
+
+/**
+ * A blob's bytes in a file that may still be growing (a download in progress). The writer reads only below
+ * `readable()`, waits on `more()` for the rest, and fails if `more()` rejects (the download failed).
+ */
+export interface BlobFile {
+  kind: 'file'
+  /** Open the file that holds, or is receiving, the blob. */
+  open(): Promise<FileHandle>
+  /** Bytes that can be read now; the blob's size once it is complete. */
+  readable(): number
+  /** Resolves when `readable()` has grown or the blob is complete; rejects when it failed. */
+  more(): Promise<void>
+  /** Resolves once the whole blob is verified (the writer waits for it before going on). */
+  settled(): Promise<void>
+  /**
+   * Hash the bytes while copying and fail on a mismatch: for a file this build did not verify itself (a cache hit
+   * from an earlier build). `onMismatch` runs first (e.g. to drop the damaged cache file).
+   */
+  verify?: {label: string; onMismatch?: () => Promise<void>}
+}
 
 export interface WriteBundleOptions {
   output: string
   plan: BundlePlan
   request: BundleRequest
-  /** The blob's bytes (verified while they flow); may wait until a download finishes. */
-  openBlob: (blob: PlannedBlob) => Promise<NodeJS.ReadableStream>
+  /** The blob's bytes: a BlobFile, or a stream verified while it flows. May wait until a download starts. */
+  openBlob: (blob: PlannedBlob) => Promise<NodeJS.ReadableStream | BlobFile>
+  /** Blob bytes copied into the tar (increments). */
+  onBlobBytes?: (n: number) => void
   /** Seconds since the epoch for every entry's mtime and bundle.json `created` (SOURCE_DATE_EPOCH); default 0 and no `created`. */
   sourceDateEpoch?: number
   /** fsync the bundle before renaming it into place (default true). */
@@ -128,23 +152,9 @@ export function ociIndexBytes(metadata: BundleMetadata): Buffer {
   return Buffer.from(JSON.stringify(index))
 }
 
-function header(name: string, size: number, mode: number, mtime: number): tar.Header {
-  return {name, size, mode, mtime: new Date(mtime * 1000), uid: 0, gid: 0, uname: '', gname: '', type: 'file', linkname: null, devmajor: 0, devminor: 0} as unknown as tar.Header
-}
-
 /** A small complete tar held in memory (docker fragments), same rules as the bundle. */
 export async function smallTar(files: {name: string; bytes: Buffer}[], mtime: number): Promise<Buffer> {
-  const pack = tar.pack()
-  const chunks: Buffer[] = []
-  const done = (async () => {
-    for await (const chunk of pack as AsyncIterable<Buffer>) chunks.push(chunk)
-  })()
-  for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    await new Promise<void>((resolve, reject) => pack.entry(header(file.name, file.bytes.length, 0o644, mtime), file.bytes, (error) => (error ? reject(error) : resolve())))
-  }
-  pack.finalize()
-  await done
-  return Buffer.concat(chunks)
+  return tarOf([...files].sort((a, b) => (a.name < b.name ? -1 : 1)), mtime)
 }
 
 const padded = (size: number): number => Math.ceil(size / TAR_BLOCK) * TAR_BLOCK
@@ -214,6 +224,109 @@ export async function bundleEntries(plan: BundlePlan, metadata: BundleMetadata, 
   return entries
 }
 
+/** Copy buffer size; two of them are reused for the whole bundle. */
+const CHUNK = 1024 * 1024
+
+/**
+ * The output file: bytes are hashed in order as they are queued and written at explicit positions, so a write can
+ * run (in libuv's pool) while the next chunk is read and hashed.
+ */
+class TarFile {
+  position = 0
+  readonly hash = createHash('sha256')
+  private readonly pending = new Set<Promise<void>>()
+  private failure: unknown
+
+  constructor(private readonly handle: FileHandle) {}
+
+  /** Queue `data` at the end; `data` must stay untouched until the returned promise settles. */
+  put(data: Buffer): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure)
+    this.hash.update(data)
+    const at = this.position
+    this.position += data.length
+    const done = this.writeAll(data, at)
+    this.pending.add(done)
+    done.then(
+      () => this.pending.delete(done),
+      (error: unknown) => {
+        this.pending.delete(done)
+        if (this.failure === undefined) this.failure = error
+      },
+    )
+    return done
+  }
+
+  private async writeAll(data: Buffer, at: number): Promise<void> {
+    let offset = 0
+    while (offset < data.length) {
+      const {bytesWritten} = await this.handle.write(data, offset, data.length - offset, at + offset)
+      offset += bytesWritten
+    }
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.pending)
+    if (this.failure !== undefined) throw this.failure
+  }
+}
+
+function mismatch(label: string, what: string): KubeferryError {
+  return new KubeferryError('DIGEST_MISMATCH', `${label}: ${what}`, {hint: 'the bytes are corrupt or were tampered with; nothing was kept'})
+}
+
+async function copyFile(out: TarFile, blob: PlannedBlob, file: BlobFile, buffers: Buffer[], onBytes: ((n: number) => void) | undefined, signal?: AbortSignal): Promise<void> {
+  const handle = await file.open()
+  const check = file.verify ? createHash('sha256') : undefined
+  const writes: Array<Promise<void> | undefined> = [undefined, undefined]
+  try {
+    let position = 0
+    for (let turn = 0; position < blob.size; turn++) {
+      signal?.throwIfAborted()
+      while (file.readable() <= position) await file.more()
+      const slot = turn & 1
+      await writes[slot] // the buffer is free once its previous write is done
+      const buffer = buffers[slot]
+      const want = Math.min(buffer.length, file.readable() - position, blob.size - position)
+      const {bytesRead} = await handle.read(buffer, 0, want, position)
+      if (bytesRead === 0) throw new KubeferryError('IO', `${blob.digest}: the cached file ended after ${position} of ${blob.size} bytes`, {hint: 'run again; the damaged cache entry is fetched anew'})
+      const data = buffer.subarray(0, bytesRead)
+      check?.update(data)
+      writes[slot] = out.put(data)
+      position += bytesRead
+      onBytes?.(bytesRead)
+    }
+    await Promise.all(writes)
+    await file.settled()
+    if (check && file.verify && `sha256:${check.digest('hex')}` !== blob.digest) {
+      await file.verify.onMismatch?.()
+      throw mismatch(file.verify.label, `content digest is not ${blob.digest}`)
+    }
+  } finally {
+    await Promise.allSettled(writes)
+    await handle.close()
+  }
+}
+
+async function copyStream(out: TarFile, blob: PlannedBlob, stream: NodeJS.ReadableStream, onBytes: ((n: number) => void) | undefined, signal?: AbortSignal): Promise<void> {
+  let copied = 0
+  let last: Promise<void> | undefined
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    signal?.throwIfAborted()
+    copied += chunk.length
+    if (copied > blob.size) throw new KubeferryError('SIZE_MISMATCH', `blob ${blob.digest}: more than the expected ${blob.size} bytes`)
+    await last
+    last = out.put(chunk)
+    onBytes?.(chunk.length)
+  }
+  await last
+  if (copied !== blob.size) throw new KubeferryError('SIZE_MISMATCH', `blob ${blob.digest}: expected ${blob.size} bytes, got ${copied}`)
+}
+
+function isBlobFile(value: NodeJS.ReadableStream | BlobFile): value is BlobFile {
+  return (value as BlobFile).kind === 'file'
+}
+
 export async function writeBundle(options: WriteBundleOptions): Promise<WriteBundleResult> {
   const {output, plan} = options
   const mtime = options.sourceDateEpoch ?? 0
@@ -223,84 +336,53 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   await checkSpace(dirname(output), expectedSize + 64 * 1024)
 
   const partial = `${output}.partial`
-  const hash = createHash('sha256')
-  let written = 0
-  const file = createWriteStream(partial, {highWaterMark: 4 * 1024 * 1024})
-  const fileOpened = once(file, 'open')
-  const pack = tar.pack()
-  const sink = (async () => {
-    await fileOpened
-    for await (const chunk of pack as AsyncIterable<Buffer>) {
-      hash.update(chunk)
-      written += chunk.length
-      if (!file.write(chunk)) await once(file, 'drain')
-    }
-    file.end()
-    await once(file, 'finish')
-  })()
-  // Surface file errors (ENOSPC…) through the sink promise.
-  const fileError = new Promise<never>((_, reject) => file.on('error', reject))
-  fileError.catch(() => undefined)
-  sink.catch(() => undefined)
-
-  const addEntry = async (entry: Entry): Promise<void> => {
-    options.signal?.throwIfAborted()
-    if (entry.bytes) {
-      await new Promise<void>((resolve, reject) => pack.entry(header(entry.name, entry.size, entry.mode, mtime), entry.bytes!, (error) => (error ? reject(error) : resolve())))
-      return
-    }
-    const stream = await options.openBlob(entry.blob!)
-    let finished!: (error?: Error | null) => void
-    const done = new Promise<void>((resolve, reject) => {
-      finished = (error) => (error ? reject(error) : resolve())
-    })
-    done.catch(() => undefined)
-    const target = pack.entry(header(entry.name, entry.size, entry.mode, mtime), (error) => finished(error))
-    try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
-        if (!target.write(chunk)) await Promise.race([once(target, 'drain'), fileError])
-      }
-    } catch (error) {
-      target.destroy(error as Error)
-      throw error
-    }
-    target.end(undefined as unknown as Buffer)
-    await Promise.race([done, fileError])
-    options.onBlobWritten?.(entry.blob!)
-  }
-
+  let handle: FileHandle | undefined
+  let out: TarFile | undefined
   try {
-    for (const entry of entries) await addEntry(entry)
-    pack.finalize()
-    await Promise.race([sink, fileError])
-    if (written !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${written} differs from the computed ${expectedSize}`)
-    if (options.fsync !== false) {
-      const handle = await open(partial, 'r+')
-      try {
-        await handle.sync()
-      } finally {
-        await handle.close()
+    handle = await open(partial, 'w', 0o644)
+    const tar = new TarFile(handle)
+    out = tar
+    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
+    for (const entry of entries) {
+      options.signal?.throwIfAborted()
+      void tar.put(fileHeader(entry.name, entry.size, entry.mode, mtime)).catch(() => undefined)
+      if (entry.bytes) {
+        void tar.put(entry.bytes).catch(() => undefined)
+      } else {
+        const source = await options.openBlob(entry.blob!)
+        if (isBlobFile(source)) await copyFile(tar, entry.blob!, source, buffers, options.onBlobBytes, options.signal)
+        else await copyStream(tar, entry.blob!, source, options.onBlobBytes, options.signal)
+        options.onBlobWritten?.(entry.blob!)
       }
+      const pad = paddingFor(entry.size)
+      if (pad > 0) void tar.put(Buffer.alloc(pad)).catch(() => undefined)
     }
+    void tar.put(Buffer.alloc(END_OF_ARCHIVE_BYTES)).catch(() => undefined)
+    await tar.flush()
+    if (tar.position !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${tar.position} differs from the computed ${expectedSize}`)
+    if (options.fsync !== false) await handle.sync()
+    await handle.close()
+    handle = undefined
     await rename(partial, output)
   } catch (error) {
-    pack.destroy()
-    file.destroy()
+    await out?.flush().catch(() => undefined)
+    await handle?.close().catch(() => undefined)
     await unlink(partial).catch(() => undefined)
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       throw new KubeferryError('NO_SPACE', `no space left writing ${output}`, {hint: 'free some space or write the bundle elsewhere with --output', cause: error})
     }
-    if (code && !(error instanceof KubeferryError)) {
+    if (code && !(error instanceof KubeferryError) && !(error instanceof Error && error.name === 'AbortError')) {
       throw new KubeferryError('IO', `cannot write ${output}: ${code}`, {hint: 'check the output path and its permissions', cause: error})
     }
     throw error
   }
 
-  const sha256 = hash.digest('hex')
+  const tar = out!
+  const sha256 = tar.hash.digest('hex')
   const checksumFile = `${output}.sha256`
   const installScript = installScriptPathFor(output)
   await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
   await writeAtomic(installScript, renderInstallScript(metadata), 0o755)
-  return {path: output, sha256, size: written, checksumFile, installScript, metadata}
+  return {path: output, sha256, size: tar.position, checksumFile, installScript, metadata}
 }

@@ -2,18 +2,25 @@
  * The content-addressed blob cache shared by builds: `<root>/blobs/sha256/<hex>`, each file complete and verified.
  * Bytes go to `<root>/tmp/<hex>.<pid>.<random>` while they are hashed, and are renamed into place only once the
  * digest and size match, so a file under `blobs/` is always whole; a killed build leaves at most a temp file that
- * the next open removes. A hit is a file with the right size (a build re-hashes every blob again as it copies it
- * into the bundle, so a silently damaged cache file is caught there).
+ * the next open removes. A hit is a file with the right size; the bundle writer re-hashes hits that were not
+ * downloaded by the same build, so a silently damaged cache file is caught there.
+ *
+ * Verification happens once per download: a source stream that is itself a DigestVerifier for the same digest and
+ * size (the registry client's openBlob) is trusted to fail before it ends if the bytes are wrong; any other source
+ * is hashed here.
  */
 import {randomBytes} from 'node:crypto'
-import {createReadStream, createWriteStream} from 'node:fs'
-import {mkdir, readdir, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {createReadStream} from 'node:fs'
+import {mkdir, open as openFile, readdir, rename, stat, unlink, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
-import {Transform, type Readable} from 'node:stream'
+import type {Readable} from 'node:stream'
 import {KubeferryError} from '../errors.js'
 import {DigestVerifier, digestHex, sha256Digest, type Digest} from '../oci/digest.js'
+import {BlobFill, FillSink} from './blob-fill.js'
+
+export {BlobFill} from './blob-fill.js'
 
 export interface StoredDescriptor {
   digest: Digest
@@ -103,30 +110,40 @@ export class BlobStore {
 
   /**
    * Make sure the blob is in the store: a hit returns at once (`downloaded: false`); otherwise `openSource()` is
-   * streamed through a digest check into a temp file that is renamed into place only when it verified.
+   * streamed (digest checked while it flows, see above) into a temp file that is renamed into place only when it
+   * verified. `onFill` gets the BlobFill once the temp file exists, so a reader can follow the bytes as they land.
    */
   async ingest(
     desc: StoredDescriptor,
     openSource: () => Promise<NodeJS.ReadableStream>,
-    options: {onBytes?: (n: number) => void; signal?: AbortSignal} = {},
+    options: {onBytes?: (n: number) => void; signal?: AbortSignal; onFill?: (fill: BlobFill) => void} = {},
   ): Promise<{path: string; downloaded: boolean}> {
     const target = this.pathOf(desc.digest)
     if (await this.has(desc)) return {path: target, downloaded: false}
     options.signal?.throwIfAborted()
     const temp = this.tempPath(desc.digest)
-    const source = await openSource()
-    const verifier = new DigestVerifier(desc.digest, desc.size)
-    const onBytes = options.onBytes
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, callback) {
-        onBytes?.(chunk.length)
-        callback(null, chunk)
-      },
-    })
+    // The temp file first: between opening the source and piping it nothing may wait, or an early error of the
+    // source would find no listener.
+    let handle
     try {
-      await pipeline(source as Readable, verifier, counter, createWriteStream(temp, {highWaterMark: 1024 * 1024}), {signal: options.signal})
-      await rename(temp, target)
+      handle = await openFile(temp, 'w', 0o644)
     } catch (error) {
+      throw ioError(`caching blob ${desc.digest}`, error)
+    }
+    const fill = new BlobFill(temp, target, desc.size)
+    try {
+      const source = (await openSource()) as Readable
+      const verified = source instanceof DigestVerifier && source.expected === desc.digest && source.expectedSize === desc.size
+      const stages: NodeJS.ReadWriteStream[] = verified ? [] : [new DigestVerifier(desc.digest, desc.size)]
+      options.onFill?.(fill)
+      await pipeline([source, ...stages, new FillSink(handle.fd, fill, options.onBytes)], {signal: options.signal})
+      await handle.close()
+      handle = undefined
+      await rename(temp, target)
+      fill.complete()
+    } catch (error) {
+      fill.fail(error)
+      await handle?.close().catch(() => undefined)
       await unlink(temp).catch(() => undefined)
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC' || (error as NodeJS.ErrnoException).code === 'EDQUOT') throw ioError(`caching blob ${desc.digest}`, error)
       throw error

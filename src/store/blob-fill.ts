@@ -1,0 +1,102 @@
+/**
+ * A blob on its way into the store: the temp file it is being written to and how many bytes of it are on disk so
+ * far. The bundle writer follows it (reads below `written` while the download continues), so the tar is written
+ * while the blob still downloads instead of after it. Only `complete` means the bytes were verified; a reader that
+ * copied bytes before then must treat them as provisional until `settled()` resolves.
+ */
+import {write, writev} from 'node:fs'
+import {Writable} from 'node:stream'
+
+export type FillState = 'filling' | 'complete' | 'failed'
+
+export class BlobFill {
+  written = 0
+  state: FillState = 'filling'
+  error: unknown
+  private waiters: Array<{resolve: () => void; reject: (error: unknown) => void}> = []
+
+  constructor(
+    /** Where the bytes are being written (renamed to `finalPath` once verified). */
+    readonly tempPath: string,
+    readonly finalPath: string,
+    readonly size: number,
+  ) {}
+
+  /** Resolves when more bytes are on disk or the blob is complete; rejects when the download failed. */
+  changed(): Promise<void> {
+    if (this.state === 'failed') return Promise.reject(this.error)
+    if (this.state === 'complete') return Promise.resolve()
+    return new Promise((resolve, reject) => this.waiters.push({resolve, reject}))
+  }
+
+  advance(n: number): void {
+    this.written += n
+    this.wake()
+  }
+
+  complete(): void {
+    this.state = 'complete'
+    this.wake()
+  }
+
+  fail(error: unknown): void {
+    if (this.state !== 'filling') return
+    this.state = 'failed'
+    this.error = error
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w.reject(error)
+  }
+
+  private wake(): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w.resolve()
+  }
+}
+
+/** Write every byte of `buffers` at `position` (one writev; a short write, rare on regular files, is finished with write). */
+function writeFully(fd: number, buffers: Buffer[], position: number, callback: (error: Error | null) => void): void {
+  const total = buffers.reduce((sum, b) => sum + b.length, 0)
+  const rest = (data: Buffer, offset: number): void => {
+    if (offset >= data.length) return callback(null)
+    write(fd, data, offset, data.length - offset, position + offset, (error, n) => (error ? callback(error) : rest(data, offset + n)))
+  }
+  writev(fd, buffers, position, (error, n) => {
+    if (error) return callback(error)
+    if (n >= total) return callback(null)
+    rest(Buffer.concat(buffers), n)
+  })
+}
+
+/**
+ * A Writable onto an open file descriptor that reports each completed write to a BlobFill (and `onBytes`).
+ * Chunks that queue up while a write is in flight are written together (one syscall).
+ */
+export class FillSink extends Writable {
+  private position = 0
+
+  constructor(
+    private readonly fd: number,
+    private readonly fill: BlobFill,
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    super({highWaterMark: 1024 * 1024})
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this._writev([{chunk}], callback)
+  }
+
+  override _writev(chunks: Array<{chunk: Buffer}>, callback: (error?: Error | null) => void): void {
+    const buffers = chunks.map((c) => c.chunk)
+    const n = buffers.reduce((sum, b) => sum + b.length, 0)
+    writeFully(this.fd, buffers, this.position, (error) => {
+      if (error) return callback(error)
+      this.position += n
+      this.fill.advance(n)
+      this.onBytes?.(n)
+      callback()
+    })
+  }
+}
