@@ -2,7 +2,7 @@
 # Install the Debian packages the test peers need, only those missing. Idempotent; quick when all present.
 set -euo pipefail
 
-PACKAGES=(docker-registry skopeo containerd docker.io runc apache2-utils shellcheck dash busybox-static openssl iproute2)
+PACKAGES=(docker-registry skopeo containerd docker.io runc apache2-utils shellcheck dash busybox-static openssl iproute2 podman)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
