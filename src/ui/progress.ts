@@ -1,9 +1,9 @@
 /**
  * Progress for long transfers, on stderr (stdout stays for results and --json). On a TTY: listr2, one line per
  * image with bytes done/total and rate, plus one line for the bundle being written. Otherwise (or with
- * --no-progress): a plain line per finished image. The only module that looks at TTYs.
+ * --no-progress): a plain line per finished image. The only module that looks at TTYs. listr2 is loaded only when bars
+ * are drawn, so commands that never show them (and --no-progress, --json, non-TTY runs) do not pay for it.
  */
-import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 
 export interface ProgressItem {
   name: string
@@ -115,6 +115,12 @@ class TtyProgress implements Progress {
       title: counter.line(),
       task: (_ctx: unknown, t: {title: string}) =>
         new Promise<void>((resolve) => {
+          // listr2 is loaded lazily: a line that finished before its task started ends at once.
+          if (counter.finished) {
+            t.title = counter.line()
+            resolve()
+            return
+          }
           const tick = setInterval(() => {
             t.title = counter.line()
           }, 250)
@@ -127,13 +133,17 @@ class TtyProgress implements Progress {
     })
     const tasks = [...this.items.values()].map((counter) => task(counter, (resolve) => this.waiters.set(counter.name, resolve)))
     tasks.push(task(this.bundle, (resolve) => (this.bundleDone = resolve)))
-    const list = new Listr(tasks, {
-      concurrent: true,
-      exitOnError: false,
-      registerSignalListeners: false,
-      rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr as NodeJS.WriteStream, process.stderr as NodeJS.WriteStream)})},
-    })
-    this.running = list.run().catch(() => undefined)
+    this.running = import('listr2')
+      .then(({Listr, ListrLogger, ProcessOutput}) => {
+        const list = new Listr(tasks, {
+          concurrent: true,
+          exitOnError: false,
+          registerSignalListeners: false,
+          rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr as NodeJS.WriteStream, process.stderr as NodeJS.WriteStream)})},
+        })
+        return list.run()
+      })
+      .catch(() => undefined)
     for (const counter of this.items.values()) if (counter.done >= counter.total) this.itemDone(counter.name)
   }
 
