@@ -1,13 +1,19 @@
 /**
  * `kubeferry create` vs `skopeo copy` (docker:// → oci-archive, one image after the other as an operator would) vs
- * raw parallel curl of the same blobs (8 at once), in the same run against the same local docker-registry; then the
- * peak RSS of `create` with one ~1 GB layer, and the bundle size vs the sum of its unique blobs.
- *   node dist/bench/create.js [layerMiB=32] [bigLayerMiB=1024]
- * Starts its own docker-registry (stopped by PID) and prints one JSON document with figures and ratios.
- * All three pull one platform (linux/amd64): skopeo copies the host platform by default.
+ * raw parallel curl of the same manifests and blobs (8 at once), in the same run, against the same local
+ * docker-registry (its own, stopped by PID). The machine is shared and noisy, so each contender runs `--runs` times,
+ * interleaved, and medians are compared. Then the peak RSS (`/usr/bin/time -v`, whole process) of `create` with one
+ * big layer of each `--big` size, the start-up cost (`kubeferry --version`), and bundle size / unique blob bytes.
+ *
+ *   node dist/bench/create.js [--layer-mib 8] [--runs 5] [--big 256,1024] [--big-runs 2] [--all-platforms]
+ *                             [--cli bin/run.js] [--compare OTHER/bin/run.js] [--markdown]
+ *
+ * `--compare` times a second kubeferry (e.g. an older checkout) in the same runs, for before/after figures.
+ * `--all-platforms` adds create with linux/amd64+linux/arm64 vs `skopeo copy --all` (both platforms of each image).
+ * Every cold run gets a fresh cache and output directory; the registry's files stay in the page cache.
  */
 import {execFile, spawn} from 'node:child_process'
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {cpus, loadavg, tmpdir, totalmem} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -18,106 +24,263 @@ import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 
 const exec = promisify(execFile)
-const CLI = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'bin', 'run.js')
+const ROOT = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'))
 
-async function timed<T>(fn: () => Promise<T>): Promise<{ms: number; value: T}> {
-  const t0 = performance.now()
-  const value = await fn()
-  return {ms: Math.round(performance.now() - t0), value}
+interface Options {
+  layerMiB: number
+  runs: number
+  big: number[]
+  bigRuns: number
+  allPlatforms: boolean
+  cli: string
+  compare?: string
+  markdown: boolean
 }
 
-/** Run a command, sampling its peak RSS (VmHWM) from /proc. */
-function runWithPeakRss(cmd: string, args: string[]): Promise<{code: number | null; peakRssMiB: number; stdout: string; stderr: string}> {
-  return new Promise((res) => {
-    const child = spawn(cmd, args, {stdio: ['ignore', 'pipe', 'pipe']})
+function parseArgs(argv: string[]): Options {
+  const options: Options = {layerMiB: 8, runs: 5, big: [256, 1024], bigRuns: 2, allPlatforms: false, cli: join(ROOT, 'bin', 'run.js'), markdown: false}
+  for (let i = 0; i < argv.length; i++) {
+    const value = (): string => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${argv[i - 1]} needs a value`)
+      return v
+    }
+    switch (argv[i]) {
+      case '--layer-mib': options.layerMiB = Number(value()); break
+      case '--runs': options.runs = Number(value()); break
+      case '--big': options.big = value().split(',').filter(Boolean).map(Number); break
+      case '--big-runs': options.bigRuns = Number(value()); break
+      case '--all-platforms': options.allPlatforms = true; break
+      case '--cli': options.cli = resolve(value()); break
+      case '--compare': options.compare = resolve(value()); break
+      case '--markdown': options.markdown = true; break
+      default: throw new Error(`unknown argument ${argv[i]}`)
+    }
+  }
+  return options
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2)
+}
+
+interface Measured {
+  ms: number
+  peakRssMiB: number
+  userS: number
+  sysS: number
+  stdout: string
+}
+
+/** Run a command under `/usr/bin/time -v`: wall time, peak RSS of the whole process, CPU seconds. */
+function measure(cmd: string, args: string[]): Promise<Measured> {
+  return new Promise((res, rej) => {
+    const t0 = performance.now()
+    const child = spawn('/usr/bin/time', ['-v', cmd, ...args], {stdio: ['ignore', 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
-    let peak = 0
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const sample = async (): Promise<void> => {
-      try {
-        const status = await readFile(`/proc/${child.pid}/status`, 'utf8')
-        const hwm = /VmHWM:\s+(\d+) kB/.exec(status)
-        if (hwm) peak = Math.max(peak, Number(hwm[1]))
-      } catch {
-        // exited
-      }
-    }
-    const timer = setInterval(() => void sample(), 50)
+    child.on('error', rej)
     child.on('close', (code) => {
-      clearInterval(timer)
-      res({code, peakRssMiB: Math.round(peak / 1024), stdout, stderr})
+      const ms = Math.round(performance.now() - t0)
+      if (code !== 0) return rej(new Error(`${cmd} ${args.slice(0, 3).join(' ')}… exited ${code}: ${stderr.slice(-2000)}`))
+      const field = (name: string): number => Number(new RegExp(`${name}: ([0-9.]+)`).exec(stderr)?.[1] ?? Number.NaN)
+      res({ms, peakRssMiB: Math.round(field('Maximum resident set size \\(kbytes\\)') / 1024), userS: field('User time \\(seconds\\)'), sysS: field('System time \\(seconds\\)'), stdout})
     })
   })
 }
 
 async function main(): Promise<void> {
-  const layerMiB = Number(process.argv[2] ?? 32)
-  const bigLayerMiB = Number(process.argv[3] ?? 1024)
+  const options = parseArgs(process.argv.slice(2))
+  const machine = (): {nproc: number; cpu: string; memGiB: number; loadavg: number[]} => ({
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    loadavg: loadavg().map((l) => Number(l.toFixed(2))),
+  })
+  const before = machine()
   const dir = await mkdtemp(join(tmpdir(), 'kubeferry-bench-create-'))
   const registry = await startRegistry('bench-create', join(dir, 'registry'), {kind: 'none'})
   const host = registry.host
   const mirrors = ['--mirror', `registry.k8s.io=http://${host}`, '--mirror', `docker.io=http://${host}`]
+  let scratch = 0
+  const fresh = async (): Promise<string> => {
+    const d = join(dir, 'runs', String(scratch++))
+    await mkdir(d, {recursive: true})
+    return d
+  }
   try {
-    const set = await buildImageSet({dir: join(dir, 'images'), layerSize: layerMiB * 1024 * 1024, gzipLevel: 1, busybox: false, platforms: ['linux/amd64', 'linux/arm64/v8']})
+    const set = await buildImageSet({dir: join(dir, 'images'), layerSize: options.layerMiB * 1024 * 1024, gzipLevel: 1, busybox: false, platforms: ['linux/amd64', 'linux/arm64/v8']})
     await pushImageSet(set, {url: registry.url}, {fresh: true})
-    const names = set.images.map((i) => i.name)
+    const imageArgs = set.images.flatMap((i) => ['--image', i.name])
 
-    // 1. kubeferry create, cold cache
-    const bundle = join(dir, 'k8s.tar')
-    const create = await timed(() => exec(process.execPath, [CLI, 'create', ...names.flatMap((n) => ['--image', n]), ...mirrors, '--platform', 'linux/amd64', '--cache-dir', join(dir, 'cache'), '--no-progress', '--json', '-o', bundle], {maxBuffer: 64 << 20}))
-    const summary = JSON.parse(create.value.stdout) as {size: number; blobBytes: number; uniqueBlobs: number}
-
-    // 2. skopeo copy, one image after the other, into oci-archive files
-    await mkdir(join(dir, 'skopeo'))
-    const skopeo = await timed(async () => {
+    const create = async (cli: string, platforms: string[]): Promise<Measured & {summary: {size: number; blobBytes: number; uniqueBlobs: number; seconds: number; sha256: string}}> => {
+      const d = await fresh()
+      const m = await measure(process.execPath, [cli, 'create', ...imageArgs, ...mirrors, ...platforms.flatMap((p) => ['--platform', p]), '--cache-dir', join(d, 'cache'), '--no-progress', '--json', '-o', join(d, 'k8s.tar')])
+      const summary = JSON.parse(m.stdout) as {size: number; blobBytes: number; uniqueBlobs: number; seconds: number; sha256: string}
+      await rm(d, {recursive: true, force: true})
+      return {...m, summary}
+    }
+    const skopeo = async (all: boolean): Promise<number> => {
+      const d = await fresh()
+      const t0 = performance.now()
       for (const [i, image] of set.images.entries()) {
-        const path = `${image.repository}:${image.tag}`
-        await exec('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${host}/${path}`, `oci-archive:${join(dir, 'skopeo', `${i}.tar`)}:${image.name}`], {maxBuffer: 64 << 20})
+        await exec('skopeo', ['copy', '--quiet', ...(all ? ['--all'] : []), '--src-tls-verify=false', `docker://${host}/${image.repository}:${image.tag}`, `oci-archive:${join(d, `${i}.tar`)}:${image.name}`], {maxBuffer: 64 << 20})
       }
-    })
-
-    // 3. raw parallel curl of the same blobs (index, amd64 manifest, config, layers), 8 at once
-    const urls: string[] = []
+      const ms = Math.round(performance.now() - t0)
+      await rm(d, {recursive: true, force: true})
+      return ms
+    }
+    // curl: the same requests create makes for one platform (index, platform manifest, config, layers; blobs once).
+    const requests: {url: string}[] = []
+    const seen = new Set<string>()
     for (const image of set.images) {
       const p = image.platforms.find((x) => x.platform === 'linux/amd64')!
-      for (const digest of [p.config, ...p.layers.map((l) => l.digest)]) urls.push(`http://${host}/v2/${image.repository}/blobs/${digest}`)
+      requests.push({url: `http://${host}/v2/${image.repository}/manifests/${image.tag}`}, {url: `http://${host}/v2/${image.repository}/manifests/${p.digest}`})
+      for (const digest of [p.config, ...p.layers.map((l) => l.digest)]) {
+        if (seen.has(digest)) continue
+        seen.add(digest)
+        requests.push({url: `http://${host}/v2/${image.repository}/blobs/${digest}`})
+      }
     }
-    const unique = [...new Map(urls.map((u) => [u.split('/blobs/')[1], u])).values()]
-    await mkdir(join(dir, 'curl'))
-    await writeFile(join(dir, 'urls.txt'), unique.map((u, i) => `url = "${u}"\noutput = "${join(dir, 'curl', String(i))}"\n`).join(''))
-    const curl = await timed(() => exec('curl', ['-sS', '--fail', '--parallel', '--parallel-max', '8', '-K', join(dir, 'urls.txt')]))
-
-    // 4. peak RSS with one big layer (a fresh registry repository holding one image)
-    let big: {peakRssMiB: number; layerMiB: number; ms: number} | undefined
-    if (bigLayerMiB > 0) {
-      const bigSet = await buildImageSet({dir: join(dir, 'big'), only: ['registry.k8s.io/pause:3.10'], layerSize: bigLayerMiB * 1024 * 1024, gzipLevel: 1, busybox: false, platforms: ['linux/amd64']})
-      for (const image of bigSet.images) image.tag = 'big'
-      await pushImageSet(bigSet, {url: registry.url}, {fresh: false})
+    // One Accept header for every request (blobs ignore it), so no per-URL option scoping is needed.
+    const accept = 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
+    const curl = async (): Promise<number> => {
+      const d = await fresh()
+      const config = `header = "${accept}"\n` + requests.map((r, i) => `url = "${r.url}"\noutput = "${join(d, String(i))}"\n`).join('')
+      await writeFile(join(d, 'curl.conf'), config)
       const t0 = performance.now()
-      const run = await runWithPeakRss(process.execPath, [CLI, 'create', '--image', 'registry.k8s.io/pause:big', ...mirrors, '--cache-dir', join(dir, 'cache-big'), '--no-progress', '-o', join(dir, 'big.tar')])
-      if (run.code !== 0) throw new Error(`big create failed: ${run.stderr}`)
-      big = {peakRssMiB: run.peakRssMiB, layerMiB: bigLayerMiB, ms: Math.round(performance.now() - t0)}
+      await exec('curl', ['-sS', '--fail', '--parallel', '--parallel-max', '8', '-K', join(d, 'curl.conf')])
+      const ms = Math.round(performance.now() - t0)
+      await rm(d, {recursive: true, force: true})
+      return ms
+    }
+    const version = async (cli: string): Promise<Measured> => measure(process.execPath, [cli, '--version'])
+
+    // Warm-up (page cache, registry): one of each, not counted.
+    await create(options.cli, ['linux/amd64'])
+    await skopeo(false)
+    await curl()
+
+    type Created = Awaited<ReturnType<typeof create>>
+    const samples = {create: [] as Created[], compare: [] as Created[], skopeo: [] as number[], curl: [] as number[], createAll: [] as number[], skopeoAll: [] as number[], version: [] as number[], compareVersion: [] as number[]}
+    let summary: Awaited<ReturnType<typeof create>>['summary'] | undefined
+    let compareSha: string | undefined
+    for (let run = 0; run < options.runs; run++) {
+      const c = await create(options.cli, ['linux/amd64'])
+      summary = c.summary
+      samples.create.push(c)
+      if (options.compare) {
+        const o = await create(options.compare, ['linux/amd64'])
+        compareSha = o.summary.sha256
+        samples.compare.push(o)
+        samples.compareVersion.push((await version(options.compare)).ms)
+      }
+      samples.skopeo.push(await skopeo(false))
+      samples.curl.push(await curl())
+      samples.version.push((await version(options.cli)).ms)
+      if (options.allPlatforms) {
+        samples.createAll.push((await create(options.cli, ['linux/amd64', 'linux/arm64'])).ms)
+        samples.skopeoAll.push(await skopeo(true))
+      }
+      process.stderr.write(`run ${run + 1}/${options.runs}: create ${c.ms} ms (build ${Math.round(c.summary.seconds * 1000)} ms), skopeo ${samples.skopeo.at(-1)} ms, curl ${samples.curl.at(-1)} ms\n`)
     }
 
+    // Peak RSS with one big layer (its own repository/tag; a fresh cache each run).
+    const big: {layerMiB: number; peakRssMiB: number[]; ms: number[]; buildMs: number[]; comparePeakRssMiB?: number[]; compareMs?: number[]}[] = []
+    for (const mib of options.big) {
+      const bigSet = await buildImageSet({dir: join(dir, `big-${mib}`), only: ['registry.k8s.io/pause:3.10'], layerSize: mib * 1024 * 1024, gzipLevel: 1, busybox: false, platforms: ['linux/amd64']})
+      for (const image of bigSet.images) image.tag = `big-${mib}`
+      await pushImageSet(bigSet, {url: registry.url}, {fresh: false})
+      const row: (typeof big)[number] = {layerMiB: mib, peakRssMiB: [], ms: [], buildMs: []}
+      const runBig = async (cli: string): Promise<Measured & {buildMs: number}> => {
+        const d = await fresh()
+        const m = await measure(process.execPath, [cli, 'create', '--image', `registry.k8s.io/pause:big-${mib}`, ...mirrors, '--cache-dir', join(d, 'cache'), '--no-progress', '--json', '-o', join(d, 'big.tar')])
+        await rm(d, {recursive: true, force: true})
+        return {...m, buildMs: Math.round((JSON.parse(m.stdout) as {seconds: number}).seconds * 1000)}
+      }
+      for (let run = 0; run < options.bigRuns; run++) {
+        const m = await runBig(options.cli)
+        row.peakRssMiB.push(m.peakRssMiB)
+        row.ms.push(m.ms)
+        row.buildMs.push(m.buildMs)
+        if (options.compare) {
+          const o = await runBig(options.compare)
+          ;(row.comparePeakRssMiB ??= []).push(o.peakRssMiB)
+          ;(row.compareMs ??= []).push(o.ms)
+        }
+      }
+      big.push(row)
+      await rm(join(dir, `big-${mib}`), {recursive: true, force: true})
+    }
+
+    const createMs = median(samples.create.map((s) => s.ms))
+    const buildMs = median(samples.create.map((s) => Math.round(s.summary.seconds * 1000)))
+    const skopeoMs = median(samples.skopeo)
+    const curlMs = median(samples.curl)
     const result = {
-      machine: {cpus: cpus().length, model: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), loadavg: loadavg().map((l) => Number(l.toFixed(2)))},
+      machine: {...before, loadavgAfter: loadavg().map((l) => Number(l.toFixed(2)))},
+      runs: options.runs,
       images: set.images.length,
-      layerMiB,
-      uniqueBlobs: summary.uniqueBlobs,
-      blobBytes: summary.blobBytes,
-      kubeferryCreateMs: create.ms,
-      skopeoCopyMs: skopeo.ms,
-      curlParallelMs: curl.ms,
-      ratioCreateToSkopeo: Number((create.ms / skopeo.ms).toFixed(3)),
-      createThroughputVsCurl: Number((curl.ms / create.ms).toFixed(3)),
-      bundleSize: summary.size,
-      bundleOverUniqueBlobs: Number((summary.size / summary.blobBytes).toFixed(4)),
-      bigLayer: big,
-      targets: {ratioCreateToSkopeo: '≤ 0.5', createThroughputVsCurl: '≥ 0.8', peakRssMiB: '< 150', bundleOverUniqueBlobs: '≤ 1.01'},
+      layerMiB: options.layerMiB,
+      uniqueBlobs: summary!.uniqueBlobs,
+      blobBytes: summary!.blobBytes,
+      median: {
+        createMs,
+        createBuildMs: buildMs,
+        createStartupMs: median(samples.version),
+        createCpuS: median(samples.create.map((s) => Number((s.userS + s.sysS).toFixed(2)))),
+        createPeakRssMiB: median(samples.create.map((s) => s.peakRssMiB)),
+        skopeoMs,
+        curlMs,
+        ...(options.allPlatforms ? {createAllMs: median(samples.createAll), skopeoAllMs: median(samples.skopeoAll)} : {}),
+        ...(options.compare
+          ? {compareCreateMs: median(samples.compare.map((s) => s.ms)), compareBuildMs: median(samples.compare.map((s) => Math.round(s.summary.seconds * 1000))), compareCpuS: median(samples.compare.map((s) => Number((s.userS + s.sysS).toFixed(2)))), compareStartupMs: median(samples.compareVersion)}
+          : {}),
+      },
+      samples: {createMs: samples.create.map((s) => s.ms), skopeoMs: samples.skopeo, curlMs: samples.curl},
+      ratios: {
+        createToSkopeo: Number((createMs / skopeoMs).toFixed(3)),
+        createThroughputVsCurl: Number((curlMs / createMs).toFixed(3)),
+        /** The transfer alone (create's own `seconds`: plan, download, tar, fsync; not Node/oclif start-up). */
+        buildThroughputVsCurl: Number((curlMs / buildMs).toFixed(3)),
+        ...(options.allPlatforms ? {createAllToSkopeoAll: Number((median(samples.createAll) / median(samples.skopeoAll)).toFixed(3))} : {}),
+      },
+      bundleSize: summary!.size,
+      bundleOverUniqueBlobs: Number((summary!.size / summary!.blobBytes).toFixed(4)),
+      ...(options.compare ? {compare: {cli: options.compare, sameBundle: compareSha === summary!.sha256}} : {}),
+      bigLayer: big.map((b) => ({
+        layerMiB: b.layerMiB,
+        peakRssMiB: median(b.peakRssMiB),
+        peakRssSamples: b.peakRssMiB,
+        ms: median(b.ms),
+        buildMs: median(b.buildMs),
+        ...(b.comparePeakRssMiB ? {comparePeakRssMiB: median(b.comparePeakRssMiB), compareMs: median(b.compareMs!)} : {}),
+      })),
+      targets: {createToSkopeo: '≤ 0.5', createThroughputVsCurl: '≥ 0.8', peakRssMiB: '< 150', bundleOverUniqueBlobs: '≤ 1.01'},
     }
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+    if (options.markdown) {
+      const m = result.median
+      const lines = [
+        `machine: ${result.machine.nproc} CPUs (${result.machine.cpu}), ${result.machine.memGiB} GiB, load ${result.machine.loadavg.join('/')} → ${result.machine.loadavgAfter.join('/')}; ${options.runs} runs, medians`,
+        '',
+        `| ${result.images} images, ${options.layerMiB} MiB layers (${(result.blobBytes / 1e6).toFixed(0)} MB unique) | ms |`,
+        '|---|---|',
+        `| kubeferry create (whole process) | ${m.createMs} |`,
+        `| … of which build (plan, download, tar, fsync) | ${m.createBuildMs} |`,
+        `| kubeferry --version (start-up) | ${m.createStartupMs} |`,
+        `| skopeo copy, sequential | ${m.skopeoMs} |`,
+        `| curl, 8 parallel | ${m.curlMs} |`,
+        '',
+        `create/skopeo ${result.ratios.createToSkopeo}, throughput vs curl ${result.ratios.createThroughputVsCurl} (build phase ${result.ratios.buildThroughputVsCurl}), bundle/blobs ${result.bundleOverUniqueBlobs}`,
+        ...result.bigLayer.map((b) => `big layer ${b.layerMiB} MiB: peak RSS ${b.peakRssMiB} MiB (${b.peakRssSamples.join(', ')}), ${b.ms} ms`),
+      ]
+      process.stdout.write(`${lines.join('\n')}\n`)
+    }
   } finally {
     await stopDaemon(registry.process, 2000)
     await rm(dir, {recursive: true, force: true})
