@@ -3,7 +3,8 @@
  * graphroot/runroot, see store.ts), nothing global touched, no network:
  * - `podman load -i BUNDLE`: with more than one index.json entry podman 4.3 takes the docker-archive path
  *   (manifest.json), so images are named by RepoTags and carry the docker-archive manifest, not the upstream one;
- *   an unqualified RepoTag (docker.io's familiar `busybox:1.36`) becomes `localhost/busybox:1.36`.
+ *   an unqualified RepoTag (docker.io's familiar `busybox:1.36`) becomes `localhost/busybox:1.36`. With exactly one
+ *   entry it takes the OCI path: the full name and the upstream digests.
  * - `skopeo copy oci-archive:BUNDLE:REF containers-storage:[vfs@ROOT+RUNROOT]REF` keeps the upstream digests.
  * - install.sh `--runtime podman` / `--runtime cri-o` and `kubeferry load` the same, with skopeo and without it
  *   (podman pull), and CRI-O with skopeo but no podman: every name with the host platform's image id and the
@@ -30,6 +31,7 @@ const inCI = process.env.CI === 'true' || process.env.CI === '1'
 let work = ''
 let full = '' // every test image, 2 platforms
 let small = '' // SMALL only, for the variants
+let single = '' // one image: podman load takes the OCI path
 let noSkopeo = ''
 let noPodman = ''
 let setupError: string | undefined
@@ -52,11 +54,13 @@ test.before(async () => {
   try {
     full = join(work, 'full', 'k8s.tar')
     small = join(work, 'small', 'k8s.tar')
+    single = join(work, 'single', 'k8s.tar')
     ;[noSkopeo, noPodman] = await Promise.all([
       pathWithout(work, 'skopeo'),
       pathWithout(work, 'podman'),
       create(peers, full, peers.images.map((i) => i.name)),
       create(peers, small, SMALL),
+      create(peers, single, ['docker.io/library/busybox:1.36']),
     ])
   } catch (error) {
     setupError = (error as Error).message
@@ -136,6 +140,14 @@ podmanTest('podman load -i BUNDLE names every RepoTag (docker-archive path), hos
     t.is(row?.Id, hex(hostImage(image).config), `${name}: image id = upstream config digest`)
     t.log(`${name}: podman load digest ${row?.Digest} (upstream index ${image.digest}, platform ${hostImage(image).digest})`)
   }
+})
+
+podmanTest('podman load -i BUNDLE of a one-image bundle takes the OCI path: full name, upstream index digest', async (t, peers) => {
+  const store = await makeStore(work, 'load-single')
+  const r = await store.podman('load', '-i', single)
+  t.is(r.code, 0, r.stderr)
+  t.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('Loaded image: ')), ['Loaded image: docker.io/library/busybox:1.36'])
+  expectStore(t, await store.images(), selected(peers, ['docker.io/library/busybox:1.36']))
 })
 
 podmanTest('skopeo copy oci-archive:BUNDLE:REF containers-storage:[vfs@…]REF keeps the upstream digests', async (t, peers) => {
