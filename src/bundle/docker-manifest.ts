@@ -1,9 +1,10 @@
 /**
  * The `docker save`-style `manifest.json` of a bundle: one entry per image reference that has the given platform,
- * `Config`/`Layers` pointing at the OCI blobs (docker accepts any path in the tar), `RepoTags` in docker's familiar
- * form (`pause:3.10` for docker.io/library/pause:3.10, full names elsewhere). Digest-only references get no tag.
+ * `Config`/`Layers` pointing at the OCI blobs (docker accepts any path in the tar), `RepoTags` fully qualified
+ * (`docker.io/library/busybox:1.36`): docker shortens it itself, while podman would qualify a short name with
+ * `localhost/`. Digest-only references get no tag.
  */
-import {parseReference, familiarReference} from '../registry/reference.js'
+import {formatReference, parseReference} from '../registry/reference.js'
 import {blobPath, type BundleImage} from './layout.js'
 import {platformMatches, parsePlatform} from '../oci/platform.js'
 
@@ -17,7 +18,7 @@ export interface DockerManifestEntry {
 export function repoTag(name: string): string | undefined {
   const ref = parseReference(name, {defaultTag: false})
   if (!ref.tag) return undefined
-  return familiarReference({registry: ref.registry, repository: ref.repository, tag: ref.tag})
+  return formatReference({registry: ref.registry, repository: ref.repository, tag: ref.tag})
 }
 
 export function dockerManifest(images: BundleImage[], platform: string): DockerManifestEntry[] {

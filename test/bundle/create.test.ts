@@ -12,6 +12,7 @@ import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import test from 'ava'
 import {repoTag} from '../../src/bundle/docker-manifest.js'
+import {familiarReference, parseReference} from '../../src/registry/reference.js'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
@@ -118,7 +119,8 @@ peerTest('docker load lists every RepoTag; the arm64 fragment loads arm64 images
   const docker = (...args: string[]) => execFileSync('/usr/bin/docker', ['-H', peers.dockerd!.host, ...args], {encoding: 'utf8'})
   const loaded = docker('load', '-i', b.output)
   const names = loaded.split('\n').filter((l) => l.startsWith('Loaded image: ')).map((l) => l.slice('Loaded image: '.length)).sort()
-  const expected = peers.images.map((i) => repoTag(i.name)!).sort()
+  // docker prints the familiar form of the fully qualified RepoTags
+  const expected = peers.images.map((i) => familiarReference(parseReference(repoTag(i.name)!))).sort()
   t.deepEqual(names, expected)
   t.true(expected.includes('busybox:1.36'), 'docker.io images get the familiar name')
   t.is(docker('image', 'inspect', '--format', '{{.Architecture}}', 'registry.k8s.io/coredns/coredns:v1.11.3').trim(), 'amd64')

@@ -3,7 +3,7 @@
  * graphroot/runroot, see store.ts), nothing global touched, no network:
  * - `podman load -i BUNDLE`: with more than one index.json entry podman 4.3 takes the docker-archive path
  *   (manifest.json), so images are named by RepoTags and carry the docker-archive manifest, not the upstream one;
- *   an unqualified RepoTag (docker.io's familiar `busybox:1.36`) becomes `localhost/busybox:1.36`. With exactly one
+ *   RepoTags are fully qualified (a short `busybox:1.36` would become `localhost/busybox:1.36`). With exactly one
  *   entry it takes the OCI path: the full name and the upstream digests.
  * - `skopeo copy oci-archive:BUNDLE:REF containers-storage:[vfs@ROOT+RUNROOT]REF` keeps the upstream digests.
  * - install.sh `--runtime podman` / `--runtime cri-o` and `kubeferry load` the same, with skopeo and without it
@@ -131,11 +131,11 @@ podmanTest('podman load -i BUNDLE names every RepoTag (docker-archive path), hos
   const expected = manifest.flatMap((e) => e.RepoTags.map(podmanName)).sort()
   t.is(expected.length, peers.images.length)
   t.deepEqual([...loaded].sort(), expected, 'every RepoTag of manifest.json is listed')
-  t.true(loaded.includes('localhost/busybox:1.36'), 'docker.io/library/busybox:1.36 (RepoTag busybox:1.36) lands as localhost/busybox:1.36')
+  t.true(loaded.includes('docker.io/library/busybox:1.36'), 'docker.io/library/busybox:1.36 keeps its name (RepoTags are fully qualified)')
 
   const rows = await store.images()
   for (const image of peers.images) {
-    const name = image.name.startsWith('docker.io/library/') ? `localhost/${image.name.slice('docker.io/library/'.length)}` : image.name
+    const name = image.name
     const row = rows.find((candidate) => candidate.Names?.includes(name))
     t.is(row?.Id, hex(hostImage(image).config), `${name}: image id = upstream config digest`)
     t.log(`${name}: podman load digest ${row?.Digest} (upstream index ${image.digest}, platform ${hostImage(image).digest})`)
