@@ -11,6 +11,7 @@ import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
 import {parseChecksums} from './checksums.js'
 import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
+import {formatReference, parseReference} from '../registry/reference.js'
 import {
   ANNOTATION_CONTAINERD_NAME,
   ANNOTATION_REF_NAME,
@@ -25,7 +26,6 @@ import {
 } from './layout.js'
 import {BundleReader} from './reader.js'
 import {indexDescriptorMediaType} from './writer.js'
-import {indexTar} from './tar-index.js'
 
 export interface VerifyProblem {
   /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
@@ -69,7 +69,6 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
 
   let reader: BundleReader
   try {
-    await indexTar(path)
     reader = await BundleReader.open(path)
   } catch (error) {
     if (isKubeferryError(error) && error.code === 'IO') throw error
@@ -238,8 +237,8 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       for (const p of [e.Config, ...(e.Layers ?? [])]) if (!reader.has(p)) add('DOCKER', `${where}: ${(e.RepoTags ?? []).join(',') || 'entry'} points at missing "${p}"`, p)
     }
     if (meta && platform) {
-      const expected = JSON.stringify(dockerManifest(meta.images ?? [], platform))
-      if (JSON.stringify(entries) !== expected) add('DOCKER', `${where} does not match bundle.json for ${platform}`)
+      const expected = JSON.stringify(normalizeRepoTags(dockerManifest(meta.images ?? [], platform)))
+      if (JSON.stringify(normalizeRepoTags(entries)) !== expected) add('DOCKER', `${where} does not match bundle.json for ${platform}`)
     }
   }
   const dockerBytes = await readSmall(DOCKER_MANIFEST_FILE)
@@ -284,6 +283,23 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
   }
 
   return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed})
+}
+
+/**
+ * RepoTags compared by what they mean: bundles of kubeferry 0.1 before fully qualified tags wrote docker's familiar
+ * form (`busybox:1.36`); both name the same image. An unparsable tag stays as written, so it never matches.
+ */
+function normalizeRepoTags(entries: DockerManifestEntry[]): DockerManifestEntry[] {
+  return entries.map((e) => ({
+    ...e,
+    RepoTags: (e.RepoTags ?? []).map((tag) => {
+      try {
+        return formatReference(parseReference(tag))
+      } catch {
+        return tag
+      }
+    }),
+  }))
 }
 
 /** The manifest.json inside a docker fragment (a tiny tar), or undefined. */
