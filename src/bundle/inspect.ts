@@ -4,6 +4,7 @@
  */
 import {KubeferryError} from '../errors.js'
 import {BUNDLE_SCHEMA_VERSION, type BundleMetadata} from './layout.js'
+import {assertBundleValid} from './verify.js'
 import {BundleReader} from './reader.js'
 
 export interface InspectedImage {
@@ -33,6 +34,9 @@ export interface InspectResult {
 }
 
 export async function inspectBundle(path: string): Promise<InspectResult> {
+  // Never describe what is not there: structure, references and manifests are checked first (blobs are hashed
+  // only by `verify`, which reads every byte).
+  await assertBundleValid(path, {quick: true})
   const reader = await BundleReader.open(path)
   const meta = await reader.metadata()
   if (meta.schemaVersion !== BUNDLE_SCHEMA_VERSION || !Array.isArray(meta.images)) {

@@ -318,7 +318,8 @@ export async function assertBundleValid(path: string, options: VerifyOptions = {
   if (!result.ok) {
     const first = result.problems[0]
     const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more problem${result.problems.length > 2 ? 's' : ''})` : ''
-    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${first.message}${more}`, {hint: 'run `kubeferry verify` for the full list; copy the bundle again or rebuild it'})
+    const what = first.message.startsWith(`${path}: `) ? first.message.slice(path.length + 2) : first.message
+    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${what}${more}`, {hint: 'run `kubeferry verify` for the full list; copy the bundle again or rebuild it'})
   }
   return result
 }
