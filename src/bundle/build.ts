@@ -80,6 +80,20 @@ function deferred<T>(): Deferred<T> {
   return {promise, resolve, reject}
 }
 
+/** `fn` over `items`, at most `limit` calls in flight; results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await fn(items[index])
+    }
+  }
+  await Promise.all(Array.from({length: Math.max(1, Math.min(limit, items.length))}, worker))
+  return results
+}
+
 async function openEither(first: string, second: string): Promise<FileHandle> {
   try {
     return await open(first, 'r')
@@ -165,8 +179,9 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   const plan = await planBundle(source, options.requests, {platforms: options.platforms, skipMissingPlatforms: options.skipMissingPlatforms, concurrency})
 
   // Manifests are small and already verified: keep them in the store too (a later build reads them from there).
-  await Promise.all(plan.blobs.filter((b) => b.bytes).map((b) => store.putBytes(b, b.bytes!)))
-  const cached = await Promise.all(plan.blobs.map((b) => (b.bytes ? true : store.has(b))))
+  // At most `concurrency` at once: each write holds a file handle until it is renamed, and there are hundreds.
+  await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
+  const cached = await mapLimit(plan.blobs, concurrency, async (b) => (b.bytes ? true : store.has(b)))
   const missing = plan.blobs.filter((_, i) => !cached[i])
   const present = new Set<Digest>(plan.blobs.filter((_, i) => cached[i]).map((b) => b.digest))
   const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
