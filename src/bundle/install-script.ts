@@ -2,20 +2,106 @@
  * Renders install.sh from the bundle metadata through the same import plan `kubeferry load` uses (import-plan.ts):
  * the plan is embedded as data lines, the shell only follows it. POSIX sh only (dash, busybox ash), shellcheck clean
  * (a test runs shellcheck on the rendered script). Placeholders: @@VERSION@@ @@COUNT@@ @@PLATFORMS@@ @@PLAN@@.
+ *
+ * Besides the plan, the script carries the bundle's exact entry list (`entry|<path>|<size>|<sha256 or ->`): every
+ * entry writer.ts writes for this metadata, with the sha256 of the small files the runtimes read (index.json,
+ * manifest.json, the docker fragments; also oci-layout and bundle.json). The script refuses a tar whose listing is
+ * anything else (an extra, missing, duplicate, oversized or non-regular entry) and checks those hashes before any
+ * runtime sees the tar. The script's own entry has no hash (it cannot hold its own), only its size.
  */
 import {KubeferryError} from '../errors.js'
+import {digestHex, sha256Digest, type Digest} from '../oci/digest.js'
+import {dockerManifestBytes} from './docker-manifest.js'
 import {canonicalPlatform, renderPlanData} from './import-plan.js'
-import type {BundleMetadata} from './layout.js'
+import {
+  blobPath,
+  CHECKSUMS_FILE,
+  DOCKER_MANIFEST_FILE,
+  dockerFragmentPath,
+  INDEX_FILE,
+  INSTALL_SCRIPT_FILE,
+  METADATA_FILE,
+  OCI_LAYOUT_CONTENT,
+  OCI_LAYOUT_FILE,
+  type BundleMetadata,
+} from './layout.js'
+import {tarOf} from './tar-header.js'
+// writer.ts imports this module too; only functions cross the cycle, and only at call time.
+import {ociIndexBytes} from './writer.js'
+
+export interface ExpectedEntry {
+  path: string
+  size: number
+  /** sha256 hex of the content, for the small files the script checks; undefined for blobs and unknowable files. */
+  sha256?: string
+}
+
+/** Length of a `sha256sum` line in kubeferry/SHA256SUMS (`<64 hex>  <path>\n`). */
+const checksumLineLength = (path: string): number => 64 + 2 + Buffer.byteLength(path) + 1
+
+/**
+ * Every entry of the bundle writer.ts writes for `meta`, sorted by path. `installScriptSize` is the byte size of
+ * kubeferry/install.sh (the rendered script itself). Throws when the blobs the images name do not add up to
+ * `meta.blobs` (the script would then refuse its own bundle).
+ */
+export function expectedEntries(meta: BundleMetadata, installScriptSize: number): ExpectedEntry[] {
+  const blobs = new Map<Digest, number>()
+  for (const image of meta.images) {
+    blobs.set(image.digest, image.size)
+    for (const p of image.platforms) {
+      blobs.set(p.digest, p.size)
+      blobs.set(p.config.digest, p.config.size)
+      for (const layer of p.layers) blobs.set(layer.digest, layer.size)
+    }
+  }
+  const total = [...blobs.values()].reduce((n, size) => n + size, 0)
+  if (blobs.size !== meta.blobs.count || total !== meta.blobs.totalSize) {
+    throw new KubeferryError('INTERNAL', `bundle metadata lists ${meta.blobs.count} blobs (${meta.blobs.totalSize} bytes) but its images name ${blobs.size} (${total} bytes); cannot write an install.sh that checks the bundle`)
+  }
+  const mtime = meta.created ? Math.floor(Date.parse(meta.created) / 1000) : 0
+  const small: {path: string; bytes: Buffer}[] = [
+    {path: OCI_LAYOUT_FILE, bytes: Buffer.from(OCI_LAYOUT_CONTENT)},
+    {path: INDEX_FILE, bytes: ociIndexBytes(meta)},
+    {path: DOCKER_MANIFEST_FILE, bytes: dockerManifestBytes(meta.images, meta.dockerPlatform)},
+    {path: METADATA_FILE, bytes: Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)},
+    ...meta.platforms.map((platform) => ({
+      path: dockerFragmentPath(platform),
+      bytes: tarOf([{name: DOCKER_MANIFEST_FILE, bytes: dockerManifestBytes(meta.images, platform)}], mtime),
+    })),
+  ]
+  const entries: ExpectedEntry[] = [
+    ...[...blobs].map(([digest, size]) => ({path: blobPath(digest), size})),
+    ...small.map((f) => ({path: f.path, size: f.bytes.length, sha256: digestHex(sha256Digest(f.bytes))})),
+    {path: INSTALL_SCRIPT_FILE, size: installScriptSize},
+  ]
+  entries.push({path: CHECKSUMS_FILE, size: entries.reduce((n, e) => n + checksumLineLength(e.path), 0)})
+  return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
 
 export function renderInstallScript(meta: BundleMetadata): string {
   const version = String(meta.tool?.version ?? 'unknown')
   if (!/^[A-Za-z0-9._+-]+$/.test(version)) throw new KubeferryError('BUNDLE_INVALID', `unsafe tool version in bundle metadata: ${JSON.stringify(version)}`)
   const platforms = meta.platforms.map(canonicalPlatform).join(' ')
   const plan = renderPlanData(meta).join('\n')
-  return TEMPLATE.replace('@@PLAN@@', () => plan)
-    .replaceAll('@@VERSION@@', version)
-    .replaceAll('@@COUNT@@', String(meta.images.length))
-    .replaceAll('@@PLATFORMS@@', platforms)
+  const render = (selfSize: number): string => {
+    const entries = expectedEntries(meta, selfSize).map((e) => ['entry', e.path, String(e.size), e.sha256 ?? '-'].join('|'))
+    for (const line of entries) {
+      if (!/^[A-Za-z0-9|/._-]+$/.test(line)) throw new KubeferryError('BUNDLE_INVALID', `unsafe character in a bundle entry name: ${JSON.stringify(line)}`)
+    }
+    return TEMPLATE.replace('@@PLAN@@', () => `${plan}\n${entries.join('\n')}`)
+      .replaceAll('@@VERSION@@', version)
+      .replaceAll('@@COUNT@@', String(meta.images.length))
+      .replaceAll('@@PLATFORMS@@', platforms)
+  }
+  // The script lists its own size: only the number's digits change the length, so this settles in a step or two.
+  let size = 0
+  for (let i = 0; i < 8; i++) {
+    const script = render(size)
+    const length = Buffer.byteLength(script)
+    if (length === size) return script
+    size = length
+  }
+  throw new KubeferryError('INTERNAL', 'install.sh: its own size does not settle')
 }
 
 const TEMPLATE = `#!/bin/sh
@@ -185,6 +271,55 @@ image_count=$(wc -l <"$tmp/images" | tr -d ' ')
 verified=''
 verify_bundle() {
   [ -n "$verified" ] && return 0
+  have tar || die 4 "tar is needed to read $bundle"
+  plan_data | awk -F'|' '$1 == "entry" { print $2, $3, $4 }' >"$tmp/entries" || die 6 "cannot write scratch files in $tmp (disk full?)"
+  # Structure, from the tar's headers alone, before anything else reads the tar: exactly the entries kubeferry wrote
+  # for this bundle, each once, each a regular file of its size. This refuses ../ and absolute names, links,
+  # duplicates (a second index.json), oversized files and extra entries (a tar bomb).
+  tar -tvf "$bundle" >"$tmp/listing" 2>"$tmp/tar.err" ||
+    die 4 "bundle $bundle is not a readable tar ($(head -n 1 "$tmp/tar.err")): corrupt or truncated; copy it again. Nothing was imported"
+  # tar warns about names it would rewrite (a leading / or ../); busybox tar lists them already rewritten
+  if [ -s "$tmp/tar.err" ]; then
+    die 4 "bundle $bundle holds entries kubeferry never writes ($(head -n 1 "$tmp/tar.err")): it was tampered with; nothing was imported"
+  fi
+  awk '
+    NR == FNR { size[$1] = $2; expected++; next }
+    bad { next }
+    { # GNU tar: MODE UID/GID SIZE DATE TIME NAME; busybox tar: the same with seconds in TIME
+      name = $6
+      for (i = 7; i <= NF; i++) name = name " " $i
+      shown = length(name) > 120 ? substr(name, 1, 120) "..." : name
+      type = substr($1, 1, 1)
+      if (type != "-") {
+        what = type == "l" ? "a symbolic link" : type == "h" ? "a hard link" : type == "d" ? "a directory" : "not a regular file"
+        msg = "entry " shown " is " what; bad = 1
+      } else if (name ~ /^\\// || name ~ /(^|\\/)\\.\\.(\\/|$)/) { msg = "entry " shown " has an absolute or ../ path"; bad = 1 }
+      else if (!(name in size)) { msg = "unexpected entry " shown; bad = 1 }
+      else if (name in seen) { msg = "entry " shown " appears twice"; bad = 1 }
+      else if ($3 != size[name]) { msg = "entry " shown " is " $3 " bytes, expected " size[name]; bad = 1 }
+      seen[name] = 1
+    }
+    END {
+      if (bad) { print msg " (the tar lists " FNR " entries, " expected " expected)"; exit 1 }
+      for (n in size) if (!(n in seen)) {
+        if (n ~ /^blobs\\/sha256\\//) print "missing blob sha256:" substr(n, 14); else print "missing " n
+        exit 1
+      }
+    }' "$tmp/entries" "$tmp/listing" >"$tmp/structure" ||
+    die 4 "bundle $bundle is not the one this script was written for: $(head -n 1 "$tmp/structure"); it is incomplete or was tampered with. Nothing was imported"
+  # The small files runtimes read (index.json, manifest.json, docker fragments), by sha256, in one pass.
+  set --
+  while read -r vb_path _ vb_sum; do [ "$vb_sum" = - ] || set -- "$@" "$vb_path"; done <"$tmp/entries"
+  if ! mkdir "$tmp/small" || ! tar -xf "$bundle" -C "$tmp/small" "$@" 2>"$tmp/tar.err"; then
+    die 4 "cannot read $* from $bundle ($(head -n 1 "$tmp/tar.err")); nothing was imported"
+  fi
+  while read -r vb_path _ vb_sum; do
+    [ "$vb_sum" = - ] && continue
+    vb_actual=$(sha256sum <"$tmp/small/$vb_path" | awk '{ print $1 }')
+    [ "$vb_actual" = "$vb_sum" ] ||
+      die 4 "$vb_path in $bundle is not the one this script was written for (sha256 $vb_actual, expected $vb_sum): the bundle was changed after it was made; nothing was imported"
+  done <"$tmp/entries"
+  vb_entries=$(wc -l <"$tmp/entries" | tr -d ' ')
   if [ -f "$bundle.sha256" ]; then
     have sha256sum || die 4 "sha256sum is needed to check $bundle.sha256"
     vb_expected=$(awk 'NR == 1 { print $1 }' "$bundle.sha256")
@@ -192,26 +327,14 @@ verify_bundle() {
     if [ "$vb_expected" != "$vb_actual" ]; then
       die 4 "bundle $bundle does not match $bundle.sha256 (sha256 $vb_actual, expected $vb_expected): it is corrupt or incomplete; copy it again. Nothing was imported"
     fi
-    verified="checksum ok ($bundle.sha256)"
-  fi
-  # Structure: every entry this platform needs is present with its size (tar stops at a truncated entry).
-  tar -tvf "$bundle" >"$tmp/listing" 2>"$tmp/tar.err" ||
-    die 4 "bundle $bundle is not a readable tar ($(head -n 1 "$tmp/tar.err")): corrupt or truncated; copy it again. Nothing was imported"
-  awk -v listing="$tmp/listing" '
-    BEGIN { while ((getline line < listing) > 0) { n = split(line, f, " "); size[f[n]] = f[3] } }
-    { if (!(("blobs/sha256/" $1) in size)) { print "missing blob sha256:" $1; bad = 1 }
-      else if (size["blobs/sha256/" $1] != $2) { print "blob sha256:" $1 " is " size["blobs/sha256/" $1] " bytes, expected " $2; bad = 1 } }
-    END { split("oci-layout index.json manifest.json", req, " ")
-          for (i in req) if (!(req[i] in size)) { print "missing " req[i]; bad = 1 }
-          exit bad }' "$tmp/blobs" >"$tmp/structure" ||
-    die 4 "bundle $bundle is incomplete: $(head -n 1 "$tmp/structure"); nothing was imported"
-  if [ -z "$verified" ]; then
+    verified="structure ok ($vb_entries entries), checksum ok ($bundle.sha256)"
+  else
     # No checksum file: hash this platform's blobs one by one.
     while read -r vb_hex vb_size; do
       vb_sum=$(tar -xOf "$bundle" "blobs/sha256/$vb_hex" | sha256sum | awk '{ print $1 }')
       [ "$vb_sum" = "$vb_hex" ] || die 4 "blob sha256:$vb_hex in $bundle has sha256 $vb_sum ($vb_size bytes): the bundle is corrupt; copy it again. Nothing was imported"
     done <"$tmp/blobs"
-    verified="structure ok, $(wc -l <"$tmp/blobs" | tr -d ' ') blobs of $platform hashed (no $bundle.sha256 beside the bundle)"
+    verified="structure ok ($vb_entries entries), $(wc -l <"$tmp/blobs" | tr -d ' ') blobs of $platform hashed (no $bundle.sha256 beside the bundle)"
   fi
   say "kubeferry: $verified"
 }
@@ -494,7 +617,7 @@ docker_stream() { # the docker archive of $platform on stdout
   if [ "$docker_source" = - ]; then
     cat "$bundle"
   else
-    { head -c $((bundle_size - END_OF_ARCHIVE)) "$bundle" && tar -xOf "$bundle" "$docker_source"; }
+    { head -c $((bundle_size - END_OF_ARCHIVE)) "$bundle" && cat "$tmp/small/$docker_source"; } # the fragment checked by verify_bundle
   fi
 }
 oci_extract() { # this platform's blobs as an OCI layout in $tmp/kubeferry-oci
