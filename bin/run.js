@@ -1,4 +1,46 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
+import {readdirSync, statSync} from 'node:fs'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {execute, Plugin} from '@oclif/core'
 
-await execute({dir: import.meta.url})
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+/** Newest mtime (ms) of the files under `dir`, 0 when it does not exist. */
+function newest(dir) {
+  let latest = 0
+  let entries
+  try {
+    entries = readdirSync(dir, {withFileTypes: true})
+  } catch {
+    return 0
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name)
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs)
+  }
+  return latest
+}
+
+/**
+ * oclif.manifest.json (written by `npm run build`, see scripts/oclif-manifest.mjs) spares oclif importing every
+ * command at start-up, but oclif trusts it blindly: after a bare `tsc` it would describe old flags. Trust it only
+ * when it is newer than everything it was made from.
+ */
+function staleManifest() {
+  let made
+  try {
+    made = statSync(join(root, 'oclif.manifest.json')).mtimeMs
+  } catch {
+    return false // none: oclif reads the commands themselves
+  }
+  return made < statSync(join(root, 'package.json')).mtimeMs || made < newest(join(root, 'dist', 'src'))
+}
+
+if (!staleManifest()) {
+  await execute({dir: import.meta.url})
+} else {
+  const plugin = new Plugin({root, isRoot: true, ignoreManifest: true})
+  await plugin.load()
+  await execute({loadOptions: {root, plugins: new Map([[plugin.name, plugin]])}})
+}

@@ -3,15 +3,10 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {KubeferryError} from '../errors.js'
-import {buildBundle, registrySource} from '../bundle/build.js'
+import type {buildBundle} from '../bundle/build.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
-import {sourceDateEpochFromEnv} from '../bundle/writer.js'
-import {readLockfile} from '../kube/lockfile.js'
-import {resolveImageList} from '../kube/resolve.js'
 import {parsePlatform, formatPlatform} from '../oci/platform.js'
-import {RegistryClient} from '../registry/client.js'
 import {formatReference} from '../registry/reference.js'
-import {BlobStore, defaultCacheDir} from '../store/blob-store.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 
 export default class Create extends BaseCommand {
@@ -49,6 +44,15 @@ export default class Create extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Create)
+    // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
+    const [{buildBundle, registrySource}, {sourceDateEpochFromEnv}, {readLockfile}, {resolveImageList}, {RegistryClient}, {BlobStore, defaultCacheDir}] = await Promise.all([
+      import('../bundle/build.js'),
+      import('../bundle/writer.js'),
+      import('../kube/lockfile.js'),
+      import('../kube/resolve.js'),
+      import('../registry/client.js'),
+      import('../store/blob-store.js'),
+    ])
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
 

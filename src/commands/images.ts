@@ -2,9 +2,8 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {KubeferryError} from '../errors.js'
-import {lockImageList, writeLockfile, type Lockfile} from '../kube/lockfile.js'
-import {resolveImageList, type ImageEntry} from '../kube/resolve.js'
-import {RegistryClient} from '../registry/client.js'
+import type {Lockfile} from '../kube/lockfile.js'
+import type {ImageEntry} from '../kube/resolve.js'
 import {formatReference} from '../registry/reference.js'
 
 export default class Images extends BaseCommand {
@@ -38,6 +37,8 @@ export default class Images extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Images)
+    // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
+    const [{lockImageList, writeLockfile}, {resolveImageList}, {RegistryClient}] = await Promise.all([import('../kube/lockfile.js'), import('../kube/resolve.js'), import('../registry/client.js')])
     if ((flags['from-manifests'] ?? []).filter((p) => p === '-').length > 1) {
       throw new KubeferryError('INVALID_ARGUMENT', '--from-manifests - given twice', {hint: 'stdin can be read once'})
     }

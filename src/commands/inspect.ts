@@ -1,6 +1,5 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {inspectBundle} from '../bundle/inspect.js'
 import {formatBytes} from '../ui/progress.js'
 
 export default class Inspect extends BaseCommand {
@@ -10,6 +9,7 @@ export default class Inspect extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Inspect)
+    const {inspectBundle} = await import('../bundle/inspect.js') // not at the top: oclif may import every command to list them
     const info = await inspectBundle(args.bundle)
     if (flags.json) {
       this.printJson(info)

@@ -2,7 +2,6 @@ import {Args, Flags} from '@oclif/core'
 import {RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {isKubeferryError} from '../errors.js'
-import {loadBundle} from '../runtime/load.js'
 
 export default class Load extends BaseCommand {
   static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."
@@ -27,6 +26,7 @@ export default class Load extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Load)
+    const {loadBundle} = await import('../runtime/load.js') // not at the top: oclif may import every command to list them
     const json = flags.json
     try {
       const result = await loadBundle({

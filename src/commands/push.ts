@@ -1,9 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
-import {BundleReader} from '../bundle/reader.js'
-import {assertBundleValid} from '../bundle/verify.js'
-import {RegistryClient} from '../registry/client.js'
 import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
 
@@ -54,6 +51,8 @@ export default class Push extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Push)
+    // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
+    const [{BundleReader}, {assertBundleValid}, {RegistryClient}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js')])
     const destination = parseDestination(args.registry)
     const rules = nameRulesFrom(destination, flags)
     // Structure and references always (cheap); every blob's hash up front only with --verify — blobs are verified

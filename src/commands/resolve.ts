@@ -3,9 +3,8 @@ import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {describeError, isKubeferryError, KubeferryError} from '../errors.js'
 import {parsePlatform} from '../oci/platform.js'
-import {RegistryClient} from '../registry/client.js'
 import {parseReference} from '../registry/reference.js'
-import {resolveImage, type ResolvedImage} from '../registry/resolve.js'
+import type {ResolvedImage} from '../registry/resolve.js'
 
 type Outcome = {input: string; image?: ResolvedImage; error?: KubeferryError}
 
@@ -26,6 +25,8 @@ export default class Resolve extends BaseCommand {
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Resolve)
+    // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
+    const [{RegistryClient}, {resolveImage}] = await Promise.all([import('../registry/client.js'), import('../registry/resolve.js')])
     const platforms = (flags.platform ?? []).map((p) => parsePlatform(p))
     const log = stderrLog(flags.debug)
     const client = new RegistryClient(await clientOptionsFromFlags(flags, {log}))

@@ -3,9 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
 import {KubeferryError} from '../errors.js'
 import {AccessLog} from '../serve/access-log.js'
-import {assertBundleValid} from '../bundle/verify.js'
 import {normalizePrefix} from '../serve/names.js'
-import {loadCatalog, parseListen, startRegistryServer} from '../serve/server.js'
 
 export const DEFAULT_LISTEN = '127.0.0.1:5000'
 
@@ -36,6 +34,8 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
 
   async run(): Promise<void> {
     const {argv, flags} = await this.parse(Serve)
+    // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
+    const [{assertBundleValid}, {loadCatalog, parseListen, startRegistryServer}] = await Promise.all([import('../bundle/verify.js'), import('../serve/server.js')])
     const bundles = argv as string[]
     const log = new AccessLog(flags.json)
     const address = parseListen(flags.listen)

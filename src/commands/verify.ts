@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
-import {verifyBundle} from '../bundle/verify.js'
 import {formatBytes} from '../ui/progress.js'
 
 export default class Verify extends BaseCommand {
@@ -17,6 +16,7 @@ export default class Verify extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Verify)
+    const {verifyBundle} = await import('../bundle/verify.js') // not at the top: oclif may import every command to list them
     const result = await verifyBundle(args.bundle, {quick: flags.quick})
     if (flags.json) {
       this.printJson(result)
