@@ -262,7 +262,7 @@ async function main(): Promise<void> {
       })),
       targets: {createToSkopeo: '≤ 0.5', createThroughputVsCurl: '≥ 0.8', peakRssMiB: '< 150', bundleOverUniqueBlobs: '≤ 1.01'},
     }
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
+    if (!options.markdown) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
     if (options.markdown) {
       const m = result.median
       const lines = [
