@@ -104,7 +104,14 @@ async function putManifest(target: PushTarget, auth: Headers, repository: string
 }
 
 /** Push one image (all platforms) under `repository:tag` (default: the image's own). */
-export async function pushImage(source: PushSource, target: PushTarget, image: TestImage, auth: RepoAuth = new RepoAuth(target), as?: {repository?: string; tag?: string; fresh?: boolean}): Promise<void> {
+/**
+ * Blob uploads in flight or done, by `repository@digest`. Images of one repository (pause:3.6, :3.8, …) share
+ * blobs; distribution's filesystem driver races when the same blob is committed twice at once (seen as a later
+ * manifest PUT failing with MANIFEST_BLOB_UNKNOWN), so each blob goes up once per repository.
+ */
+type Uploads = Map<string, Promise<void>>
+
+export async function pushImage(source: PushSource, target: PushTarget, image: TestImage, auth: RepoAuth = new RepoAuth(target), as?: {repository?: string; tag?: string; fresh?: boolean; uploads?: Uploads}): Promise<void> {
   const repository = as?.repository ?? image.repository
   const tag = as?.tag ?? image.tag
   const headers = await auth.headers(repository)
@@ -113,7 +120,18 @@ export async function pushImage(source: PushSource, target: PushTarget, image: T
     blobs.set(p.config, p.configSize)
     for (const l of p.layers) blobs.set(l.digest, l.size)
   }
-  await Promise.all([...blobs].map(([digest, size]) => pushBlob(target, headers, repository, digest, size, source.blobPath(digest), !as?.fresh)))
+  const uploads: Uploads = as?.uploads ?? new Map()
+  await Promise.all(
+    [...blobs].map(([digest, size]) => {
+      const key = `${repository}@${digest}`
+      let upload = uploads.get(key)
+      if (!upload) {
+        upload = pushBlob(target, headers, repository, digest, size, source.blobPath(digest), !as?.fresh)
+        uploads.set(key, upload)
+      }
+      return upload
+    }),
+  )
   await Promise.all(image.platforms.map(async (p) => putManifest(target, headers, repository, p.digest, p.manifestMediaType, await readFile(source.blobPath(p.digest)))))
   await putManifest(target, headers, repository, tag, image.mediaType, await readFile(source.blobPath(image.digest)))
 }
@@ -124,10 +142,11 @@ export async function pushImage(source: PushSource, target: PushTarget, image: T
  */
 export async function pushImageSet(source: PushSource, target: PushTarget, options: {concurrency?: number; prefix?: string; fresh?: boolean} = {}): Promise<void> {
   const auth = new RepoAuth(target)
+  const uploads: Uploads = new Map()
   const queue = [...source.images]
   const worker = async (): Promise<void> => {
     for (let image = queue.shift(); image; image = queue.shift()) {
-      await pushImage(source, target, image, auth, {fresh: options.fresh, ...(options.prefix ? {repository: `${options.prefix}/${image.repository}`} : {})})
+      await pushImage(source, target, image, auth, {fresh: options.fresh, uploads, ...(options.prefix ? {repository: `${options.prefix}/${image.repository}`} : {})})
     }
   }
   await Promise.all(Array.from({length: options.concurrency ?? 6}, worker))
