@@ -1,6 +1,7 @@
 import {resolve as resolvePath} from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {KubeferryError} from '../errors.js'
 import type {buildBundle} from '../bundle/build.js'
@@ -27,13 +28,7 @@ export default class Create extends BaseCommand {
   ]
   static override flags = {
     output: Flags.string({char: 'o', description: 'Bundle file to write.', required: true, helpValue: 'FILE'}),
-    'kubernetes-version': Flags.string({description: 'Kubernetes version: v1.31.6, 1.31.6, or 1.31 (newest known patch).', helpValue: 'VERSION', helpGroup: 'IMAGES'}),
-    'image-repository': Flags.string({description: 'Registry/prefix for the control plane images (kubeadm --image-repository).', helpValue: 'REPO', helpGroup: 'IMAGES'}),
-    config: Flags.string({description: 'kubeadm configuration file (ClusterConfiguration).', helpValue: 'FILE', helpGroup: 'IMAGES'}),
-    runtime: Flags.string({description: 'Add this runtime\'s default sandbox image, e.g. containerd@1.7 (repeatable).', multiple: true, helpValue: 'RUNTIME@VERSION', helpGroup: 'IMAGES'}),
-    image: Flags.string({description: 'Add an image (repeatable).', multiple: true, helpValue: 'REF', helpGroup: 'IMAGES'}),
-    'images-file': Flags.string({description: 'Add the images of a file, one per line (repeatable).', multiple: true, helpValue: 'FILE', helpGroup: 'IMAGES'}),
-    'from-manifests': Flags.string({description: 'Add the images of Kubernetes YAML (file, directory, or -).', multiple: true, helpValue: 'PATH|-', helpGroup: 'IMAGES'}),
+    ...imageListFlags,
     lock: Flags.string({description: 'Build exactly the images (by digest) of a lockfile written by `images --lock`.', helpValue: 'FILE', helpGroup: 'IMAGES'}),
     platform: Flags.string({description: 'Platform to carry, os/arch[/variant] (repeatable), or "all". The first one is docker load\'s. Default linux/amd64.', multiple: true, helpValue: 'PLATFORM'}),
     'skip-missing-platforms': Flags.boolean({description: 'Bundle an image with the requested platforms it has, instead of failing.', default: false}),
@@ -71,15 +66,7 @@ export default class Create extends BaseCommand {
       if (!hasList) {
         throw new KubeferryError('INVALID_ARGUMENT', 'no images given', {hint: 'pass --kubernetes-version, --image, --images-file, --from-manifests or --lock'})
       }
-      const list = await resolveImageList({
-        kubernetesVersion: flags['kubernetes-version'],
-        imageRepository: flags['image-repository'],
-        configFile: flags.config,
-        runtimes: flags.runtime,
-        images: flags.image,
-        imagesFiles: flags['images-file'],
-        manifests: flags['from-manifests'],
-      })
+      const list = await resolveImageList(imageListOptions(flags))
       warnings.push(...list.warnings)
       for (const entry of list.entries) requests.push({reference: formatReference(entry.reference), role: entry.role, sources: entry.sources})
       if (list.kubeadm) request.kubernetesVersion = list.kubeadm.version

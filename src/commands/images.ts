@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base-command.js'
+import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {KubeferryError} from '../errors.js'
 import type {Lockfile} from '../kube/lockfile.js'
@@ -22,13 +23,7 @@ export default class Images extends BaseCommand {
     '<%= config.bin %> images --kubernetes-version v1.31.6 --digests --lock images.lock.json',
   ]
   static override flags = {
-    'kubernetes-version': Flags.string({description: 'Kubernetes version: v1.31.6, 1.31.6, or 1.31 (newest known patch).', helpValue: 'VERSION'}),
-    'image-repository': Flags.string({description: 'Registry/prefix for the control plane images (kubeadm --image-repository).', helpValue: 'REPO'}),
-    config: Flags.string({description: 'kubeadm configuration file (ClusterConfiguration v1beta2/v1beta3/v1beta4).', helpValue: 'FILE'}),
-    runtime: Flags.string({description: 'Add this runtime\'s default sandbox image: containerd@1.6|1.7|2.0|2.1, cri-o@1.30, docker@cri-dockerd (repeatable).', multiple: true, helpValue: 'RUNTIME@VERSION'}),
-    image: Flags.string({description: 'Add an image (repeatable).', multiple: true, helpValue: 'REF'}),
-    'images-file': Flags.string({description: 'Add the images of a file, one per line, # comments (repeatable).', multiple: true, helpValue: 'FILE'}),
-    'from-manifests': Flags.string({description: 'Add the images of Kubernetes YAML: a file, a directory of *.yaml/*.yml, or - for stdin (repeatable).', multiple: true, helpValue: 'PATH|-'}),
+    ...imageListFlags,
     wide: Flags.boolean({description: 'Print NAME, ROLE and SOURCE columns.', default: false}),
     digests: Flags.boolean({description: 'Resolve every image to its digest through the registries (needs network or --mirror).', default: false}),
     lock: Flags.string({description: 'Write a lockfile (JSON: reference, digest, media type, platforms) for `create`; implies --digests.', helpValue: 'FILE'}),
@@ -42,15 +37,7 @@ export default class Images extends BaseCommand {
     if ((flags['from-manifests'] ?? []).filter((p) => p === '-').length > 1) {
       throw new KubeferryError('INVALID_ARGUMENT', '--from-manifests - given twice', {hint: 'stdin can be read once'})
     }
-    const list = await resolveImageList({
-      kubernetesVersion: flags['kubernetes-version'],
-      imageRepository: flags['image-repository'],
-      configFile: flags.config,
-      runtimes: flags.runtime,
-      images: flags.image,
-      imagesFiles: flags['images-file'],
-      manifests: flags['from-manifests'],
-    })
+    const list = await resolveImageList(imageListOptions(flags))
 
     let lock: Lockfile | undefined
     if (flags.digests || flags.lock) {
