@@ -14,21 +14,14 @@ import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
 import type { BundleImage, BundleMetadata } from '../../src/bundle/layout.js';
 import { criNodeUnsupportedReason, startCriNode, type CriNode, type CriNodeOptions } from '../cri/node.js';
 import { peerTest, type PeerName, type Peers, type RegistryPeer } from '../harness/peers.js';
+import { KUBEADM_V1_31_6 } from '../images/catalog.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI = join(PROJECT_ROOT, 'bin', 'run.js');
 const BRIDGE_LISTENER = join(dirname(fileURLToPath(import.meta.url)), 'bridge-listen.js');
 
 /** kubeadm v1.31.6's own images (what `kubeadm config images list` prints), in kubeadm's order. */
-export const KUBEADM_IMAGES = [
-  'registry.k8s.io/kube-apiserver:v1.31.6',
-  'registry.k8s.io/kube-controller-manager:v1.31.6',
-  'registry.k8s.io/kube-scheduler:v1.31.6',
-  'registry.k8s.io/kube-proxy:v1.31.6',
-  'registry.k8s.io/coredns/coredns:v1.11.3',
-  'registry.k8s.io/pause:3.10',
-  'registry.k8s.io/etcd:3.5.15-0',
-];
+export const KUBEADM_IMAGES = KUBEADM_V1_31_6;
 /** containerd 1.6's default sandbox image: what the seed's offline node asked for. */
 export const NODE_SANDBOX = 'registry.k8s.io/pause:3.6';
 export const HOST_PLATFORM = `linux/${process.arch === 'x64' ? 'amd64' : process.arch}`;
