@@ -7,7 +7,7 @@ import {fileURLToPath} from 'node:url'
 import {buildImageSet, type ImageSet} from '../images/builder.js'
 import {startRegistry, type StartedRegistry} from '../harness/peers/registry.js'
 import {stopDaemon} from '../harness/proc.js'
-import {writeFixtureBundle, type FixtureOptions} from './fixture-bundle.js'
+import {makeBundle} from '../serve/make-bundle.js'
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)))
 export const CLI = join(REPO_ROOT, 'bin', 'run.js')
@@ -23,11 +23,12 @@ export function imageSet(): Promise<ImageSet> {
   return setPromise
 }
 
-export async function fixtureBundle(options: FixtureOptions = {}): Promise<{path: string; set: ImageSet; images: Awaited<ReturnType<typeof writeFixtureBundle>>['images']}> {
+/** A bundle of the image set (both platforms), made by the real planner and writer. */
+export async function fixtureBundle(): Promise<{path: string; set: ImageSet}> {
   const set = await imageSet()
   const path = join(await tempDir('bundle'), 'bundle.tar')
-  const {images} = await writeFixtureBundle(set, path, options)
-  return {path, set, images}
+  await makeBundle({output: path, layout: {dir: set.dir, images: set.images}})
+  return {path, set}
 }
 
 /** A private open docker-registry on a free loopback port, stoppable by its PID only. */
