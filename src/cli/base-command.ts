@@ -2,7 +2,8 @@
  * Base of every kubeferry command: turns errors into one operator line (+ hint) on stderr and an exit code, or a
  * `{"error": {...}}` document with --json. A stack trace is shown only with --debug.
  */
-import {Command, Flags} from '@oclif/core'
+import {Command} from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
 import {describeError, isKubeferryError, KubeferryError} from '../errors.js'
 
 export abstract class BaseCommand extends Command {

@@ -1,5 +1,5 @@
 /** The flags that say which images to carry, shared by `images` and `create`, and their mapping to the resolver. */
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type {ImageListOptions} from '../kube/resolve.js'
 
 export const imageListFlags = {

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import {KubeferryError} from '../errors.js'
 import {defaultCredentialProvider} from '../registry/auth/credentials.js'
 import type {RegistryClientOptions} from '../registry/client.js'

@@ -1,5 +1,6 @@
 import {readFile} from 'node:fs/promises'
-import {Args, Flags} from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {KubeferryError} from '../errors.js'
 import {AccessLog} from '../serve/access-log.js'

@@ -1,10 +1,10 @@
 import {KubeferryError, isKubeferryError} from '../errors.js'
 import {formatReference, parseReference} from '../registry/reference.js'
 import {readImagesFile} from './images-file.js'
-import {readKubeadmConfig, parseKubeadmConfig, type KubeadmConfig} from './kubeadm-config.js'
+import type {KubeadmConfig} from './kubeadm-config.js'
 import {kubeadmImages, type KubeadmOverrides} from './kubeadm-images.js'
 import {resolveKubernetesVersion} from './kubernetes-version.js'
-import {scanManifests, type ManifestImage} from './manifests.js'
+import type {ManifestImage} from './manifests.js'
 import {resolveRuntimePause} from './runtime-pause.js'
 import type {ImageEntry, ImageList, ImageRole} from './types.js'
 
@@ -74,8 +74,9 @@ export async function resolveImageList(options: ImageListOptions): Promise<Image
   const result: ImageList = {entries: list.entries, warnings}
 
   let config: KubeadmConfig | undefined
-  if (options.configFile) config = await readKubeadmConfig(options.configFile)
-  else if (options.configText !== undefined) config = parseKubeadmConfig(options.configText)
+  // The YAML parser is loaded only when there is YAML to read (it costs start-up time on every other run).
+  if (options.configFile) config = await (await import('./kubeadm-config.js')).readKubeadmConfig(options.configFile)
+  else if (options.configText !== undefined) config = (await import('./kubeadm-config.js')).parseKubeadmConfig(options.configText)
   if (config) warnings.push(...config.warnings)
 
   const versionInput = options.kubernetesVersion ?? config?.kubernetesVersion
@@ -121,7 +122,7 @@ export async function resolveImageList(options: ImageListOptions): Promise<Image
   const extras: ManifestImage[] = (options.images ?? []).map((image) => ({image, source: '--image'}))
   for (const file of options.imagesFiles ?? []) extras.push(...(await readImagesFile(file)))
   const readStdin = options.readStdin ?? readProcessStdin
-  for (const path of options.manifests ?? []) extras.push(...(await scanManifests(path, readStdin)))
+  for (const path of options.manifests ?? []) extras.push(...(await (await import('./manifests.js')).scanManifests(path, readStdin)))
   for (const extra of extras) list.add(extra.image, 'extra', extra.source)
 
   if (list.entries.length === 0) {

@@ -1,7 +1,8 @@
 import type {Readable} from 'node:stream'
-import {EnvHttpProxyAgent, type Dispatcher} from 'undici'
+import type {Dispatcher} from 'undici'
 import {backoffDelay, isRetryableNetworkError, networkErrorCode, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy} from './retry.js'
 import {InsecurePolicy, loadCa} from './tls.js'
+import {envHttpProxyAgentClass} from './undici-agent.js'
 
 export type Headers = Record<string, string>
 
@@ -61,6 +62,7 @@ export class Transport {
     const ca = loadCa(options.caFile)
     const timeouts = {headersTimeout: options.stallTimeoutMs ?? 60_000, bodyTimeout: options.stallTimeoutMs ?? 60_000}
     const verified = ca ? {ca} : {}
+    const EnvHttpProxyAgent = envHttpProxyAgentClass()
     this.secureAgent = new EnvHttpProxyAgent({...timeouts, connect: {...verified}, requestTls: {...verified}})
     const unverified = {rejectUnauthorized: false}
     this.insecureAgent = new EnvHttpProxyAgent({...timeouts, connect: unverified, requestTls: unverified})
