@@ -19,6 +19,8 @@ import type {RegistryClient} from '../registry/client.js'
 import type {BlobFill, BlobStore} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
+import {mapLimit} from '../util/async.js'
+import {Downloads} from './downloads.js'
 import {bundleEntries, buildMetadata, tarSize, writeBundle, type BlobFile, type BundleRequest} from './writer.js'
 
 export interface BuildOptions {
@@ -61,37 +63,6 @@ export function registrySource(client: RegistryClient): ImageSource {
     getManifestByDigest: async (ref, digest) => (await client.getManifestByDigest(ref, digest)).raw,
     openBlob: (ref, desc) => client.openBlob(ref, {digest: desc.digest, size: desc.size}),
   }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>
-  resolve: (value: T) => void
-  reject: (error: unknown) => void
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void
-  let reject!: (error: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  promise.catch(() => undefined)
-  return {promise, resolve, reject}
-}
-
-/** `fn` over `items`, at most `limit` calls in flight; results in input order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await fn(items[index])
-    }
-  }
-  await Promise.all(Array.from({length: Math.max(1, Math.min(limit, items.length))}, worker))
-  return results
 }
 
 async function openEither(first: string, second: string): Promise<FileHandle> {
@@ -175,103 +146,110 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   const {store, source} = options
   const progress = options.progress
   const concurrency = options.concurrency ?? 8
-  progress?.note(`resolving ${options.requests.length} image reference(s)…`)
-  const plan = await planBundle(source, options.requests, {platforms: options.platforms, skipMissingPlatforms: options.skipMissingPlatforms, concurrency})
-
-  // Manifests are small and already verified: keep them in the store too (a later build reads them from there).
-  // At most `concurrency` at once: each write holds a file handle until it is renamed, and there are hundreds.
-  await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
-  const cached = await mapLimit(plan.blobs, concurrency, async (b) => (b.bytes ? true : store.has(b)))
-  const missing = plan.blobs.filter((_, i) => !cached[i])
-  const present = new Set<Digest>(plan.blobs.filter((_, i) => cached[i]).map((b) => b.digest))
-  const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
-  const bundleBytes = tarSize(await bundleEntries(plan, metadata, options.sourceDateEpoch ?? 0))
-  const missingBytes = missing.reduce((n, b) => n + b.size, 0)
-  await checkSpace(plan, missingBytes, bundleBytes, store, options.output)
-
-  // Progress: each blob is credited to the first image that uses it.
-  const owner = (blob: PlannedBlob): string => blob.usedBy[0]
-  const totals = new Map<string, {total: number; done: number; pending: number}>()
-  for (const image of plan.images) totals.set(image.name, {total: 0, done: 0, pending: 0})
-  for (const blob of plan.blobs) {
-    const t = totals.get(owner(blob))!
-    t.total += blob.size
-    if (present.has(blob.digest)) t.done += blob.size
-    else t.pending++
-  }
-  progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
-  const finishBlob = (blob: PlannedBlob): void => {
-    const t = totals.get(owner(blob))!
-    t.pending--
-    if (t.pending === 0) progress?.itemDone(owner(blob))
-  }
-
   const abort = new AbortController()
   const onOuterAbort = (): void => abort.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', onOuterAbort)
-  // Per missing blob: its BlobFill once the download has opened its temp file (undefined: it was in the store after all).
-  const started = new Map<Digest, Deferred<BlobFill | undefined>>()
-  for (const blob of missing) started.set(blob.digest, deferred())
-  let downloadedBytes = 0
-  let failure: unknown
-  const fail = (error: unknown): void => {
-    if (failure === undefined) failure = error
-    abort.abort(error)
-    for (const d of started.values()) d.reject(failure)
+  // Progress: each blob is credited to the first image that uses it; bytes that arrive before the plan is complete
+  // (and the progress display started) are credited when it starts.
+  const owners = new Map<Digest, string>()
+  const early = new Map<string, number>()
+  let progressStarted = false
+  const downloads = new Downloads(store, source, concurrency, abort, {
+    onBytes: (digest, n) => {
+      const owner = owners.get(digest)!
+      if (progressStarted) progress?.bytes(owner, n)
+      else early.set(owner, (early.get(owner) ?? 0) + n)
+    },
+    onDone: (digest) => {
+      if (progressStarted) finishBlob(digest)
+    },
+  })
+  const pending = new Map<string, number>()
+  const finishBlob = (digest: Digest): void => {
+    const owner = owners.get(digest)!
+    const left = (pending.get(owner) ?? 1) - 1
+    pending.set(owner, left)
+    if (left === 0) progress?.itemDone(owner)
   }
 
-  // Downloads run in tar order so the writer, which follows that order, rarely waits.
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < missing.length && !abort.signal.aborted) {
-      const blob = missing[next++]
-      try {
-        const slot = started.get(blob.digest)!
-        await store.ingest(blob, () => source.openBlob(blob.from, blob, {signal: abort.signal}), {
-          signal: abort.signal,
-          onBytes: (n) => {
-            downloadedBytes += n
-            progress?.bytes(owner(blob), n)
-          },
-          onFill: (fill) => slot.resolve(fill),
-        })
-        slot.resolve(undefined) // no effect when the fill was announced
-        finishBlob(blob)
-      } catch (error) {
-        fail(error)
-        return
-      }
-    }
-  }
-  const downloads = Promise.all(Array.from({length: Math.min(concurrency, Math.max(missing.length, 1))}, worker))
-
-  let result
   try {
-    result = await writeBundle({
-      output: options.output,
-      plan,
-      request: options.request,
-      sourceDateEpoch: options.sourceDateEpoch,
-      fsync: options.fsync,
-      signal: abort.signal,
-      onBlobBytes: (n) => progress?.bundleBytes(n),
-      openBlob: async (blob) => {
-        if (blob.bytes) return Readable.from([blob.bytes])
-        const slot = started.get(blob.digest)
-        const fill = slot ? await slot.promise : undefined
-        return fill ? followFill(fill) : storedFile(store, blob)
+    progress?.note(`resolving ${options.requests.length} image reference(s)…`)
+    const plan = await planBundle(source, options.requests, {
+      platforms: options.platforms,
+      skipMissingPlatforms: options.skipMissingPlatforms,
+      concurrency,
+      onBlob: (blob, user) => {
+        if (!owners.has(blob.digest)) owners.set(blob.digest, user)
+        downloads.want(blob)
       },
     })
+    if (downloads.error !== undefined) throw downloads.error
+    for (const blob of plan.blobs) if (!owners.has(blob.digest)) owners.set(blob.digest, blob.usedBy[0])
+    const fetched = plan.blobs.filter((b) => !b.bytes)
+    for (const blob of fetched) downloads.want(blob) // all were announced; this only guards the contract
+    downloads.reorder((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+
+    // Manifests are small and already verified: keep them in the store too (a later build reads them from there).
+    // At most `concurrency` at once: each write holds a file handle until it is renamed, and there are hundreds.
+    await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
+    const cached = await Promise.all(fetched.map((b) => downloads.wasCached(b.digest)))
+    const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
+    const bundleBytes = tarSize(await bundleEntries(plan, metadata, options.sourceDateEpoch ?? 0))
+    const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
+    await checkSpace(plan, Math.max(0, missingBytes - downloads.downloadedBytes), bundleBytes, store, options.output)
+
+    const totals = new Map<string, {total: number; done: number}>()
+    for (const image of plan.images) totals.set(image.name, {total: 0, done: early.get(image.name) ?? 0})
+    fetched.forEach((blob, i) => {
+      const owner = owners.get(blob.digest)!
+      const t = totals.get(owner)!
+      t.total += blob.size
+      if (cached[i]) t.done += blob.size
+      else pending.set(owner, (pending.get(owner) ?? 0) + 1)
+    })
+    for (const blob of plan.blobs.filter((b) => b.bytes)) totals.get(owners.get(blob.digest)!)!.total += blob.size
+    for (const blob of plan.blobs.filter((b) => b.bytes)) totals.get(owners.get(blob.digest)!)!.done += blob.size
+    progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
+    progressStarted = true
+    // Blobs that finished before the display started.
+    const finished = await Promise.all(fetched.map((b, i) => (cached[i] ? Promise.resolve(false) : downloads.fillOf(b.digest).then((fill) => fill === undefined || fill.state === 'complete'))))
+    fetched.forEach((blob, i) => finished[i] && finishBlob(blob.digest))
+
+    let result
+    try {
+      result = await writeBundle({
+        output: options.output,
+        plan,
+        request: options.request,
+        sourceDateEpoch: options.sourceDateEpoch,
+        fsync: options.fsync,
+        signal: abort.signal,
+        onBlobBytes: (n) => progress?.bundleBytes(n),
+        openBlob: async (blob) => {
+          if (blob.bytes) return Readable.from([blob.bytes])
+          const fill = await downloads.fillOf(blob.digest)
+          return fill ? followFill(fill) : storedFile(store, blob)
+        },
+      })
+    } catch (error) {
+      downloads.fail(error)
+      await downloads.drained().catch(() => undefined)
+      throw downloads.error ?? error
+    }
+    await downloads.drained()
+    for (const image of plan.images) progress?.itemDone(image.name)
+    return summaryOf(plan, result, downloads, startedAt)
   } catch (error) {
-    fail(error)
-    await downloads
-    throw failure ?? error
+    // A failed plan or write: stop the downloads still running (their temp files are removed) before reporting.
+    downloads.fail(error)
+    await downloads.drained().catch(() => undefined)
+    throw downloads.error ?? error
   } finally {
     options.signal?.removeEventListener('abort', onOuterAbort)
   }
-  await downloads
-  for (const image of plan.images) progress?.itemDone(image.name)
+}
 
+function summaryOf(plan: BundlePlan, result: Awaited<ReturnType<typeof writeBundle>>, downloads: Downloads, startedAt: number): BuildSummary {
   return {
     output: result.path,
     sha256: result.sha256,
@@ -283,9 +261,9 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     dockerPlatform: plan.dockerPlatform,
     uniqueBlobs: plan.blobs.length,
     blobBytes: plan.blobs.reduce((n, b) => n + b.size, 0),
-    downloadedBlobs: missing.length,
-    downloadedBytes,
-    cachedBlobs: plan.blobs.length - missing.length,
+    downloadedBlobs: downloads.downloadedBlobs,
+    downloadedBytes: downloads.downloadedBytes,
+    cachedBlobs: plan.blobs.length - downloads.downloadedBlobs,
     seconds: (Date.now() - startedAt) / 1000,
     warnings: plan.warnings,
   }

@@ -4,11 +4,12 @@
  * and the BundleImage records that bundle.json, index.json and manifest.json are written from.
  */
 import {KubeferryError} from '../errors.js'
-import {sha256Digest, type Digest} from '../oci/digest.js'
+import {isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
 import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
 import type {Descriptor, ImageIndex, ImageManifest, Platform, RawManifest} from '../oci/types.js'
 import {formatReference, parseReference, type Reference} from '../registry/reference.js'
+import {mapLimit} from '../util/async.js'
 import type {BundleImage, BundlePlatformImage} from './layout.js'
 
 /** Where manifests and blobs come from (the registry client satisfies this through a thin adapter). */
@@ -35,6 +36,11 @@ export interface PlanOptions {
   platforms: string[]
   skipMissingPlatforms?: boolean
   concurrency?: number
+  /**
+   * Called with each config and layer as soon as its image manifest is read, before the plan is complete, so that
+   * downloads can start while other references are still being resolved. A blob may be announced more than once.
+   */
+  onBlob?: (blob: {digest: Digest; size: number; mediaType: string; from: Reference}, user: string) => void
 }
 
 export interface PlannedBlob {
@@ -112,17 +118,22 @@ function checkRaw(raw: RawManifest, what: string): void {
   }
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const workers = Array.from({length: Math.max(1, Math.min(limit, items.length))}, async () => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await fn(items[index], index)
-    }
-  })
-  await Promise.all(workers)
-  return results
+/**
+ * A descriptor from an upstream manifest, checked before its digest names a file (cache path, tar entry) or its size
+ * a disk-space reservation: a hostile or broken registry must not steer either.
+ */
+function checkDescriptor(desc: Descriptor | undefined, what: string): void {
+  if (!desc || typeof desc.digest !== 'string' || !isDigest(desc.digest) || !Number.isSafeInteger(desc.size) || desc.size < 0) {
+    throw new KubeferryError('REGISTRY_ERROR', `${what}: a descriptor has an invalid digest or size (${JSON.stringify(desc?.digest ?? null).slice(0, 100)})`, {
+      hint: 'the registry or mirror served a malformed manifest; kubeferry accepts sha256 digests only',
+    })
+  }
+}
+
+function checkManifest(manifest: ImageManifest, what: string): void {
+  checkDescriptor(manifest.config, `${what} config`)
+  if (manifest.layers !== undefined && !Array.isArray(manifest.layers)) throw new KubeferryError('REGISTRY_ERROR', `${what}: "layers" is not a list`, {hint: 'the registry or mirror served a malformed manifest'})
+  for (const layer of manifest.layers ?? []) checkDescriptor(layer, `${what} layer`)
 }
 
 function platformKey(p: Platform): string {
@@ -146,6 +157,10 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
     blobs.set(blob.digest, {...blob, usedBy: [user]})
   }
 
+  const announce = (manifest: ImageManifest, group: Grouped): void => {
+    if (!options.onBlob) return
+    for (const d of [manifest.config, ...(manifest.layers ?? [])]) options.onBlob({digest: d.digest, size: d.size, mediaType: d.mediaType, from: group.ref}, group.name)
+  }
   const fetched = await mapLimit(groups, options.concurrency ?? 8, async (group) => {
     const what = group.name
     const top = await source.getManifest(group.ref)
@@ -157,6 +172,8 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
     let sparse = false
     if (isIndexMediaType(top.mediaType)) {
       const index = parseJson<ImageIndex>(top, what)
+      if (index.manifests !== undefined && !Array.isArray(index.manifests)) throw new KubeferryError('REGISTRY_ERROR', `${what}: "manifests" is not a list`, {hint: 'the registry or mirror served a malformed index'})
+      for (const desc of index.manifests ?? []) checkDescriptor(desc, what)
       const candidates = (index.manifests ?? []).filter((d) => isImageManifestMediaType(d.mediaType) && !isAttestation(d.platform))
       let chosen: Descriptor[]
       if (all) {
@@ -185,19 +202,27 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
         }
       }
       sparse = chosen.length < (index.manifests ?? []).length
-      for (const desc of chosen) {
-        const raw = await source.getManifestByDigest(group.ref, desc.digest)
-        checkRaw(raw, `${what} (${platformKey(desc.platform!)})`)
-        if (raw.digest !== desc.digest || raw.bytes.length !== desc.size) {
-          throw new KubeferryError('DIGEST_MISMATCH', `${what}: manifest ${desc.digest} for ${platformKey(desc.platform!)} does not match its index entry`, {hint: 'the registry or mirror is serving inconsistent content'})
-        }
-        platforms.push({platform: platformKey(desc.platform!), raw: {...raw, mediaType: desc.mediaType}, manifest: parseJson<ImageManifest>(raw, what)})
-      }
+      // The platforms' manifests at once (one round trip, not one per platform), kept in the order asked.
+      const manifests = await Promise.all(
+        chosen.map(async (desc) => {
+          const raw = await source.getManifestByDigest(group.ref, desc.digest)
+          checkRaw(raw, `${what} (${platformKey(desc.platform!)})`)
+          if (raw.digest !== desc.digest || raw.bytes.length !== desc.size) {
+            throw new KubeferryError('DIGEST_MISMATCH', `${what}: manifest ${desc.digest} for ${platformKey(desc.platform!)} does not match its index entry`, {hint: 'the registry or mirror is serving inconsistent content'})
+          }
+          const manifest = parseJson<ImageManifest>(raw, what)
+          checkManifest(manifest, what)
+          announce(manifest, group)
+          return {platform: platformKey(desc.platform!), raw: {...raw, mediaType: desc.mediaType}, manifest}
+        }),
+      )
+      platforms.push(...manifests)
       if (platforms.length === 0) {
         warnings.push(`${what}: none of the requested platforms is available; image left out`)
       }
     } else if (isImageManifestMediaType(top.mediaType)) {
       const manifest = parseJson<ImageManifest>(top, what)
+      checkManifest(manifest, what)
       // A single-platform image: its platform is in the config.
       const configStream = await source.openBlob(group.ref, manifest.config)
       const chunks: Buffer[] = []
@@ -210,7 +235,10 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
           hint: 'add --platform ' + platformKey(platform) + ' or pass --skip-missing-platforms',
         })
       }
-      if (ok) platforms.push({platform: platformKey(platform), raw: top, manifest})
+      if (ok) {
+        platforms.push({platform: platformKey(platform), raw: top, manifest})
+        announce(manifest, group)
+      }
       else warnings.push(`${what} is only for ${platformKey(platform)}; left out`)
       if (ok && !all && wanted.length > 1) {
         const missing = wanted.filter((w) => !platformMatches(w, platform)).map(formatPlatform)

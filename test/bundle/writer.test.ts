@@ -206,3 +206,79 @@ test('the committed fixtures are what the generator makes (same entries, same im
     }
   }
 })
+
+test('downloads start while other references are still being resolved', async (t) => {
+  const inner = layoutSource(set.images, (d) => set.blobPath(d))
+  const events: string[] = []
+  let firstBlob!: () => void
+  const blobOpened = new Promise<void>((resolve) => (firstBlob = resolve))
+  const last = FIXTURE_IMAGES.at(-1)!
+  const source: typeof inner = {
+    ...inner,
+    async getManifest(ref) {
+      // The last reference resolves only once a blob download has begun (or after 3 s, when none began early).
+      if (`${ref.registry}/${ref.repository}:${ref.tag}` === last) {
+        await Promise.race([blobOpened, new Promise((resolve) => setTimeout(resolve, 3000))])
+        events.push('last manifest')
+      }
+      return inner.getManifest(ref)
+    },
+    async openBlob(ref, desc, options) {
+      events.push('blob')
+      firstBlob()
+      return inner.openBlob(ref, desc, options)
+    },
+  }
+  const output = join(work, 'early.tar')
+  const started = Date.now()
+  await buildBundle({source, store: await BlobStore.open(join(work, 'cache-early')), requests: FIXTURE_IMAGES.map((reference) => ({reference})), platforms: ['linux/amd64'], output, request: {platforms: ['linux/amd64']}, fsync: false})
+  t.true(events.indexOf('blob') < events.indexOf('last manifest'), events.join(', '))
+  t.true(Date.now() - started < 3000, 'did not wait for the fallback timer')
+  t.true((await verifyBundle(output)).ok)
+})
+
+test('a plan that fails after downloads began leaves no bundle and no temp file', async (t) => {
+  const inner = layoutSource(set.images, (d) => set.blobPath(d))
+  const last = FIXTURE_IMAGES.at(-1)!
+  let opened = 0
+  const source: typeof inner = {
+    ...inner,
+    async getManifest(ref) {
+      if (`${ref.registry}/${ref.repository}:${ref.tag}` === last) {
+        while (opened === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+        throw new Error('manifest unknown (injected)')
+      }
+      return inner.getManifest(ref)
+    },
+    async openBlob(ref, desc, options) {
+      opened++
+      return inner.openBlob(ref, desc, options)
+    },
+  }
+  const output = join(work, 'plan-fail.tar')
+  const error = await t.throwsAsync(buildBundle({source, store: await BlobStore.open(join(work, 'cache-plan-fail')), requests: FIXTURE_IMAGES.map((reference) => ({reference})), platforms: ['linux/amd64'], output, request: {platforms: ['linux/amd64']}, fsync: false}))
+  t.regex(error!.message, /manifest unknown \(injected\)/)
+  t.true(opened > 0)
+  t.false(existsSync(output))
+  t.false(existsSync(`${output}.partial`))
+  t.deepEqual(await readdir(join(work, 'cache-plan-fail', 'tmp')), [], 'no temp file left')
+})
+
+test('an upstream manifest whose descriptors carry a non-sha256 or path-like digest is refused before anything is written', async (t) => {
+  const inner = layoutSource(set.images, (d) => set.blobPath(d))
+  const image = set.images.find((i) => i.name === 'registry.k8s.io/pause:3.10')!
+  const hostile = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:../../../../tmp/kf-evil', size: 2},
+    layers: [],
+  }
+  const bytes = Buffer.from(JSON.stringify(hostile))
+  const {createHash: hash} = await import('node:crypto')
+  const digest = `sha256:${hash('sha256').update(bytes).digest('hex')}` as Digest
+  const source: typeof inner = {...inner, getManifest: async () => ({bytes, digest, mediaType: hostile.mediaType})}
+  const output = join(work, 'hostile-upstream.tar')
+  const error = await t.throwsAsync(buildBundle({source, store: await BlobStore.open(join(work, 'cache-hostile')), requests: [{reference: image.name}], platforms: ['linux/amd64'], output, request: {platforms: ['linux/amd64']}, fsync: false}))
+  t.regex(error!.message, /invalid digest or size/)
+  t.false(existsSync(output))
+})

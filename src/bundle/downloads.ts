@@ -1,0 +1,165 @@
+/**
+ * The blob downloads of one build: at most `concurrency` at once, each into the content-addressed store (verified
+ * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them, so downloads start while other
+ * references are still being resolved; once the whole plan is known the waiting ones are put in tar order, so the
+ * writer (which follows that order) rarely waits. The writer asks `fillOf(digest)` for the file to follow: the BlobFill
+ * of a download in progress, or undefined when the blob was already in the store.
+ */
+import type {Digest} from '../oci/digest.js'
+import type {Reference} from '../registry/reference.js'
+import type {BlobFill, BlobStore} from '../store/blob-store.js'
+import {deferred, type Deferred} from '../util/async.js'
+import type {ImageSource} from './plan.js'
+
+export interface WantedBlob {
+  digest: Digest
+  size: number
+  mediaType?: string
+  from: Reference
+}
+
+interface Entry {
+  blob: WantedBlob
+  /** Whether the blob was already in the store (settles once the store was asked). */
+  cached: Deferred<boolean>
+  /** The BlobFill once the download has opened its temp file; undefined when nothing was downloaded. */
+  fill: Deferred<BlobFill | undefined>
+}
+
+export interface DownloadEvents {
+  /** Bytes of `digest` that reached the store. */
+  onBytes?: (digest: Digest, n: number) => void
+  /** `digest` is verified and in the store. */
+  onDone?: (digest: Digest) => void
+}
+
+export class Downloads {
+  private readonly entries = new Map<Digest, Entry>()
+  private readonly queue: Entry[] = []
+  private running = 0
+  private idle = deferred<void>()
+  private failure: unknown
+  downloadedBlobs = 0
+  downloadedBytes = 0
+
+  constructor(
+    private readonly store: BlobStore,
+    private readonly source: ImageSource,
+    private readonly concurrency: number,
+    private readonly abort: AbortController,
+    private readonly events: DownloadEvents = {},
+  ) {
+    this.idle.resolve()
+  }
+
+  /** The first error of any download (every later call fails with it). */
+  get error(): unknown {
+    return this.failure
+  }
+
+  /** Make sure `blob` ends up in the store; a digest already wanted is ignored. */
+  want(blob: WantedBlob): void {
+    if (this.entries.has(blob.digest)) return
+    const entry: Entry = {blob, cached: deferred(), fill: deferred()}
+    this.entries.set(blob.digest, entry)
+    if (this.failure !== undefined) return this.settleFailed(entry)
+    if (this.running === 0 && this.queue.length === 0) this.idle = deferred()
+    this.running++ // the store lookup holds a slot's place so that `drained()` waits for it
+    this.store.has(blob).then(
+      (hit) => {
+        this.running--
+        entry.cached.resolve(hit)
+        if (hit) {
+          entry.fill.resolve(undefined)
+          this.events.onDone?.(blob.digest)
+        } else {
+          this.queue.push(entry)
+        }
+        this.pump()
+      },
+      (error: unknown) => {
+        this.running--
+        this.fail(error)
+      },
+    )
+  }
+
+  /** Waiting downloads in this order (tar order, once the plan is complete); running ones are not affected. */
+  reorder(compare: (a: Digest, b: Digest) => number): void {
+    this.queue.sort((a, b) => compare(a.blob.digest, b.blob.digest))
+  }
+
+  /** Whether the blob was in the store before this build (after its lookup). */
+  wasCached(digest: Digest): Promise<boolean> {
+    return this.entryOf(digest).cached.promise
+  }
+
+  fillOf(digest: Digest): Promise<BlobFill | undefined> {
+    return this.entryOf(digest).fill.promise
+  }
+
+  /** Resolves when nothing runs or waits any more; rejects with the first failure. */
+  async drained(): Promise<void> {
+    await this.idle.promise
+    if (this.failure !== undefined) throw this.failure
+  }
+
+  /** Stop everything because of `error` (the first one wins). */
+  fail(error: unknown): void {
+    if (this.failure === undefined) this.failure = error
+    this.abort.abort(this.failure)
+    for (const entry of this.queue.splice(0)) this.settleFailed(entry)
+    for (const entry of this.entries.values()) {
+      entry.cached.reject(this.failure)
+      entry.fill.reject(this.failure)
+    }
+    this.checkIdle()
+  }
+
+  private entryOf(digest: Digest): Entry {
+    const entry = this.entries.get(digest)
+    if (!entry) throw new Error(`internal: blob ${digest} was never wanted`)
+    return entry
+  }
+
+  private settleFailed(entry: Entry): void {
+    entry.cached.reject(this.failure)
+    entry.fill.reject(this.failure)
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.queue.length > 0 && this.failure === undefined) {
+      const entry = this.queue.shift()!
+      this.running++
+      this.fetch(entry).finally(() => {
+        this.running--
+        this.pump()
+      })
+    }
+    this.checkIdle()
+  }
+
+  private checkIdle(): void {
+    if (this.running === 0 && (this.queue.length === 0 || this.failure !== undefined)) this.idle.resolve()
+  }
+
+  private async fetch(entry: Entry): Promise<void> {
+    const {blob} = entry
+    const signal = this.abort.signal
+    try {
+      const result = await this.store.ingest(blob, () => this.source.openBlob(blob.from, blob, {signal}), {
+        signal,
+        onBytes: (n) => {
+          this.downloadedBytes += n
+          this.events.onBytes?.(blob.digest, n)
+        },
+        onFill: (fill) => entry.fill.resolve(fill),
+      })
+      entry.fill.resolve(undefined) // no effect when the fill was announced
+      if (result.downloaded) this.downloadedBlobs++
+      this.events.onDone?.(blob.digest)
+    } catch (error) {
+      this.fail(error)
+    }
+  }
+}
