@@ -8,7 +8,9 @@
  * chunk is delayed by RTT/2 in each direction, a new connection costs one RTT before its first byte, and the
  * downlink is one shared token bucket of --mbit (all connections share it, as they would share a real link).
  *
- *   node dist/bench/wan.js [--rtt-ms 50] [--mbit 100] [--layer-mib 2] [--runs 3] [--markdown]
+ *   node dist/bench/wan.js [--rtt-ms 50] [--mbit 100] [--layer-mib 2] [--runs 3] [--markdown] [--compare OTHER/bin/run.js]
+ *
+ * `--compare` times a second kubeferry (e.g. an older checkout) in the same interleaved runs, for before/after figures.
  */
 import {execFile, spawn} from 'node:child_process'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -34,6 +36,7 @@ const {values} = parseArgs({
     'layer-mib': {type: 'string', default: '2'},
     runs: {type: 'string', default: '3'},
     markdown: {type: 'boolean', default: false},
+    compare: {type: 'string'},
   },
 })
 const RTT = Number(values['rtt-ms'])
@@ -172,11 +175,10 @@ async function main(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       const dir = join(work, `run-${i}`)
       await mkdir(dir, {recursive: true})
-      results.kubeferry.push(
-        await timed(() =>
-          run(process.execPath, [join(ROOT, 'bin/run.js'), 'create', '--images-file', imagesFile, '--mirror', `registry.k8s.io=http://${host}`, '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', join(dir, 'k.tar')], {SOURCE_DATE_EPOCH: '0'}),
-        ),
-      )
+      const create = (cli: string, tag: string): Promise<number> =>
+        timed(() => run(process.execPath, [cli, 'create', '--images-file', imagesFile, '--mirror', `registry.k8s.io=http://${host}`, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', '-o', join(dir, `${tag}.tar`)], {SOURCE_DATE_EPOCH: '0'}))
+      results.kubeferry.push(await create(join(ROOT, 'bin/run.js'), 'k'))
+      if (values.compare) (results.compare ??= []).push(await create(resolve(values.compare), 'c'))
       results.skopeo.push(
         await timed(async () => {
           for (const image of set.images) {
@@ -194,7 +196,7 @@ async function main(): Promise<void> {
       await writeFile(join(dir, 'curl.cfg'), `${lines.join('\n')}\n`)
       results.curl.push(await timed(() => run('curl', ['-sSfL', '--parallel', '--parallel-max', '8', '-H', 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json', '-K', join(dir, 'curl.cfg')])))
       await rm(dir, {recursive: true, force: true})
-      process.stderr.write(`wan: run ${i + 1}/${RUNS}: kubeferry ${results.kubeferry[i].toFixed(2)} s, skopeo ${results.skopeo[i].toFixed(2)} s, curl ${results.curl[i].toFixed(2)} s\n`)
+      process.stderr.write(`wan: run ${i + 1}/${RUNS}: kubeferry ${results.kubeferry[i].toFixed(2)} s${values.compare ? ` (compare ${results.compare[i].toFixed(2)} s)` : ''}, skopeo ${results.skopeo[i].toFixed(2)} s, curl ${results.curl[i].toFixed(2)} s\n`)
     }
     const startup: number[] = []
     for (let i = 0; i < 3; i++) startup.push(await timed(() => run(process.execPath, [join(ROOT, 'bin/run.js'), '--version'])))
@@ -209,7 +211,7 @@ async function main(): Promise<void> {
       uniqueBlobs: uniqueBlobs.size,
       megabytes: Number((totalBytes / 1e6).toFixed(1)),
       runs: RUNS,
-      seconds: {kubeferryStartup: Number(st.toFixed(2)), kubeferry: Number(k.toFixed(2)), skopeo: Number(s.toFixed(2)), curl: Number(c.toFixed(2)), bandwidthFloor: Number(linkFloor.toFixed(2))},
+      seconds: {kubeferryStartup: Number(st.toFixed(2)), kubeferry: Number(k.toFixed(2)), ...(values.compare ? {compare: Number(median(results.compare).toFixed(2))} : {}), skopeo: Number(s.toFixed(2)), curl: Number(c.toFixed(2)), bandwidthFloor: Number(linkFloor.toFixed(2))},
       ratios: {kubeferryToSkopeo: Number((k / s).toFixed(2)), curlToKubeferry: Number((c / k).toFixed(2))},
       machine: await machine(),
     }
