@@ -199,7 +199,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     await checkSpace(plan, Math.max(0, missingBytes - downloads.downloadedBytes), bundleBytes, store, options.output)
 
     const totals = new Map<string, {total: number; done: number}>()
-    for (const image of plan.images) totals.set(image.name, {total: 0, done: early.get(image.name) ?? 0})
+    for (const image of plan.images) totals.set(image.name, {total: 0, done: 0})
     fetched.forEach((blob, i) => {
       const owner = owners.get(blob.digest)!
       const t = totals.get(owner)!
@@ -211,6 +211,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     for (const blob of plan.blobs.filter((b) => b.bytes)) totals.get(owners.get(blob.digest)!)!.done += blob.size
     progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
     progressStarted = true
+    for (const [owner, n] of early) progress?.bytes(owner, n) // downloaded while the plan was completed: not "cached"
     // Blobs that finished before the display started.
     const finished = await Promise.all(fetched.map((b, i) => (cached[i] ? Promise.resolve(false) : downloads.fillOf(b.digest).then((fill) => fill === undefined || fill.state === 'complete'))))
     fetched.forEach((blob, i) => finished[i] && finishBlob(blob.digest))

@@ -38,8 +38,8 @@ export class DigestVerifier extends Transform {
   private count: number
   private readonly label: string
 
-  constructor(expected: Digest, expectedSize?: number, options: {label?: string; hash?: Hash; offset?: number} = {}) {
-    super()
+  constructor(expected: Digest, expectedSize?: number, options: {label?: string; hash?: Hash; offset?: number; highWaterMark?: number} = {}) {
+    super(options.highWaterMark ? {highWaterMark: options.highWaterMark} : {})
     this.expected = expected
     this.expectedSize = expectedSize
     this.hash = options.hash ?? createHash('sha256')

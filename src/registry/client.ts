@@ -151,7 +151,8 @@ export class RegistryClient {
       ep = candidate
       return res
     })
-    const verifier = new DigestVerifier(desc.digest, desc.size, {label})
+    // A 1 MiB buffer each side: with the default 16 KiB every 64 KiB socket chunk would wait for a 'drain'.
+    const verifier = new DigestVerifier(desc.digest, desc.size, {label, highWaterMark: 1024 * 1024})
     const signal = options.signal
     if (signal) {
       const abort = () => verifier.destroy(new KubeferryError('INTERNAL', `${label}: download cancelled`, {cause: signal.reason}))
