@@ -158,15 +158,26 @@ async function main(): Promise<void> {
       await rm(d, {recursive: true, force: true})
       return ms
     }
+    // The same requests through undici in a bare Node.js process (see undici-fetch.ts): the Node client's floor.
+    const undiciFloor = async (): Promise<number> => {
+      const d = await fresh()
+      await writeFile(join(d, 'list.json'), JSON.stringify(requests.map((r, i) => ({url: r.url, output: join(d, String(i)), accept: accept.slice('Accept: '.length)}))))
+      const t0 = performance.now()
+      await exec(process.execPath, [join(ROOT, 'dist', 'bench', 'undici-fetch.js'), join(d, 'list.json')])
+      const ms = Math.round(performance.now() - t0)
+      await rm(d, {recursive: true, force: true})
+      return ms
+    }
     const version = async (cli: string): Promise<Measured> => measure(process.execPath, [cli, '--version'])
 
     // Warm-up (page cache, registry): one of each, not counted.
     await create(options.cli, ['linux/amd64'])
     await skopeo(false)
     await curl()
+    await undiciFloor()
 
     type Created = Awaited<ReturnType<typeof create>>
-    const samples = {create: [] as Created[], compare: [] as Created[], skopeo: [] as number[], curl: [] as number[], createAll: [] as number[], skopeoAll: [] as number[], version: [] as number[], compareVersion: [] as number[]}
+    const samples = {create: [] as Created[], compare: [] as Created[], skopeo: [] as number[], curl: [] as number[], undici: [] as number[], createAll: [] as number[], skopeoAll: [] as number[], version: [] as number[], compareVersion: [] as number[]}
     let summary: Awaited<ReturnType<typeof create>>['summary'] | undefined
     let compareSha: string | undefined
     for (let run = 0; run < options.runs; run++) {
@@ -181,12 +192,13 @@ async function main(): Promise<void> {
       }
       samples.skopeo.push(await skopeo(false))
       samples.curl.push(await curl())
+      samples.undici.push(await undiciFloor())
       samples.version.push((await version(options.cli)).ms)
       if (options.allPlatforms) {
         samples.createAll.push((await create(options.cli, ['linux/amd64', 'linux/arm64'])).ms)
         samples.skopeoAll.push(await skopeo(true))
       }
-      process.stderr.write(`run ${run + 1}/${options.runs}: create ${c.ms} ms (build ${Math.round(c.summary.seconds * 1000)} ms), skopeo ${samples.skopeo.at(-1)} ms, curl ${samples.curl.at(-1)} ms\n`)
+      process.stderr.write(`run ${run + 1}/${options.runs}: create ${c.ms} ms (build ${Math.round(c.summary.seconds * 1000)} ms), skopeo ${samples.skopeo.at(-1)} ms, curl ${samples.curl.at(-1)} ms, undici ${samples.undici.at(-1)} ms\n`)
     }
 
     // Peak RSS with one big layer (its own repository/tag; a fresh cache each run).
@@ -236,6 +248,7 @@ async function main(): Promise<void> {
         createPeakRssMiB: median(samples.create.map((s) => s.peakRssMiB)),
         skopeoMs,
         curlMs,
+        undiciFloorMs: median(samples.undici),
         ...(options.allPlatforms ? {createAllMs: median(samples.createAll), skopeoAllMs: median(samples.skopeoAll)} : {}),
         ...(options.compare
           ? {compareCreateMs: median(samples.compare.map((s) => s.ms)), compareBuildMs: median(samples.compare.map((s) => Math.round(s.summary.seconds * 1000))), compareCpuS: median(samples.compare.map((s) => Number((s.userS + s.sysS).toFixed(2)))), compareStartupMs: median(samples.compareVersion)}
@@ -247,6 +260,9 @@ async function main(): Promise<void> {
         createThroughputVsCurl: Number((curlMs / createMs).toFixed(3)),
         /** The transfer alone (create's own `seconds`: plan, download, tar, fsync; not Node/oclif start-up). */
         buildThroughputVsCurl: Number((curlMs / buildMs).toFixed(3)),
+        /** A bare Node.js + undici download of the same requests to files, vs curl: what the runtime alone reaches. */
+        undiciFloorVsCurl: Number((curlMs / median(samples.undici)).toFixed(3)),
+        createVsUndiciFloor: Number((median(samples.undici) / createMs).toFixed(3)),
         ...(options.allPlatforms ? {createAllToSkopeoAll: Number((median(samples.createAll) / median(samples.skopeoAll)).toFixed(3))} : {}),
       },
       bundleSize: summary!.size,
@@ -275,8 +291,10 @@ async function main(): Promise<void> {
         `| kubeferry --version (start-up) | ${m.createStartupMs} |`,
         `| skopeo copy, sequential | ${m.skopeoMs} |`,
         `| curl, 8 parallel | ${m.curlMs} |`,
+        `| bare Node.js + undici, 8 parallel, to files (bench/undici-fetch.ts) | ${m.undiciFloorMs} |`,
         '',
         `create/skopeo ${result.ratios.createToSkopeo}, throughput vs curl ${result.ratios.createThroughputVsCurl} (build phase ${result.ratios.buildThroughputVsCurl}), bundle/blobs ${result.bundleOverUniqueBlobs}`,
+        `bare Node.js + undici vs curl ${result.ratios.undiciFloorVsCurl}; create vs bare Node.js + undici ${result.ratios.createVsUndiciFloor}`,
         ...result.bigLayer.map((b) => `big layer ${b.layerMiB} MiB: peak RSS ${b.peakRssMiB} MiB (${b.peakRssSamples.join(', ')}), ${b.ms} ms`),
       ]
       process.stdout.write(`${lines.join('\n')}\n`)
