@@ -15,6 +15,7 @@ import {allBlobDigests, buildImageSet, hostPlatformString} from './images/builde
 import {KUBEADM_V1_31_6} from './images/catalog.js'
 import {peerTest, skopeoCreds, type Peers, type RegistryPeer, type TestImage} from './harness/peers.js'
 import {countTap, summaryLine} from './harness/tap.js'
+import {mapLimit} from '../src/util/async.js'
 
 const execFileP = promisify(execFile)
 
@@ -40,12 +41,6 @@ async function skopeoDigest(peer: RegistryPeer, ref: string): Promise<string> {
   return `sha256:${createHash('sha256').update(stdout).digest('hex')}`
 }
 
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items]
-  await Promise.all(Array.from({length: limit}, async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item)
-  }))
-}
 
 test('the builder is deterministic: two builds give the same digests and bytes', async (t) => {
   const dir = await tempDir(t)

@@ -11,6 +11,7 @@ import {join} from 'node:path'
 import type {TestImage, TestPlatformImage} from '../harness/peers.js'
 import {defaultImageSpecs, manyImageSpecs, splitName, type ImageFormat, type ImageSpec} from './catalog.js'
 import {blobPath, FIXED_CREATED, writeBlob, writeLayer, type WrittenLayer} from './layer.js'
+import {mapLimit} from '../../src/util/async.js'
 
 export const MEDIA = {
   docker: {
@@ -84,18 +85,6 @@ function entrypoint(spec: ImageSpec, runnable: boolean): {Entrypoint?: string[];
   return {Entrypoint: [`/usr/local/bin/${repository.split('/').pop()}`]}
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await fn(items[i], i)
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, worker))
-  return results
-}
 
 export async function buildImageSet(options: BuildOptions): Promise<ImageSet> {
   const dir = options.dir

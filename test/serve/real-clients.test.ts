@@ -14,6 +14,7 @@ import {startDockerd} from '../harness/peers/dockerd.js'
 import {stopDaemon} from '../harness/proc.js'
 import {describeServedMirrors} from '../../src/serve/served-names.js'
 import {serveBundles, sharedBundle, type TestServer} from './helpers.js'
+import {mapLimit} from '../../src/util/async.js'
 
 const sha = (bytes: Buffer | string): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 const DOCKER = '/usr/bin/docker'
@@ -35,12 +36,6 @@ test.after.always(async () => {
   if (server) await (await server).close(1000)
 })
 
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  await Promise.all(Array.from({length: Math.min(limit, items.length)}, async () => {
-    while (next < items.length) await fn(items[next++])
-  }))
-}
 
 peerTest('skopeo inspect and copy every image from serve; digests equal the bundle', ['skopeo'], async (t, peers) => {
   const s = await ensureServer(peers)
