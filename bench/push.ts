@@ -1,21 +1,42 @@
 /**
- * push vs `skopeo copy` of the same images into the same (fresh) docker-registry, and a re-push of a complete
- * registry. Starts its own two docker-registry processes (source for `create`, destination), stopped by PID.
- *   node dist/bench/push.js [layerMiB=8]
- * Prints one JSON document: times, the ratio kubeferry/skopeo (target ≤ 0.5), and the re-push time (target < 1 s).
+ * push vs `skopeo copy` of the same images into the same kind of registry, a re-push of a complete registry, and a
+ * floor: a raw parallel upload of the same blobs (no checks, no manifests, no verification) — what the registry
+ * itself costs. Starts its own docker-registry processes, stopped by PID.
+ *   node dist/bench/push.js [runs=5] [layerMiB=8]
+ *
+ * Fair and robust: every contender gets a FRESH docker-registry (empty storage, new port) in every run, so each does
+ * the same work (no blob already there, no skopeo blob-info-cache mount from an earlier run's repositories); runs
+ * are interleaved (the order of contenders rotates each run) and figures are medians, because the machine is
+ * shared. kubeferry is timed as a whole process (node + oclif start-up included) and by its own report
+ * (`durationMs`: push's work only), so start-up and push effects are both visible. The registry's own CPU time
+ * (/proc) is recorded per contender: it is the same bytes to hash and store whoever sends them.
+ * Prints one JSON document.
  */
 import {execFile} from 'node:child_process'
-import {mkdir, mkdtemp, rm} from 'node:fs/promises'
+import {createReadStream} from 'node:fs'
+import {mkdir, mkdtemp, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
+import {Agent, request} from 'undici'
 import {buildImageSet} from '../test/images/builder.js'
 import {pushImageSet} from '../test/images/push.js'
-import {startRegistry} from '../test/harness/peers/registry.js'
+import {startRegistry, type StartedRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 import {bundleIndex, CLI} from '../test/push/helpers.js'
 
 const exec = promisify(execFile)
+
+interface PushJson {
+  blobs: {uploaded: number; bytesUploaded: number}
+  durationMs: number
+}
+
+interface Sample {
+  ms: number
+  registryCpuMs: number
+  internalMs?: number
+}
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ms: number; value: T}> {
   const t0 = performance.now()
@@ -23,59 +44,159 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ms: number; value: T}> {
   return {ms: Math.round(performance.now() - t0), value}
 }
 
+/** user+system CPU of a process so far, in ms (Linux /proc; clock ticks are 10 ms). */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
 async function kubeferry(args: string[]): Promise<string> {
   const {stdout} = await exec(process.execPath, [CLI, ...args], {maxBuffer: 64 << 20})
   return stdout
 }
 
-async function main(): Promise<void> {
-  const layerMiB = Number(process.argv[2] ?? 8)
-  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-bench-push-'))
-  const source = await startRegistry('bench-source', join(dir, 'source'), {kind: 'none'})
-  const dest = await startRegistry('bench-dest', join(dir, 'dest'), {kind: 'none'})
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2)
+}
+
+function summary(samples: number[]): {median: number; min: number; max: number; runs: number[]} {
+  return {median: median(samples), min: Math.min(...samples), max: Math.max(...samples), runs: samples}
+}
+
+/** The floor: POST + monolithic PUT of every blob of the layout, 8 at a time, largest first, nothing else. */
+async function rawUpload(host: string, layout: string, repository: string): Promise<void> {
+  const dir = join(layout, 'blobs', 'sha256')
+  const blobs = await Promise.all((await readdir(dir)).map(async (hex) => ({hex, path: join(dir, hex), size: (await stat(join(dir, hex))).size})))
+  blobs.sort((a, b) => b.size - a.size)
+  const agent = new Agent()
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < blobs.length) {
+      const blob = blobs[next++]
+      const start = await request(`http://${host}/v2/${repository}/blobs/uploads/`, {method: 'POST', headers: {'content-length': '0'}, dispatcher: agent})
+      await start.body.dump()
+      const location = new URL(String(start.headers.location), `http://${host}`)
+      location.searchParams.set('digest', `sha256:${blob.hex}`)
+      const body = createReadStream(blob.path, {highWaterMark: 1024 * 1024})
+      const put = await request(location, {method: 'PUT', headers: {'content-type': 'application/octet-stream', 'content-length': String(blob.size)}, body, dispatcher: agent})
+      await put.body.dump()
+      if (put.statusCode !== 201) throw new Error(`raw upload of ${blob.hex}: HTTP ${put.statusCode}`)
+    }
+  }
   try {
+    await Promise.all(Array.from({length: 8}, worker))
+  } finally {
+    await agent.close()
+  }
+}
+
+async function main(): Promise<void> {
+  const runs = Math.max(1, Number(process.argv[2] ?? 5))
+  const layerMiB = Number(process.argv[3] ?? 8)
+  const loadAtStart = loadavg().map((l) => Number(l.toFixed(2)))
+  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-bench-push-'))
+  const started: StartedRegistry[] = []
+  const fresh = async (name: string): Promise<StartedRegistry> => {
+    const reg = await startRegistry(name, join(dir, `${name}-${started.length}`), {kind: 'none'})
+    started.push(reg)
+    return reg
+  }
+  const stop = async (reg: StartedRegistry): Promise<void> => {
+    await stopDaemon(reg.process, 2000)
+    started.splice(started.indexOf(reg), 1)
+  }
+  try {
+    const source = await fresh('bench-source')
     const set = await buildImageSet({dir: join(dir, 'images'), layerSize: layerMiB * 1024 * 1024, gzipLevel: 1, busybox: false})
     await pushImageSet(set, {url: source.url}, {fresh: true})
     const bundle = join(dir, 'k8s.tar')
     await kubeferry(['create', '--kubernetes-version', 'v1.31.6', '--image', 'docker.io/library/busybox:1.36', '--mirror', `registry.k8s.io=http://${source.host}`, '--mirror', `docker.io=http://${source.host}`, '--platform', 'linux/amd64', '--platform', 'linux/arm64', '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', bundle])
+    await stop(source)
     const images = await bundleIndex(bundle)
-
-    // kubeferry push into fresh repositories.
-    const push = await timed(() => kubeferry(['push', bundle, `${dest.host}/kubeferry`, '--json']))
-    const report = JSON.parse(push.value) as {blobs: {uploaded: number; bytesUploaded: number}; durationMs: number}
-    // Re-push of the now complete registry: whole command, and push's own time (without node start-up).
-    const again = await timed(() => kubeferry(['push', bundle, `${dest.host}/kubeferry`, '--json']))
-    const againReport = JSON.parse(again.value) as {blobs: {uploaded: number}; durationMs: number}
-
-    // skopeo copy --all of the same images from the same bundle (extracted once: skopeo's oci: transport) into
-    // fresh repositories of the same registry, one image after the other as a script would.
+    // skopeo reads the same images from the bundle extracted once (its oci: transport).
     const layout = join(dir, 'layout')
     await mkdir(layout)
     await exec('tar', ['-xf', bundle, '-C', layout])
-    const skopeo = await timed(async () => {
-      for (const image of images) {
-        const path = image.name.slice(image.name.indexOf('/') + 1)
-        await exec('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${image.name}`, `docker://${dest.host}/skopeo/${path}`], {maxBuffer: 64 << 20})
+
+    let bytesUploaded = 0
+    const samples = {kubeferry: [] as Sample[], rePush: [] as Sample[], skopeo: [] as Sample[], floor: [] as Sample[]}
+    const contenders: Record<'kubeferry' | 'skopeo' | 'floor', (reg: StartedRegistry, run: number) => Promise<void>> = {
+      // kubeferry push, then a re-push of the now complete registry (whole process, and push's own time).
+      kubeferry: async (reg, run) => {
+        const dest = `${reg.host}/kf${run}`
+        const before = await cpuMs(reg.process.pid)
+        const push = await timed(() => kubeferry(['push', bundle, dest, '--json']))
+        const report = JSON.parse(push.value) as PushJson
+        samples.kubeferry.push({ms: push.ms, internalMs: report.durationMs, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
+        bytesUploaded = report.blobs.bytesUploaded
+        const beforeAgain = await cpuMs(reg.process.pid)
+        const again = await timed(() => kubeferry(['push', bundle, dest, '--json']))
+        const againReport = JSON.parse(again.value) as PushJson
+        if (againReport.blobs.uploaded !== 0) throw new Error(`re-push uploaded ${againReport.blobs.uploaded} blob(s)`)
+        samples.rePush.push({ms: again.ms, internalMs: againReport.durationMs, registryCpuMs: (await cpuMs(reg.process.pid)) - beforeAgain})
+      },
+      // skopeo copy --all, one image after the other as a script would.
+      skopeo: async (reg, run) => {
+        const before = await cpuMs(reg.process.pid)
+        const copy = await timed(async () => {
+          for (const image of images) {
+            const path = image.name.slice(image.name.indexOf('/') + 1)
+            await exec('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${image.name}`, `docker://${reg.host}/sk${run}/${path}`], {maxBuffer: 64 << 20})
+          }
+        })
+        samples.skopeo.push({ms: copy.ms, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
+      },
+      floor: async (reg, run) => {
+        const before = await cpuMs(reg.process.pid)
+        const raw = await timed(() => rawUpload(reg.host, layout, `floor${run}`))
+        samples.floor.push({ms: raw.ms, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
+      },
+    }
+    const order = Object.keys(contenders) as Array<keyof typeof contenders>
+    for (let run = 0; run < runs; run++) {
+      // Rotate who goes first, so a drift in the machine's speed does not favour one contender.
+      for (let k = 0; k < order.length; k++) {
+        const name = order[(run + k) % order.length]
+        const reg = await fresh(`bench-${name}`)
+        try {
+          await contenders[name](reg, run)
+        } finally {
+          await stop(reg)
+        }
       }
-    })
+    }
+
+    const kf = samples.kubeferry.map((s) => s.ms)
+    const sk = samples.skopeo.map((s) => s.ms)
+    const pairRatios = kf.map((ms, i) => ms / sk[i])
     const result = {
-      machine: {cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg().map((l) => Number(l.toFixed(2)))},
+      machine: {cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadAtStart, loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(2)))},
+      method: `${runs} run(s); each contender on a fresh docker-registry per run, order rotated; medians (min, max)`,
       images: images.length,
       layerMiB,
-      bytesUploaded: report.blobs.bytesUploaded,
-      kubeferryPushMs: push.ms,
-      kubeferryPushInternalMs: report.durationMs,
-      skopeoCopyMs: skopeo.ms,
-      ratioKubeferryToSkopeo: Number((push.ms / skopeo.ms).toFixed(3)),
-      rePushMs: again.ms,
-      rePushInternalMs: againReport.durationMs,
-      rePushUploadedBlobs: againReport.blobs.uploaded,
+      bytesUploaded,
+      kubeferryPushMs: summary(kf),
+      kubeferryPushInternalMs: summary(samples.kubeferry.map((s) => s.internalMs ?? 0)),
+      skopeoCopyMs: summary(sk),
+      rawParallelUploadFloorMs: summary(samples.floor.map((s) => s.ms)),
+      ratioKubeferryToSkopeo: Number((median(kf) / median(sk)).toFixed(3)),
+      ratioKubeferryToSkopeoPairwiseMedian: Number(median(pairRatios.map((r) => Math.round(r * 1000))) / 1000),
+      ratioKubeferryInternalToSkopeo: Number((median(samples.kubeferry.map((s) => s.internalMs ?? 0)) / median(sk)).toFixed(3)),
+      registryCpuMs: {
+        kubeferry: median(samples.kubeferry.map((s) => s.registryCpuMs)),
+        skopeo: median(samples.skopeo.map((s) => s.registryCpuMs)),
+        floor: median(samples.floor.map((s) => s.registryCpuMs)),
+      },
+      rePushMs: summary(samples.rePush.map((s) => s.ms)),
+      rePushInternalMs: summary(samples.rePush.map((s) => s.internalMs ?? 0)),
       targets: {ratio: '≤ 0.5', rePush: '< 1000 ms (internal)'},
     }
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
   } finally {
-    await stopDaemon(source.process, 2000)
-    await stopDaemon(dest.process, 2000)
+    for (const reg of [...started]) await stopDaemon(reg.process, 2000)
     await rm(dir, {recursive: true, force: true})
   }
 }

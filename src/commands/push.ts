@@ -2,12 +2,20 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
-import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport} from '../registry/push.js'
+import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport, type TargetResult} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
+import {createProgress} from '../ui/progress.js'
 
 
 // Mirrors are for pulls; push writes to exactly the registry it is given.
 const {mirror: _mirror, ...pushRegistryFlags} = registryFlags
+
+/** Where an image went, for its progress line: `→ REF[, REF…] DIGEST` (each with its digest when they differ). */
+function describeTargets(targets: TargetResult[]): string {
+  const digests = new Set(targets.map((t) => t.digest))
+  const names = targets.map((t) => `${t.reference}${digests.size > 1 ? `@${t.digest}` : ''}${t.status === 'overwritten' ? ` (replaced ${t.previousDigest})` : ''}${t.filtered ? ' (filtered index)' : ''}`)
+  return `→ ${names.join(', ')}${digests.size === 1 ? ` ${targets[0].digest}` : ''}`
+}
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`
@@ -46,6 +54,7 @@ export default class Push extends BaseCommand {
     'platform-policy': Flags.string({description: 'What to push for an index whose other platforms are not in the bundle.', options: PLATFORM_POLICIES, default: 'auto'}),
     overwrite: Flags.boolean({description: 'Replace tags that already point at another digest.', default: false}),
     'dry-run': Flags.boolean({description: 'Only show what would be pushed (checks the registry, writes nothing).', default: false}),
+    progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: a plain line per image; --json: none).', default: true, allowNo: true}),
     verify: Flags.boolean({description: 'Verify every blob of the bundle before pushing (blobs are always verified while they stream).', default: false}),
     ...pushRegistryFlags,
   }
@@ -63,20 +72,23 @@ export default class Push extends BaseCommand {
 
     const log = stderrLog(flags.debug)
     const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log, credentialsHost: destination.registry})), mirrors: {}})
-    const quiet = flags.json
-    const say = (line: string) => {
-      if (!quiet) process.stderr.write(`${line}\n`)
-    }
+    // Bars on a terminal, plain lines otherwise (or with --no-progress), nothing with --json.
+    const progress = createProgress({mode: flags.json ? 'none' : flags.progress ? 'auto' : 'plain', labels: {done: 'pushed', total: 'uploading'}})
     const onEvent = (event: PushEvent) => {
       switch (event.type) {
         case 'planned':
-          say(`${event.targets} name(s) for ${event.images} image(s) in ${formatDestination(destination)}: ${event.targets - event.toPush} already there, ${event.toPush} to push`)
+          progress.note(`${event.targets} name(s) for ${event.images} image(s) in ${formatDestination(destination)}: ${event.targets - event.toPush} already there, ${event.toPush} to push`)
+          if (!flags['dry-run'] && event.pushing.length > 0) progress.start(event.pushing.map((image) => ({name: image.source, total: image.bytes, done: 0})), event.bytes)
           break
-        case 'target-done':
-          say(`${event.target.status} ${event.target.reference} ${event.target.digest}${event.target.filtered ? ` (filtered index; upstream ${event.target.upstreamDigest})` : ''}`)
+        case 'bytes':
+          if (event.source === undefined) progress.bundleBytes(event.bytes)
+          else progress.bytes(event.source, event.bytes)
+          break
+        case 'image-done':
+          progress.itemDone(event.source, describeTargets(event.targets))
           break
         case 'filtered':
-          say(`note: ${event.reference}: registry refused the sparse upstream index (${event.reason}); pushed an index of the bundle's platforms: ${event.digest} (upstream ${event.upstreamDigest})`)
+          progress.note(`note: ${event.reference}: registry refused the sparse upstream index (${event.reason}); pushed an index of the bundle's platforms: ${event.digest} (upstream ${event.upstreamDigest})`)
           break
         default:
           break
@@ -93,6 +105,10 @@ export default class Push extends BaseCommand {
         dryRun: flags['dry-run'],
         onEvent,
       })
+      await progress.stop(true)
+    } catch (error) {
+      await progress.stop(false)
+      throw error
     } finally {
       await client.close()
     }

@@ -80,13 +80,15 @@ async function readNode(reader: BundleReader, desc: Descriptor, what: string, de
   if (isIndexMediaType(raw.mediaType)) {
     const index = json as unknown as ImageIndex
     if (!Array.isArray(index.manifests)) throw invalid(reader, `${what}: index ${raw.digest} has no manifests list`)
-    const children: ManifestNode[] = []
+    const present: Descriptor[] = []
     const missing: Descriptor[] = []
     for (const child of index.manifests) {
       if (!isDigest(child.digest)) throw invalid(reader, `${what}: invalid manifest digest ${String(child.digest)}`)
-      if (reader.blobEntry(child.digest)) children.push(await readNode(reader, child, what, depth + 1))
+      if (reader.blobEntry(child.digest)) present.push(child)
       else missing.push(child)
     }
+    // Read in parallel (small positioned reads); order kept.
+    const children = await Promise.all(present.map((child) => readNode(reader, child, what, depth + 1)))
     if (children.length === 0) throw invalid(reader, `${what}: none of the platforms of index ${raw.digest} is in the bundle`)
     const node: ManifestNode = {raw, size: desc.size, kind: 'index', platform, children, missing, blobs: []}
     if (missing.length > 0) node.filtered = filteredIndex(json, new Set(children.map((c) => c.raw.digest)), raw.mediaType)
@@ -120,8 +122,17 @@ function descriptorName(desc: Descriptor): string | undefined {
   return a[ANNOTATION_CONTAINERD_NAME] ?? (a[ANNOTATION_REF_NAME]?.includes('/') ? a[ANNOTATION_REF_NAME] : undefined)
 }
 
-/** Every named image of the bundle, manifests read and checked. */
-export async function readSourceImages(reader: BundleReader): Promise<SourceImage[]> {
+/** An image named by index.json, before its manifests are read. */
+export interface NamedImage {
+  /** Canonical reference as the bundle names it. */
+  name: string
+  ref: Reference
+  role?: string
+  desc: Descriptor
+}
+
+/** The images index.json names (first descriptor per name), without reading their manifests. */
+export async function listSourceImages(reader: BundleReader): Promise<NamedImage[]> {
   const index = await reader.readJson<ImageIndex>(INDEX_FILE)
   if (!Array.isArray(index.manifests)) throw invalid(reader, `${INDEX_FILE} has no manifests list`)
   let roles = new Map<string, string>()
@@ -129,7 +140,7 @@ export async function readSourceImages(reader: BundleReader): Promise<SourceImag
     const meta = await reader.readJson<BundleMetadata>(METADATA_FILE)
     roles = new Map((meta.images ?? []).filter((i) => i.role).map((i) => [i.name, i.role as string]))
   }
-  const images: SourceImage[] = []
+  const named: NamedImage[] = []
   const seen = new Set<string>()
   for (const desc of index.manifests) {
     const name = descriptorName(desc)
@@ -144,11 +155,21 @@ export async function readSourceImages(reader: BundleReader): Promise<SourceImag
     if (seen.has(canonical)) continue
     seen.add(canonical)
     if (!isDigest(desc.digest)) throw invalid(reader, `${INDEX_FILE}: invalid digest for ${name}`)
-    const root = await readNode(reader, desc, canonical, 0)
-    images.push({name: canonical, ref: {...ref, digest: undefined}, role: roles.get(canonical) ?? roles.get(name), root, sparse: hasMissing(root)})
+    named.push({name: canonical, ref: {...ref, digest: undefined}, role: roles.get(canonical) ?? roles.get(name), desc})
   }
-  if (images.length === 0) throw invalid(reader, `${INDEX_FILE} names no images (no ${ANNOTATION_CONTAINERD_NAME} annotations)`)
-  return images
+  if (named.length === 0) throw invalid(reader, `${INDEX_FILE} names no images (no ${ANNOTATION_CONTAINERD_NAME} annotations)`)
+  return named
+}
+
+/** One named image with its manifests read and checked. */
+export async function readSourceImage(reader: BundleReader, image: NamedImage): Promise<SourceImage> {
+  const root = await readNode(reader, image.desc, image.name, 0)
+  return {name: image.name, ref: image.ref, ...(image.role ? {role: image.role} : {}), root, sparse: hasMissing(root)}
+}
+
+/** Every named image of the bundle, manifests read and checked (in parallel; index.json's order kept). */
+export async function readSourceImages(reader: BundleReader): Promise<SourceImage[]> {
+  return Promise.all((await listSourceImages(reader)).map((image) => readSourceImage(reader, image)))
 }
 
 function hasMissing(node: ManifestNode): boolean {

@@ -15,7 +15,8 @@ export interface ProgressItem {
 export interface Progress {
   start(items: ProgressItem[], bundleTotal: number): void
   bytes(name: string, n: number): void
-  itemDone(name: string): void
+  /** The item finished; `detail` (e.g. a digest) is appended to its plain line. */
+  itemDone(name: string, detail?: string): void
   bundleBytes(n: number): void
   /** A status line (planning, writing…), shown as plain text. */
   note(message: string): void
@@ -67,10 +68,21 @@ class SilentProgress implements Progress {
   async stop(): Promise<void> {}
 }
 
+/** Words for what a command does: create fetches images and writes a bundle, push uploads them. */
+export interface ProgressLabels {
+  /** Verb of a finished item's plain line (default `fetched`). */
+  done?: string
+  /** Title of the overall line on a terminal (default `writing bundle`). */
+  total?: string
+}
+
 class PlainProgress implements Progress {
   private readonly items = new Map<string, Counter>()
   private bundle?: Counter
-  constructor(private readonly out: NodeJS.WritableStream) {}
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly verb = 'fetched',
+  ) {}
 
   start(items: ProgressItem[], bundleTotal: number): void {
     for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done))
@@ -82,11 +94,11 @@ class PlainProgress implements Progress {
     if (item) item.done += n
   }
 
-  itemDone(name: string): void {
+  itemDone(name: string, detail?: string): void {
     const item = this.items.get(name)
     if (!item || item.finished) return
     item.finished = true
-    this.out.write(`fetched ${item.line()}\n`)
+    this.out.write(`${this.verb} ${item.line()}${detail ? `  ${detail}` : ''}\n`)
   }
 
   bundleBytes(n: number): void {
@@ -103,14 +115,18 @@ class PlainProgress implements Progress {
 class TtyProgress implements Progress {
   private readonly items = new Map<string, Counter>()
   private readonly waiters = new Map<string, () => void>()
-  private bundle = new Counter('writing bundle', 0, 0)
+  private bundle: Counter
   private bundleDone?: () => void
   private running?: Promise<unknown>
   private timer?: NodeJS.Timeout
 
+  constructor(private readonly totalTitle = 'writing bundle') {
+    this.bundle = new Counter(totalTitle, 0, 0)
+  }
+
   start(items: ProgressItem[], bundleTotal: number): void {
     for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done))
-    this.bundle = new Counter('writing bundle', bundleTotal, 0)
+    this.bundle = new Counter(this.totalTitle, bundleTotal, 0)
     const task = (counter: Counter, register: (resolve: () => void) => void) => ({
       title: counter.line(),
       task: (_ctx: unknown, t: {title: string}) =>
@@ -183,9 +199,9 @@ class TtyProgress implements Progress {
 }
 
 /** `auto`: bars on a TTY, plain lines otherwise; `plain`: always plain lines (--no-progress); `none`: nothing. */
-export function createProgress(options: {mode: 'auto' | 'plain' | 'none'; stream?: NodeJS.WriteStream}): Progress {
+export function createProgress(options: {mode: 'auto' | 'plain' | 'none'; stream?: NodeJS.WriteStream; labels?: ProgressLabels}): Progress {
   const stream = options.stream ?? process.stderr
   if (options.mode === 'none') return new SilentProgress()
-  if (options.mode === 'auto' && stream.isTTY && process.env.TERM !== 'dumb' && process.env.CI !== 'true') return new TtyProgress()
-  return new PlainProgress(stream)
+  if (options.mode === 'auto' && stream.isTTY && process.env.TERM !== 'dumb' && process.env.CI !== 'true') return new TtyProgress(options.labels?.total)
+  return new PlainProgress(stream, options.labels?.done)
 }
