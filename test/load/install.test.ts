@@ -79,6 +79,12 @@ async function ctrImages(peers: Peers, namespace: string) {
   return parseImageList(r.stdout)
 }
 
+/** Blobs in a namespace's content store (what a failed import may leave behind until containerd's GC). */
+async function ctrContent(peers: Peers, namespace: string): Promise<string[]> {
+  const r = await exec('ctr', ['--address', peers.containerd!.address, '--namespace', namespace, 'content', 'ls', '-q'])
+  return r.stdout.split('\n').filter((line) => line.startsWith('sha256:'))
+}
+
 async function clearNamespace(peers: Peers, namespace: string, names: string[]): Promise<void> {
   await exec('ctr', ['--address', peers.containerd!.address, '--namespace', namespace, 'images', 'rm', ...names])
 }
@@ -243,7 +249,48 @@ test.serial('failures leave the store as it was: platform missing, corrupt bundl
     t.is(l.code, c.code, `kubeferry load, ${c.what}: ${l.stderr}`)
     t.regex(l.stderr, c.message, `kubeferry load, ${c.what}`)
     t.is((await ctrImages(peers, namespace)).size, 0, `${c.what}: nothing imported`)
+    // install.sh hashes while ctr reads the tar; on a mismatch ctr never gets the archive's end and the blobs it
+    // stored meanwhile are collected before the script exits
+    t.deepEqual(await ctrContent(peers, namespace), [], `${c.what}: no content left in the store`)
   }
+})
+
+test.serial('install.sh: an image listed with its digest but incomplete content is imported again; a broken openssl falls back to sha256sum', async (t) => {
+  const peers = needPeers(t, 'containerd')
+  if (!peers) return
+  const address = peers.containerd!.address
+  const namespace = ns('incomplete')
+  // openssl that fails: the checksum comes from sha256sum instead
+  const brokenBin = join(work, 'broken-openssl')
+  await mkdir(brokenBin, {recursive: true})
+  await writeFile(join(brokenBin, 'openssl'), '#!/bin/sh\nexit 1\n', {mode: 0o755})
+  const brokenEnv = env({PATH: `${brokenBin}:${env().PATH}`})
+  const first = await exec('dash', [script, '--address', address, '--namespace', namespace], brokenEnv)
+  t.is(first.code, 0, first.stderr)
+  t.regex(first.stdout, /checksum ok/)
+  t.regex(first.stdout, new RegExp(`${meta.images.length} imported, 0 already present, 0 missing, 1 pinned`))
+  const bad = join(work, 'bad-openssl', 'k8s.tar')
+  await mkdir(dirname(bad), {recursive: true})
+  await corrupt(bundle, bad)
+  await copyFile(`${bundle}.sha256`, `${bad}.sha256`)
+  const refused = await exec('dash', [scriptFor(bad), bad, '--address', address, '--namespace', ns('bad-openssl')], brokenEnv)
+  t.is(refused.code, EXIT.badBundle, refused.stderr)
+  t.regex(refused.stderr, /does not match .*\.sha256 \(sha256 [0-9a-f]{64}, expected [0-9a-f]{64}\)/)
+
+  // one layer of one image removed from the content store: the name and digest are still listed
+  const image = meta.images[1]
+  const layer = image.platforms.find((p) => p.platform === 'linux/amd64')!.layers.at(-1)!
+  const removed = await exec('ctr', ['--address', address, '--namespace', namespace, 'content', 'rm', layer.digest])
+  t.is(removed.code, 0, removed.stderr)
+  t.is((await ctrImages(peers, namespace)).get(image.name)?.digest, image.digest)
+  const again = await exec('dash', [script, '--address', address, '--namespace', namespace], env())
+  t.is(again.code, 0, again.stderr)
+  t.regex(again.stdout, new RegExp(`imported ${image.name.replaceAll('.', '\\.')} `))
+  t.regex(again.stdout, new RegExp(`1 imported, ${meta.images.length - 1} already present, 0 missing, 0 pinned`))
+  const check = await exec('ctr', ['--address', address, '--namespace', namespace, 'images', 'check'])
+  t.regex(check.stdout, new RegExp(`${image.name.replaceAll('.', '\\.')}\\s.*\\scomplete\\s`))
+  const third = await exec('dash', [script, '--address', address, '--namespace', namespace], env())
+  t.regex(third.stdout, new RegExp(`0 imported, ${meta.images.length} already present`))
 })
 
 test.serial('full disk: a full TMPDIR is refused before anything is imported', async (t) => {
