@@ -16,6 +16,7 @@ import {
   type PullCredential,
 } from '../config/index.js'
 import {nameRulesFrom, parseDestination, type PushDestination} from '../registry/rename.js'
+import {hostWithoutPort, isLoopback} from '../registry/tls.js'
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
@@ -34,6 +35,17 @@ function parseServe(text: string): {url: string; host: string} {
   }
   if (url.pathname !== '/' || url.search || url.username) throw new KubeferryError('INVALID_ARGUMENT', `invalid --serve "${text}": no path, query or credentials`, {hint: 'kubeferry serve answers upstream paths at its root'})
   return {url: `${url.protocol}//${url.host}`, host: url.host}
+}
+
+/**
+ * https:// is kept for a loopback registry unless told otherwise (nodes' configuration must not silently fall back to
+ * cleartext, and a node's loopback is not this machine's), but such a registry often serves plain HTTP — docker and
+ * kubeferry's own client allow that on loopback, containerd's hosts.toml does not: say how to get http://.
+ */
+function loopbackSchemeHint(ctx: Pick<ConfigContext, 'destination' | 'plainHttp' | 'serve'>): string | undefined {
+  if (ctx.serve || ctx.plainHttp || !isLoopback(hostWithoutPort(ctx.destination.registry))) return undefined
+  const host = ctx.destination.registry
+  return `${host} is a loopback address, written as https://${host} for the nodes; if it serves plain HTTP (no TLS), add --insecure-registry ${host} to get http:// endpoints`
 }
 
 export default class Config extends BaseCommand {
@@ -100,10 +112,13 @@ export default class Config extends BaseCommand {
     const major = /^\s*v?(\d+)/.exec(flags['containerd-version'])?.[1]
     if (major !== '1' && major !== '2') throw new KubeferryError('INVALID_ARGUMENT', `unsupported --containerd-version ${flags['containerd-version']}`, {hint: 'give 1.6, 1.7 or 2.0 (any 1.x or 2.x)'})
     const insecure = (flags['insecure-registry'] ?? []).map((h) => h.toLowerCase().replace(/^https?:\/\//, ''))
+    // `--registry http://HOST…` says plain HTTP as clearly as --insecure-registry HOST does (push drops the scheme:
+    // the client probes; node configuration is static, so the scheme written there must be the one meant).
+    const plainHttp = insecure.includes(destination.registry) || /^http:\/\//i.test(flags.registry ?? '')
     const ctx: ConfigContext = {
       destination,
       rules,
-      plainHttp: insecure.includes(destination.registry),
+      plainHttp,
       skipVerify: flags['skip-verify'],
       caPem: readCa(flags['ca-file']),
       images,
@@ -122,6 +137,8 @@ export default class Config extends BaseCommand {
       secretName: flags['secret-name'],
       namespaces: flags.namespace,
     })
+    const hint = loopbackSchemeHint(ctx)
+    if (hint) result.notes.push(hint)
 
     if (flags.output) {
       const dir = flags.output
