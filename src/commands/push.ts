@@ -67,8 +67,17 @@ export default class Push extends BaseCommand {
     const rules = nameRulesFrom(destination, flags)
     // Structure and references always (cheap); every blob's hash up front only with --verify — blobs are verified
     // while they stream anyway, so a corrupt one can never be committed, but --verify fails before pushing anything.
-    await assertBundleValid(args.bundle, {quick: !flags.verify})
-    const reader = await BundleReader.open(args.bundle)
+    // The check runs while push reads the manifests and asks the registry what it has (nothing is written before it
+    // passes); opening the reader first lets the check reuse its tar index.
+    let reader: Awaited<ReturnType<typeof BundleReader.open>>
+    try {
+      reader = await BundleReader.open(args.bundle)
+    } catch (error) {
+      await assertBundleValid(args.bundle, {quick: true}) // its message lists the problem the way verify does
+      throw error
+    }
+    const verified = assertBundleValid(args.bundle, {quick: !flags.verify})
+    verified.catch(() => {}) // awaited by pushBundle (as its gate); not unhandled meanwhile
 
     const log = stderrLog(flags.debug)
     const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log, credentialsHost: destination.registry})), mirrors: {}})
@@ -103,6 +112,7 @@ export default class Push extends BaseCommand {
         concurrency: flags.concurrency,
         overwrite: flags.overwrite,
         dryRun: flags['dry-run'],
+        gate: verified,
         onEvent,
       })
       await progress.stop(true)

@@ -49,6 +49,11 @@ export interface PushOptions {
   concurrency?: number
   overwrite?: boolean
   dryRun?: boolean
+  /**
+   * A check that must pass before anything is written (the bundle's verification). Reading the bundle's manifests
+   * and asking the registry what is there (HEAD only) overlap with it; if it fails, its error is the one thrown.
+   */
+  gate?: Promise<unknown>
   onEvent?: (event: PushEvent) => void
 }
 
@@ -177,7 +182,15 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   const emit = options.onEvent ?? (() => {})
   const dest = options.destination
   // index.json's names are enough to ask the registry what is there; the manifests are read meanwhile.
-  const named = await listSourceImages(reader)
+  const gate = options.gate ?? Promise.resolve()
+  gate.catch(() => {}) // handled below; must not count as unhandled while other work is awaited
+  let named: Awaited<ReturnType<typeof listSourceImages>>
+  try {
+    named = await listSourceImages(reader)
+  } catch (error) {
+    await gate // the gate's own error, if it has one, says more
+    throw error
+  }
   const names = planNames(named.map((i) => ({registry: i.ref.registry, repository: i.ref.repository, tag: i.ref.tag, name: i.name, digest: i.desc.digest})), options.rules)
   const places = names.flatMap((n, i) =>
     n.repositories.map((repository, j) => {
@@ -186,11 +199,16 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
       return {index: i, repository, alias: j > 0, ref, reference: `${dest.registry}/${repository}${image.ref.tag ? `:${image.ref.tag}` : `@${image.desc.digest}`}`}
     }),
   )
-  // 1. What is there already (one HEAD per destination name, all at once), while the bundle's manifests are read.
-  const [images, heads] = await Promise.all([
+  // 1. What is there already (one HEAD per destination name, all at once), while the bundle's manifests are read
+  //    (and the gate, if any, runs): nothing is written before all three are done.
+  const [checked, read, asked] = await Promise.allSettled([
+    gate,
     Promise.all(named.map((image) => readSourceImage(reader, image))),
     Promise.all(places.map((place) => requests.run(() => registry.headManifest(place.ref)))),
   ])
+  for (const settled of [checked, read, asked]) if (settled.status === 'rejected') throw settled.reason
+  const images = (read as PromiseFulfilledResult<SourceImage[]>).value
+  const heads = (asked as PromiseFulfilledResult<Awaited<ReturnType<PushRegistry['headManifest']>>[]>).value
   const targets: Target[] = places.map((place, k) => {
     const image = images[place.index]
     const acceptable = new Set<string>([image.root.raw.digest])
