@@ -212,11 +212,12 @@ find_bundle() {
 [ -n "$bundle" ] || find_bundle
 [ -f "$bundle" ] || die 4 "bundle $bundle: no such file"
 [ -r "$bundle" ] || die 4 "bundle $bundle: not readable"
-bundle_size=$(wc -c <"$bundle" | tr -d ' ')
+bundle_size=$(wc -c <"$bundle")
+bundle_size=\${bundle_size##* } # some wc pad the number with blanks
 
 # --- the node's platform ----------------------------------------------------------------------------------
+machine=$(uname -m)
 if [ -z "$platform" ]; then
-  machine=$(uname -m)
   case $machine in
     x86_64|amd64) platform=linux/amd64 ;;
     aarch64|arm64) platform=linux/arm64 ;;
@@ -454,7 +455,7 @@ run_ctr() {
 # which of them are complete into $tmp/check (ctr_check). Each ctr start costs ~20 ms: they run concurrently, and
 # the check only where its answer matters.
 host_platform_matches=0
-case $(uname -m) in
+case $machine in
   x86_64) [ "$platform" = linux/amd64 ] && host_platform_matches=1 ;;
   aarch64|arm64) [ "$platform" = linux/arm64 ] && host_platform_matches=1 ;;
 esac
@@ -565,13 +566,14 @@ preflight() {
       bundle_has "$(normalize_ref "$pf_value")" && return 0
       preflight_warn cri-o "$pf_value" "$pf_source" "in $pf_where under [crio.image] set: pause_image = \\"$suggested_sandbox\\" (then restart crio)" ;;
   esac
-  pf_kubelet=$(sed -n 's/.*--pod-infra-container-image[= ]\\([^ "]*\\).*/\\1/p' /var/lib/kubelet/kubeadm-flags.env 2>/dev/null | head -n 1)
+  pf_kubelet=''
+  [ -r /var/lib/kubelet/kubeadm-flags.env ] &&
+    pf_kubelet=$(sed -n 's/.*--pod-infra-container-image[= ]\\([^ "]*\\).*/\\1/p' /var/lib/kubelet/kubeadm-flags.env | head -n 1)
   if [ -n "$pf_kubelet" ] && ! bundle_has "$(normalize_ref "$pf_kubelet")"; then
     preflight_warn kubelet "$pf_kubelet" "--pod-infra-container-image in /var/lib/kubelet/kubeadm-flags.env" "set --pod-infra-container-image=$suggested_sandbox there (or drop the deprecated flag and set the runtime's sandbox image)"
   fi
   return 0
 }
-[ -n "$suggested_sandbox" ] && preflight
 
 # --- what is already there --------------------------------------------------------------------------------
 # containerd: $tmp/ls and $tmp/check; docker, podman, cri-o: $tmp/state lines NAME ID
@@ -631,29 +633,34 @@ pins_supported() { case $runtime in containerd|nerdctl|k3s|rke2) return 0 ;; *) 
 # of them are listed with the expected digest (a first import has none).
 import_complete=0
 case $runtime in containerd|nerdctl|k3s|rke2) ;; *) read_state ;; esac
-: >"$tmp/todo"
-classify >"$tmp/before" || die 6 "cannot write scratch files in $tmp (disk full?)"
-if pins_supported && [ "$host_platform_matches" = 1 ] && awk '$5 == 1 { found = 1 } END { exit !found }' "$tmp/before"; then
-  ctr_check
+# Classifies what the runtime holds into $tmp/before; counts present, todo_count (names in $tmp/todo) and unpinned.
+read_before() {
+  : >"$tmp/todo" || die 6 "cannot write scratch files in $tmp (disk full?)"
   classify >"$tmp/before" || die 6 "cannot write scratch files in $tmp (disk full?)"
+  present=0
+  todo_count=0
+  unpinned=0
+  while read -r name _ _ pin ok is_pinned _; do
+    if [ "$ok" = 1 ]; then
+      present=$((present + 1))
+    else
+      todo_count=$((todo_count + 1))
+      printf '%s\\n' "$name" >>"$tmp/todo" || die 6 "cannot write scratch files in $tmp (disk full?)"
+    fi
+    if pins_supported && [ "$pin" = 1 ] && [ "$is_pinned" = 0 ]; then unpinned=$((unpinned + 1)); fi
+  done <"$tmp/before"
+}
+read_before
+if [ "$present" -gt 0 ] && pins_supported && [ "$host_platform_matches" = 1 ]; then
+  ctr_check
+  read_before
 fi
-present=0
-todo_count=0
-unpinned=0
-while read -r name _ _ pin ok is_pinned _; do
-  if [ "$ok" = 1 ]; then
-    present=$((present + 1))
-  else
-    todo_count=$((todo_count + 1))
-    printf '%s\\n' "$name" >>"$tmp/todo" || die 6 "cannot write scratch files in $tmp (disk full?)"
-  fi
-  if pins_supported && [ "$pin" = 1 ] && [ "$is_pinned" = 0 ]; then unpinned=$((unpinned + 1)); fi
-done <"$tmp/before"
 
 summary() { # summary IMPORTED PRESENT MISSING PINNED
   say "summary: $platform into $runtime: $image_count images, $1 imported, $2 already present, $3 missing, $4 pinned"
 }
 if [ "$todo_count" -eq 0 ] && [ "$unpinned" -eq 0 ]; then
+  [ -z "$suggested_sandbox" ] || preflight
   summary 0 "$present" 0 0
   exit 0
 fi
@@ -697,6 +704,9 @@ if [ "$todo_count" -gt 0 ]; then
       need_space "\${target_root:-/var/lib/containers/storage}" $((plan_bytes * 2)) "$image_count images of $platform (containers-storage)" ;;
   esac
 fi
+
+# after the bundle checks, which containerd's config dump (started with the image list) runs alongside
+[ -z "$suggested_sandbox" ] || preflight
 
 if [ "$dry_run" = 1 ]; then
   while read -r name _; do say "would import $name"; done <"$tmp/todo"
@@ -799,8 +809,6 @@ if [ "$todo_count" -gt 0 ]; then
 fi
 
 # --- check every name and digest, pin sandbox images ------------------------------------------------------
-read_state
-classify >"$tmp/after" || die 6 "cannot write scratch files in $tmp (disk full?)"
 # containerd: each imported image also gets its digest name, as a CRI pull records it (repoDigests), so that pods
 # referencing @sha256: find it offline; sandbox images get the pin label. Those ctr calls run in the background,
 # one job per image (the digest name, then the pin), at most 8 jobs at a time: each ctr start costs ~20 ms.
@@ -814,31 +822,47 @@ image_job() { # image_job N NAME DIGEST TAG(0/1) PIN(0/1): status and error in $
     echo "$?" >"$tmp/pin.$1.rc"
   fi
 }
+# start_image_jobs before|after: the jobs for the images $tmp/before or $tmp/after (classify's lines) shows
+# present, to be imported (TODO) and not pinned; "before" stands for what a complete import made present.
+start_image_jobs() {
+  sj_n=0
+  sj_jobs=0
+  while read -r name digest _ pin ok is_pinned todo; do
+    sj_n=$((sj_n + 1))
+    if [ "$1" = before ]; then todo=$((1 - ok)); elif [ "$ok" != 1 ]; then continue; fi
+    sj_tag=0
+    if [ "$todo" = 1 ]; then case $name in *@*) ;; *) sj_tag=1 ;; esac; fi
+    sj_pin=0
+    if [ "$pin" = 1 ] && [ "$is_pinned" = 0 ]; then sj_pin=1; fi
+    if [ "$sj_tag" = 1 ] || [ "$sj_pin" = 1 ]; then
+      image_job "$sj_n" "$name" "$digest" "$sj_tag" "$sj_pin" &
+      sj_jobs=$((sj_jobs + 1))
+      [ $((sj_jobs % 8)) -ne 0 ] || wait
+    fi
+  done <"$tmp/$1"
+}
 job_ok() { jo_rc=''; read -r jo_rc <"$tmp/$1.rc" 2>/dev/null; [ "$jo_rc" = 0 ]; }
 job_error() { tail -n 1 "$tmp/$1.err" 2>/dev/null; }
-if pins_supported; then
-  n=0
-  jobs=0
-  while read -r name digest _ pin ok is_pinned todo; do
-    n=$((n + 1))
-    [ "$ok" = 1 ] || continue
-    tag=0
-    if [ "$todo" = 1 ]; then case $name in *@*) ;; *) tag=1 ;; esac; fi
-    pin_it=0
-    if [ "$pin" = 1 ] && [ "$is_pinned" = 0 ]; then pin_it=1; fi
-    if [ "$tag" = 1 ] || [ "$pin_it" = 1 ]; then
-      image_job "$n" "$name" "$digest" "$tag" "$pin_it" &
-      jobs=$((jobs + 1))
-      [ $((jobs % 8)) -ne 0 ] || wait
-    fi
-  done <"$tmp/after"
+if pins_supported && [ "$import_complete" = 1 ]; then
+  # ctr imported every image to do with the digest of the checked index.json: name them and pin while the image
+  # list is read back for the check below
+  start_image_jobs before
+  read_state
   wait
+  classify >"$tmp/after" || die 6 "cannot write scratch files in $tmp (disk full?)"
+else
+  read_state
+  classify >"$tmp/after" || die 6 "cannot write scratch files in $tmp (disk full?)"
+  if pins_supported; then
+    start_image_jobs after
+    wait
+  fi
 fi
 imported=0
 missing=0
 pinned=0
 n=0
-while read -r name digest cdigest pin ok is_pinned todo; do
+while read -r name digest cdigest _ ok _ todo; do
   n=$((n + 1))
   if [ "$ok" = 1 ]; then
     if [ "$todo" = 1 ]; then
@@ -851,7 +875,7 @@ while read -r name digest cdigest pin ok is_pinned todo; do
         printf 'kubeferry: warning: could not add the digest name %s@%s: %s\\n' "\${name%:*}" "$digest" "$(job_error "tag.$n")" >&2
       fi
     fi
-    if [ "$pin" = 1 ] && pins_supported && [ "$is_pinned" = 0 ]; then
+    if [ -f "$tmp/pin.$n.rc" ]; then
       if job_ok "pin.$n"; then
         pinned=$((pinned + 1))
         say "pinned $name ($PIN_LABEL): kubelet image GC keeps it (containerd >= 1.7 honours the label)"
