@@ -94,8 +94,12 @@ export class Downloads {
     return this.entryOf(digest).cached.promise
   }
 
+  /** The file to follow for `digest`; a download still waiting in the queue goes first (the writer needs it now). */
   fillOf(digest: Digest): Promise<BlobFill | undefined> {
-    return this.entryOf(digest).fill.promise
+    const entry = this.entryOf(digest)
+    const queued = this.queue.indexOf(entry)
+    if (queued > 0) this.queue.unshift(...this.queue.splice(queued, 1))
+    return entry.fill.promise
   }
 
   /** Resolves when nothing runs or waits any more; rejects with the first failure. */
