@@ -11,6 +11,9 @@
  * (`durationMs`: push's work only), so start-up and push effects are both visible. The registry's own CPU time
  * (/proc) is recorded per contender: it is the same bytes to hash and store whoever sends them.
  * Prints one JSON document.
+ *
+ * A/B of two builds: KUBEFERRY_BENCH_BASELINE=/other/checkout/bin/run.js adds a `baseline` contender (that CLI's push,
+ * same conditions), e.g. a `git archive` of the previous commit, built.
  */
 import {execFile} from 'node:child_process'
 import {createReadStream} from 'node:fs'
@@ -51,8 +54,8 @@ async function cpuMs(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
 
-async function kubeferry(args: string[]): Promise<string> {
-  const {stdout} = await exec(process.execPath, [CLI, ...args], {maxBuffer: 64 << 20})
+async function kubeferry(args: string[], cli = CLI): Promise<string> {
+  const {stdout} = await exec(process.execPath, [cli, ...args], {maxBuffer: 64 << 20})
   return stdout
 }
 
@@ -122,8 +125,9 @@ async function main(): Promise<void> {
     await exec('tar', ['-xf', bundle, '-C', layout])
 
     let bytesUploaded = 0
-    const samples = {kubeferry: [] as Sample[], rePush: [] as Sample[], skopeo: [] as Sample[], floor: [] as Sample[]}
-    const contenders: Record<'kubeferry' | 'skopeo' | 'floor', (reg: StartedRegistry, run: number) => Promise<void>> = {
+    const baselineCli = process.env.KUBEFERRY_BENCH_BASELINE
+    const samples = {kubeferry: [] as Sample[], rePush: [] as Sample[], skopeo: [] as Sample[], floor: [] as Sample[], baseline: [] as Sample[]}
+    const contenders: Partial<Record<'kubeferry' | 'skopeo' | 'floor' | 'baseline', (reg: StartedRegistry, run: number) => Promise<void>>> = {
       // kubeferry push, then a re-push of the now complete registry (whole process, and push's own time).
       kubeferry: async (reg, run) => {
         const dest = `${reg.host}/kf${run}`
@@ -155,6 +159,13 @@ async function main(): Promise<void> {
         samples.floor.push({ms: raw.ms, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
       },
     }
+    if (baselineCli) {
+      contenders.baseline = async (reg, run) => {
+        const before = await cpuMs(reg.process.pid)
+        const push = await timed(() => kubeferry(['push', bundle, `${reg.host}/base${run}`, '--json'], baselineCli))
+        samples.baseline.push({ms: push.ms, internalMs: (JSON.parse(push.value) as PushJson).durationMs, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
+      }
+    }
     const order = Object.keys(contenders) as Array<keyof typeof contenders>
     for (let run = 0; run < runs; run++) {
       // Rotate who goes first, so a drift in the machine's speed does not favour one contender.
@@ -162,7 +173,7 @@ async function main(): Promise<void> {
         const name = order[(run + k) % order.length]
         const reg = await fresh(`bench-${name}`)
         try {
-          await contenders[name](reg, run)
+          await contenders[name]!(reg, run)
         } finally {
           await stop(reg)
         }
@@ -190,6 +201,17 @@ async function main(): Promise<void> {
         skopeo: median(samples.skopeo.map((s) => s.registryCpuMs)),
         floor: median(samples.floor.map((s) => s.registryCpuMs)),
       },
+      ...(baselineCli
+        ? {
+            baseline: {
+              cli: baselineCli,
+              pushMs: summary(samples.baseline.map((s) => s.ms)),
+              pushInternalMs: summary(samples.baseline.map((s) => s.internalMs ?? 0)),
+              ratioToSkopeo: Number((median(samples.baseline.map((s) => s.ms)) / median(sk)).toFixed(3)),
+              registryCpuMs: median(samples.baseline.map((s) => s.registryCpuMs)),
+            },
+          }
+        : {}),
       rePushMs: summary(samples.rePush.map((s) => s.ms)),
       rePushInternalMs: summary(samples.rePush.map((s) => s.internalMs ?? 0)),
       targets: {ratio: '≤ 0.5', rePush: '< 1000 ms (internal)'},
