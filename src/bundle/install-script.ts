@@ -195,7 +195,7 @@ esac
 
 # --- the bundle -------------------------------------------------------------------------------------------
 find_bundle() {
-  fb_dir=$(dirname -- "$0")
+  case $0 in */*) fb_dir=\${0%/*}; fb_dir=\${fb_dir:-/} ;; *) fb_dir=. ;; esac
   # kubeferry create writes NAME.tar and NAME.install.sh side by side
   case $0 in
     *.install.sh) if [ -f "\${0%.install.sh}.tar" ]; then bundle=\${0%.install.sh}.tar; return 0; fi ;;
@@ -253,10 +253,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-free_kb() {
+free_kb() { # free_kb DIR: KiB available where DIR is (or would be), from the 4th field of df -P's second line
   fk_dir=$1
   while [ ! -d "$fk_dir" ]; do fk_dir=$(dirname -- "$fk_dir"); done
-  df -Pk "$fk_dir" 2>/dev/null | awk 'NR == 2 { print $4 }'
+  fk_out=$(df -Pk "$fk_dir" 2>/dev/null) || return 0
+  case $fk_out in *"
+"*) ;; *) return 0 ;; esac
+  # shellcheck disable=SC2086 # split the data line into fields
+  set -- \${fk_out#*"
+"}
+  [ $# -ge 4 ] && printf '%s\\n' "$4"
 }
 need_space() { # need_space DIR BYTES WHAT
   ns_free=$(free_kb "$1")
@@ -529,9 +535,13 @@ normalize_ref() {
   esac
   case $nr in docker.io/*/*) ;; docker.io/*) nr=docker.io/library/\${nr#docker.io/} ;; esac
   case \${nr##*/} in *:*|*@*) ;; *) nr=$nr:latest ;; esac
-  printf '%s\\n' "$nr"
 }
-bundle_has() { awk -v n="$1" '$1 == n { found = 1 } END { exit !found }' "$tmp/images"; }
+# bundle_has REF: the bundle holds REF (normalized) for $platform
+bundle_has() {
+  normalize_ref "$1"
+  while read -r bh_name _; do [ "$bh_name" != "$nr" ] || return 0; done <"$tmp/images"
+  return 1
+}
 
 preflight_warn() { # preflight_warn RUNTIME CONFIGURED SOURCE FIX
   warn "$1 is configured to use sandbox image $2 ($3), which this bundle does not hold: pods will fail with 'failed to get sandbox image' on an offline node."
@@ -551,7 +561,7 @@ preflight() {
       [ -n "$pf_found" ] || return 0
       pf_value=\${pf_found%%|*}
       pf_style=\${pf_found##*|}
-      bundle_has "$(normalize_ref "$pf_value")" && return 0
+      bundle_has "$pf_value" && return 0
       if [ "$pf_style" = 2 ]; then
         pf_fix="in $pf_file under [plugins.\\"io.containerd.cri.v1.images\\".pinned_images] set: sandbox = \\"$suggested_sandbox\\" (then restart containerd)"
       else
@@ -568,13 +578,13 @@ preflight() {
         [ -n "$pf_line" ] && { pf_value=\${pf_line%|*}; pf_source="$pf_file line \${pf_line#*|}"; pf_where=$pf_file; }
       done
       [ -n "$pf_value" ] || return 0
-      bundle_has "$(normalize_ref "$pf_value")" && return 0
+      bundle_has "$pf_value" && return 0
       preflight_warn cri-o "$pf_value" "$pf_source" "in $pf_where under [crio.image] set: pause_image = \\"$suggested_sandbox\\" (then restart crio)" ;;
   esac
   pf_kubelet=''
   [ -r /var/lib/kubelet/kubeadm-flags.env ] &&
     pf_kubelet=$(sed -n 's/.*--pod-infra-container-image[= ]\\([^ "]*\\).*/\\1/p' /var/lib/kubelet/kubeadm-flags.env | head -n 1)
-  if [ -n "$pf_kubelet" ] && ! bundle_has "$(normalize_ref "$pf_kubelet")"; then
+  if [ -n "$pf_kubelet" ] && ! bundle_has "$pf_kubelet"; then
     preflight_warn kubelet "$pf_kubelet" "--pod-infra-container-image in /var/lib/kubelet/kubeadm-flags.env" "set --pod-infra-container-image=$suggested_sandbox there (or drop the deprecated flag and set the runtime's sandbox image)"
   fi
   return 0
