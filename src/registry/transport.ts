@@ -92,7 +92,10 @@ export class Transport {
       if (typeof body === 'function' && req.contentLength !== undefined) sendHeaders['content-length'] = String(req.contentLength)
       let res: Dispatcher.ResponseData
       try {
-        res = await this.dispatcherFor(url).request({origin: url.origin, path: url.pathname + url.search, method: method as Dispatcher.HttpMethod, headers: sendHeaders, body: opened})
+        // undici closes the connection after every HEAD (for servers that send a body anyway); registries do not, and
+        // push asks HEAD for every blob and tag: keep-alive saves a TCP (and TLS) handshake each time.
+        const keepAlive = method === 'HEAD' ? {reset: false} : {}
+        res = await this.dispatcherFor(url).request({origin: url.origin, path: url.pathname + url.search, method: method as Dispatcher.HttpMethod, headers: sendHeaders, body: opened, ...keepAlive})
       } catch (error) {
         if (opened && typeof opened === 'object' && 'destroy' in opened) (opened as Readable).destroy()
         throw error
