@@ -1,6 +1,7 @@
 /**
  * `create` as a library: plan (references → platforms → blobs), fetch missing blobs into the content-addressed
- * store in parallel and in tar order, and write the bundle while the downloads run: the writer follows each blob's
+ * store in parallel (see downloads.ts: each image's blobs start as soon as its manifest is read, the rest in tar
+ * order once the plan is complete), and write the bundle while the downloads run: the writer follows each blob's
  * temp file as its bytes land (BlobFill), so a big layer is copied into the tar while it still downloads. A blob
  * already verified in the store is never fetched again, so a rerun after a crash or a second build of overlapping
  * images downloads only what is missing.
