@@ -759,13 +759,14 @@ import_failed() {
 # the last entry's data: the end-of-archive marker) until the hash matches BUNDLE.sha256: ctr creates images only
 # once it has read the whole archive, so a bundle that fails the checksum gets none. ctr gets 512 bytes that are no
 # tar header instead and fails; the blobs it stored meanwhile, referenced by no image, are collected at once.
-# bundle_head BYTES: the bundle's first BYTES (a multiple of 512) on stdout, in 1 MiB reads and writes where dd is
-# there (head -c copies in 4 KiB writes: three times the CPU through a pipe, for the reader too).
+# bundle_head BYTES: the bundle's first BYTES (a multiple of 512) on stdout in 1 MiB writes where dd is there (head -c
+# writes 4 KiB at a time: three times the CPU through a pipe, for the reader too); the last partial MiB is read in
+# 512-byte blocks and written at once.
 bundle_head() {
   if have dd; then
     bh_mib=$(($1 / 1048576))
     dd if="$bundle" bs=1048576 count="$bh_mib" 2>/dev/null &&
-      dd if="$bundle" bs=512 skip=$((bh_mib * 2048)) count=$((($1 - bh_mib * 1048576) / 512)) 2>/dev/null
+      dd if="$bundle" ibs=512 obs=1048576 skip=$((bh_mib * 2048)) count=$((($1 - bh_mib * 1048576) / 512)) 2>/dev/null
   else
     head -c "$1" "$bundle"
   fi
