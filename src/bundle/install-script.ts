@@ -755,10 +755,6 @@ import_failed() {
   tail -n 5 "$tmp/import.log" >&2
   say "kubeferry: checking what the runtime holds now"
 }
-# ctr reads the bundle through a pipe while sha256_file hashes it. The pipe holds back the tar's end (everything after
-# the last entry's data: the end-of-archive marker) until the hash matches BUNDLE.sha256: ctr creates images only
-# once it has read the whole archive, so a bundle that fails the checksum gets none. ctr gets 512 bytes that are no
-# tar header instead and fails; the blobs it stored meanwhile, referenced by no image, are collected at once.
 # bundle_head BYTES: the bundle's first BYTES (a multiple of 512) on stdout in 1 MiB writes where dd is there (head -c
 # writes 4 KiB at a time: three times the CPU through a pipe, for the reader too); the last partial MiB is read in
 # 512-byte blocks and written at once.
@@ -771,6 +767,10 @@ bundle_head() {
     head -c "$1" "$bundle"
   fi
 }
+# ctr reads the bundle through a pipe while sha256_file hashes it. The pipe holds back the tar's end (everything after
+# the last entry's data: the end-of-archive marker) until the hash matches BUNDLE.sha256: ctr creates images only
+# once it has read the whole archive, so a bundle that fails the checksum gets none. ctr gets 512 bytes that are no
+# tar header instead and fails; the blobs it stored meanwhile, referenced by no image, are collected at once.
 import_hashing() {
   {
     sha256_file "$bundle" >"$tmp/bundle.sum" 2>/dev/null &
