@@ -5,7 +5,8 @@
 #   bash bench/run.sh [NAME...]      (names: create serve push install blob-memory wan; default: all present)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-npx tsc -p . >/dev/null 2>&1 || echo "bench: tsc reported errors (others' files mid-work?); running what was emitted" >&2
+# The build includes oclif.manifest.json: without a fresh one every command start imports all commands (slower).
+npm run build >/dev/null 2>&1 || echo "bench: the build reported errors (others' files mid-work?); running what was emitted" >&2
 
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(create serve push install blob-memory wan)
@@ -50,7 +51,7 @@ for name in "${names[@]}"; do
     create) [ -f dist/bench/create.js ] && run_bench create 'create vs skopeo copy vs raw parallel download (loopback)' markdown node dist/bench/create.js --markdown ;;
     serve) [ -f bench/serve.sh ] && run_bench serve 'serve vs docker-registry (8 concurrent clients)' text bash bench/serve.sh ;;
     push) [ -f dist/bench/push.js ] && run_bench push 'push vs skopeo copy, re-push' text node dist/bench/push.js ;;
-    install) [ -f bench/install.sh ] && run_bench install 'install.sh vs plain ctr import' text bash bench/install.sh ;;
+    install) [ -f bench/install.sh ] && run_bench install 'install.sh vs plain ctr import' text env ROUNDS=7 bash bench/install.sh ;;
     blob-memory) [ -f dist/bench/blob-memory.js ] && run_bench blob-memory 'peak RSS downloading a 1 GiB blob' text node dist/bench/blob-memory.js 1024 ;;
     wan) [ -f dist/bench/wan.js ] && run_bench wan 'WAN: create vs skopeo vs raw download over a shaped link (RTT 50 ms, 100 Mbit/s)' markdown node dist/bench/wan.js --markdown ;;
     *) echo "bench: unknown benchmark $name" >&2 ;;
