@@ -368,6 +368,8 @@ sha256_file() {
   if have openssl && openssl dgst -sha256 -r <"$1" 2>/dev/null; then return 0; fi
   sha256sum <"$1"
 }
+# Whether openssl hashes here (then a whole bundle is hashed in about a tenth of a second per 100 MB).
+fast_hash() { have openssl && printf x | openssl dgst -sha256 -r >/dev/null 2>&1; }
 checksum_mismatch() { # checksum_mismatch ACTUAL
   die 4 "bundle $bundle does not match $bundle.sha256 (sha256 \${1:-unreadable}, expected $vb_expected): it is corrupt or incomplete; copy it again. Nothing was imported"
 }
@@ -681,13 +683,15 @@ if [ "$todo_count" -eq 0 ] && [ "$unpinned" -eq 0 ]; then
 fi
 
 # --- checks before anything changes -----------------------------------------------------------------------
-# ctr imports while the whole bundle is hashed and checked against BUNDLE.sha256 (import_hashing) when the
-# structure is as written and the tar's end-of-archive marker can be held back; otherwise every check comes first.
+# With openssl every check comes first and ctr then reads the bundle file itself: the hash costs less than feeding
+# ctr through a pipe would. With sha256sum alone (several times slower) ctr imports while the whole bundle is hashed
+# and checked against BUNDLE.sha256 (import_hashing), when the structure is as written and the tar's end-of-archive
+# marker can be held back; otherwise every check comes first.
 hash_during_import=0
 if [ "$todo_count" -gt 0 ]; then
   case $runtime in
     containerd|k3s|rke2)
-      if [ "$dry_run" = 0 ] && expected_checksum && verify_structure && [ "$data_end" -le $((bundle_size - END_OF_ARCHIVE)) ]; then
+      if [ "$dry_run" = 0 ] && ! fast_hash && expected_checksum && verify_structure && [ "$data_end" -le $((bundle_size - END_OF_ARCHIVE)) ]; then
         hash_during_import=1
       else
         verify_bundle
