@@ -248,7 +248,8 @@ esac
 scratch_parent=\${TMPDIR:-/tmp}
 tmp=$(mktemp -d "$scratch_parent/kubeferry.XXXXXX" 2>/dev/null) ||
   die 6 "cannot create a scratch directory in $scratch_parent (full or read-only?); set TMPDIR to a directory with free space"
-trap 'rm -rf "$tmp"' EXIT
+early_hash='' # the pid of a whole-file hash running in the background (see below), stopped on every exit
+trap '[ -z "$early_hash" ] || kill "$early_hash" 2>/dev/null; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -375,7 +376,10 @@ checksum_mismatch() { # checksum_mismatch ACTUAL
 }
 verify_checksums() {
   if expected_checksum; then
-    vb_actual=$(sha256_file "$bundle" | awk '{ print $1 }')
+    vb_actual=''
+    if [ -n "$early_hash" ] && wait "$early_hash"; then read -r vb_actual _ <"$tmp/bundle.early" || vb_actual=''; fi
+    early_hash=''
+    [ -n "$vb_actual" ] || vb_actual=$(sha256_file "$bundle" | awk '{ print $1 }')
     [ "$vb_expected" = "$vb_actual" ] || checksum_mismatch "$vb_actual"
     verified="structure ok ($vb_entries entries), checksum ok ($bundle.sha256)"
   else
@@ -389,6 +393,12 @@ verify_checksums() {
 }
 
 say "kubeferry: bundle $bundle ($BUNDLE_PLATFORMS); importing $image_count images for $platform"
+# With openssl the whole-file hash starts now, in the background, while the structure is checked and the runtime is
+# asked what it holds; verify_checksums waits for it (a failed run falls back to hashing in the foreground).
+if [ "$dry_run" = 0 ] && [ -f "$bundle.sha256" ] && fast_hash; then
+  openssl dgst -sha256 -r <"$bundle" >"$tmp/bundle.early" 2>/dev/null &
+  early_hash=$!
+fi
 if [ "$verify_only" = 1 ]; then
   verify_bundle
   say "kubeferry: bundle verified; nothing imported (--verify-only)"
