@@ -188,12 +188,12 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     for (const blob of plan.blobs) if (!owners.has(blob.digest)) owners.set(blob.digest, blob.usedBy[0])
     const fetched = plan.blobs.filter((b) => !b.bytes)
     for (const blob of fetched) downloads.want(blob) // all were announced; this only guards the contract
-    downloads.reorder((a, b) => (a < b ? -1 : a > b ? 1 : 0))
 
     // Manifests are small and already verified: keep them in the store too (a later build reads them from there).
     // At most `concurrency` at once: each write holds a file handle until it is renamed, and there are hundreds.
     await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
     const cached = await Promise.all(fetched.map((b) => downloads.wasCached(b.digest)))
+    downloads.reorder((a, b) => (a < b ? -1 : a > b ? 1 : 0)) // every store lookup is done: all waiting ones are queued
     const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
     const bundleBytes = tarSize(await bundleEntries(plan, metadata, options.sourceDateEpoch ?? 0))
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
