@@ -37,6 +37,8 @@ export class Downloads {
   private readonly entries = new Map<Digest, Entry>()
   private readonly queue: Entry[] = []
   private running = 0
+  /** Store lookups still under way (a blob is queued, or not, once its lookup answers). */
+  private lookups = 0
   private idle = deferred<void>()
   private failure: unknown
   downloadedBlobs = 0
@@ -63,11 +65,11 @@ export class Downloads {
     const entry: Entry = {blob, cached: deferred(), fill: deferred()}
     this.entries.set(blob.digest, entry)
     if (this.failure !== undefined) return this.settleFailed(entry)
-    if (this.running === 0 && this.queue.length === 0) this.idle = deferred()
-    this.running++ // the store lookup holds a slot's place so that `drained()` waits for it
+    if (this.running === 0 && this.lookups === 0 && this.queue.length === 0) this.idle = deferred()
+    this.lookups++
     this.store.has(blob).then(
       (hit) => {
-        this.running--
+        this.lookups--
         entry.cached.resolve(hit)
         if (hit) {
           entry.fill.resolve(undefined)
@@ -78,7 +80,7 @@ export class Downloads {
         this.pump()
       },
       (error: unknown) => {
-        this.running--
+        this.lookups--
         this.fail(error)
       },
     )
@@ -144,7 +146,7 @@ export class Downloads {
   }
 
   private checkIdle(): void {
-    if (this.running === 0 && (this.queue.length === 0 || this.failure !== undefined)) this.idle.resolve()
+    if (this.running === 0 && this.lookups === 0 && (this.queue.length === 0 || this.failure !== undefined)) this.idle.resolve()
   }
 
   private async fetch(entry: Entry): Promise<void> {
