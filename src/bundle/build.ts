@@ -154,6 +154,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   // (and the progress display started) are credited when it starts.
   const owners = new Map<Digest, string>()
   const early = new Map<string, number>()
+  const earlyDone = new Set<Digest>()
   let progressStarted = false
   const downloads = new Downloads(store, source, concurrency, abort, {
     onBytes: (digest, n) => {
@@ -163,6 +164,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     },
     onDone: (digest) => {
       if (progressStarted) finishBlob(digest)
+      else earlyDone.add(digest)
     },
   })
   const pending = new Map<string, number>()
@@ -213,9 +215,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
     progressStarted = true
     for (const [owner, n] of early) progress?.bytes(owner, n) // downloaded while the plan was completed: not "cached"
-    // Blobs that finished before the display started.
-    const finished = await Promise.all(fetched.map((b, i) => (cached[i] ? Promise.resolve(false) : downloads.fillOf(b.digest).then((fill) => fill === undefined || fill.state === 'complete'))))
-    fetched.forEach((blob, i) => finished[i] && finishBlob(blob.digest))
+    // Downloads that finished before the display started (cache hits were never pending).
+    fetched.forEach((blob, i) => !cached[i] && earlyDone.has(blob.digest) && finishBlob(blob.digest))
 
     let result
     try {
