@@ -22,6 +22,7 @@ import {buildImageSet} from '../test/images/builder.js'
 import {pushImageSet} from '../test/images/push.js'
 import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
+import {MANIFEST_ACCEPT} from '../src/oci/media-types.js'
 
 const exec = promisify(execFile)
 const ROOT = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'))
@@ -147,10 +148,10 @@ async function main(): Promise<void> {
       }
     }
     // One Accept header for every request (blobs ignore it), so no per-URL option scoping is needed.
-    const accept = 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
+    const accept = MANIFEST_ACCEPT.join(', ')
     const curl = async (): Promise<number> => {
       const d = await fresh()
-      const config = `header = "${accept}"\n` + requests.map((r, i) => `url = "${r.url}"\noutput = "${join(d, String(i))}"\n`).join('')
+      const config = `header = "Accept: ${accept}"\n` + requests.map((r, i) => `url = "${r.url}"\noutput = "${join(d, String(i))}"\n`).join('')
       await writeFile(join(d, 'curl.conf'), config)
       const t0 = performance.now()
       await exec('curl', ['-sS', '--fail', '--parallel', '--parallel-max', '8', '-K', join(d, 'curl.conf')])
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
     // The same requests through undici in a bare Node.js process (see undici-fetch.ts): the Node client's floor.
     const undiciFloor = async (): Promise<number> => {
       const d = await fresh()
-      await writeFile(join(d, 'list.json'), JSON.stringify(requests.map((r, i) => ({url: r.url, output: join(d, String(i)), accept: accept.slice('Accept: '.length)}))))
+      await writeFile(join(d, 'list.json'), JSON.stringify(requests.map((r, i) => ({url: r.url, output: join(d, String(i)), accept}))))
       const t0 = performance.now()
       await exec(process.execPath, [join(ROOT, 'dist', 'bench', 'undici-fetch.js'), join(d, 'list.json')])
       const ms = Math.round(performance.now() - t0)

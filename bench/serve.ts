@@ -23,13 +23,9 @@ import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 import type {TestImage} from '../test/harness/peers.js'
 import {makeBundle} from '../test/serve/make-bundle.js'
+import {MANIFEST_ACCEPT} from '../src/oci/media-types.js'
 
-const ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ')
+const ACCEPT = MANIFEST_ACCEPT.join(', ')
 
 const {values} = parseArgs({
   options: {

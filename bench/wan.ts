@@ -25,6 +25,7 @@ import {KUBEADM_V1_31_6} from '../test/images/catalog.js'
 import {pushImageSet} from '../test/images/push.js'
 import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
+import {MANIFEST_ACCEPT} from '../src/oci/media-types.js'
 
 const exec = promisify(execFile)
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
       }
       for (const [digest, b] of uniqueBlobs) lines.push(`url = "http://${host}/v2/${b.repo}/blobs/${digest}"`, `output = "${join(dir, `b-${digest.slice(7, 19)}`)}"`)
       await writeFile(join(dir, 'curl.cfg'), `${lines.join('\n')}\n`)
-      results.curl.push(await timed(() => run('curl', ['-sSfL', '--parallel', '--parallel-max', '8', '-H', 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json', '-K', join(dir, 'curl.cfg')])))
+      results.curl.push(await timed(() => run('curl', ['-sSfL', '--parallel', '--parallel-max', '8', '-H', `Accept: ${MANIFEST_ACCEPT.join(', ')}`, '-K', join(dir, 'curl.cfg')])))
       await rm(dir, {recursive: true, force: true})
       process.stderr.write(`wan: run ${i + 1}/${RUNS}: kubeferry ${results.kubeferry[i].toFixed(2)} s${values.compare ? ` (compare ${results.compare[i].toFixed(2)} s)` : ''}, skopeo ${results.skopeo[i].toFixed(2)} s, curl ${results.curl[i].toFixed(2)} s\n`)
     }

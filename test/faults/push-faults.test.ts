@@ -12,14 +12,10 @@ import {join} from 'node:path'
 import {loadPeers, missingPeer, peerTest, type Peers, type RegistryPeer, type TokenRegistryPeer} from '../harness/peers.js'
 import {assertCleanError, runCli, STACK_LINE, type CliResult} from './helpers.js'
 import {startFaultProxy, type FaultProxy, type Rule} from './proxy.js'
+import {MANIFEST_ACCEPT} from '../../src/oci/media-types.js'
 
 const IMAGES = ['registry.k8s.io/pause:3.10', 'registry.k8s.io/coredns/coredns:v1.11.3', 'docker.io/library/busybox:1.36']
-const ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ')
+const ACCEPT = MANIFEST_ACCEPT.join(', ')
 
 let work: string
 let bundle: string | undefined

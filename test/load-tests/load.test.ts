@@ -17,6 +17,7 @@ import {peerTest} from '../harness/peers.js'
 import {buildImageSet} from '../images/builder.js'
 import {pushImageSet} from '../images/push.js'
 import {cliPath, projectRoot, runCli} from '../faults/helpers.js'
+import {MANIFEST_ACCEPT} from '../../src/oci/media-types.js'
 
 const SECONDS = Number(process.env.KUBEFERRY_LOAD_SECONDS ?? 8)
 const CLIENTS = 64
@@ -99,7 +100,7 @@ peerTest('serve: 64 concurrent clients for a bounded time keep getting correct a
       }
     }
   }
-  const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json'
+  const accept = MANIFEST_ACCEPT.join(', ')
   const agent = new Agent({connections: CLIENTS})
   t.teardown(() => agent.close())
   const watch = monitor(serve.pid!)
