@@ -12,51 +12,14 @@ import {mkdtemp, mkdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import tar from 'tar-stream'
 import {buildBundle} from '../src/bundle/build.js'
 import {BlobStore} from '../src/store/blob-store.js'
 import {buildImageSet} from './images/builder.js'
 import {layoutSource} from './bundle/layout-source.js'
+import {packTarEntries, readTarEntries, type TarEntry} from './tar-entries.js'
 
 export const FIXTURE_IMAGES = ['registry.k8s.io/pause:3.10', 'registry.k8s.io/coredns/coredns:v1.11.3', 'docker.io/library/busybox:1.36']
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-
-interface RawEntry {
-  header: tar.Header
-  data: Buffer
-}
-
-async function readEntries(bytes: Buffer): Promise<RawEntry[]> {
-  const extract = tar.extract()
-  const out: RawEntry[] = []
-  const done = new Promise<void>((res, rej) => {
-    extract.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = []
-      stream.on('data', (c: unknown) => { chunks.push(c as Buffer) })
-      stream.on('end', () => {
-        out.push({header, data: Buffer.concat(chunks)})
-        next()
-      })
-    })
-    extract.on('finish', () => res())
-    extract.on('error', rej)
-  })
-  extract.end(bytes)
-  await done
-  return out
-}
-
-async function writeEntries(entries: RawEntry[]): Promise<Buffer> {
-  const pack = tar.pack()
-  const chunks: Buffer[] = []
-  const collected = (async () => {
-    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c)
-  })()
-  for (const e of entries) await new Promise<void>((res, rej) => pack.entry({...e.header, size: e.data.length}, e.data, (err) => (err ? rej(err) : res())))
-  pack.finalize()
-  await collected
-  return Buffer.concat(chunks)
-}
 
 /** Build the valid fixture bundle into `output` (its images from the builder, synthetic and deterministic). */
 export async function buildFixtureBundle(output: string, work: string): Promise<void> {
@@ -81,7 +44,7 @@ export async function generateFixtures(outDir: string): Promise<string[]> {
     await buildFixtureBundle(good, work)
     await rm(`${good}.sha256`, {force: true})
     await rm(join(outDir, 'good.install.sh'), {force: true})
-    const entries = await readEntries(await readFile(good))
+    const entries = await readTarEntries(await readFile(good))
     const meta = JSON.parse(entries.find((e) => e.header.name === 'kubeferry/bundle.json')!.data.toString('utf8')) as {images: {platforms: {layers: {digest: string}[]}[]}[]}
     const layer = meta.images[0].platforms[0].layers.at(-1)!.digest.slice(7)
     const layerName = `blobs/sha256/${layer}`
@@ -92,10 +55,10 @@ export async function generateFixtures(outDir: string): Promise<string[]> {
       data[Math.floor(data.length / 2)] ^= 0xff
       return {...e, data}
     })
-    await writeFile(join(outDir, 'flipped-layer.tar'), await writeEntries(flipped))
-    await writeFile(join(outDir, 'missing-blob.tar'), await writeEntries(entries.filter((e) => e.header.name !== layerName)))
-    const evil: RawEntry = {header: {...entries[0].header, name: '../evil', mode: 0o644}, data: Buffer.from('escaped\n')}
-    await writeFile(join(outDir, 'traversal.tar'), await writeEntries([...entries, evil]))
+    await writeFile(join(outDir, 'flipped-layer.tar'), await packTarEntries(flipped))
+    await writeFile(join(outDir, 'missing-blob.tar'), await packTarEntries(entries.filter((e) => e.header.name !== layerName)))
+    const evil: TarEntry = {header: {...entries[0].header, name: '../evil', mode: 0o644}, data: Buffer.from('escaped\n')}
+    await writeFile(join(outDir, 'traversal.tar'), await packTarEntries([...entries, evil]))
     await writeFile(join(outDir, 'README.md'), [
       '# Bundle fixtures',
       '',

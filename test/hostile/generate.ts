@@ -8,12 +8,12 @@ import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {createWriteStream} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import tar from 'tar-stream'
 import {buildBundle} from '../../src/bundle/build.js'
 import {sha256Digest} from '../../src/oci/digest.js'
 import {BlobStore} from '../../src/store/blob-store.js'
 import {layoutSource} from '../bundle/layout-source.js'
 import {buildImageSet, hostPlatformString} from '../images/builder.js'
+import {packTarEntries, readTarEntries, type TarEntry} from '../tar-entries.js'
 
 export const BASE_IMAGES = ['registry.k8s.io/pause:3.10']
 /** The base bundle carries the machine's own platform, so install.sh/load would import it here. */
@@ -49,52 +49,16 @@ export const LARGE_CASES: HostileCase[] = [
   {name: 'tar-bomb', what: `${TAR_BOMB_ENTRIES.toLocaleString('en')} empty entries after a valid bundle`},
 ]
 
-interface Entry {
-  header: Partial<tar.Header>
-  data: Buffer
-}
+type Entry = TarEntry
 
+/** Only what the hostile cases keep of a header: name, mode, type (the rest comes from FIXED when packed). */
 async function readEntries(bytes: Buffer): Promise<Entry[]> {
-  const extract = tar.extract()
-  const out: Entry[] = []
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = []
-      stream.on('data', (c: unknown) => {
-        chunks.push(c as Buffer)
-      })
-      stream.on('end', () => {
-        out.push({header: {name: header.name, mode: header.mode, type: header.type}, data: Buffer.concat(chunks)})
-        next()
-      })
-    })
-    extract.on('finish', () => resolve())
-    extract.on('error', reject)
-  })
-  extract.end(bytes)
-  await done
-  return out
+  return (await readTarEntries(bytes)).map(({header, data}) => ({header: {name: header.name, mode: header.mode, type: header.type}, data}))
 }
 
 const FIXED = {mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: ''}
 
-async function pack(entries: Entry[]): Promise<Buffer> {
-  const p = tar.pack()
-  const chunks: Buffer[] = []
-  const collected = (async () => {
-    for await (const c of p as AsyncIterable<Buffer>) chunks.push(c)
-  })()
-  for (const e of entries) {
-    await new Promise<void>((resolve, reject) => {
-      const header = {...FIXED, mode: 0o644, ...e.header, name: e.header.name!, size: e.header.type === 'symlink' || e.header.type === 'link' ? 0 : e.data.length}
-      if (header.size) p.entry(header, e.data, (err) => (err ? reject(err) : resolve()))
-      else p.entry(header, (err) => (err ? reject(err) : resolve()))
-    })
-  }
-  p.finalize()
-  await collected
-  return Buffer.concat(chunks)
-}
+const pack = (entries: Entry[]): Promise<Buffer> => packTarEntries(entries, {...FIXED, mode: 0o644})
 
 const file = (name: string, data: Buffer | string): Entry => ({header: {name, type: 'file'}, data: Buffer.isBuffer(data) ? data : Buffer.from(data)})
 
