@@ -210,8 +210,11 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       if (cached[i]) t.done += blob.size
       else pending.set(owner, (pending.get(owner) ?? 0) + 1)
     })
-    for (const blob of plan.blobs.filter((b) => b.bytes)) totals.get(owners.get(blob.digest)!)!.total += blob.size
-    for (const blob of plan.blobs.filter((b) => b.bytes)) totals.get(owners.get(blob.digest)!)!.done += blob.size
+    for (const blob of plan.blobs.filter((b) => b.bytes)) {
+      const t = totals.get(owners.get(blob.digest)!)! // manifests: in memory, so done from the start
+      t.total += blob.size
+      t.done += blob.size
+    }
     progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
     progressStarted = true
     for (const [owner, n] of early) progress?.bytes(owner, n) // downloaded while the plan was completed: not "cached"

@@ -114,11 +114,8 @@ export class Downloads {
   fail(error: unknown): void {
     if (this.failure === undefined) this.failure = error
     this.abort.abort(this.failure)
-    for (const entry of this.queue.splice(0)) this.settleFailed(entry)
-    for (const entry of this.entries.values()) {
-      entry.cached.reject(this.failure)
-      entry.fill.reject(this.failure)
-    }
+    this.queue.length = 0 // nothing more starts; every waiter (queued or not) gets the failure
+    for (const entry of this.entries.values()) this.settleFailed(entry)
     this.checkIdle()
   }
 
