@@ -2,7 +2,11 @@
  * push vs `skopeo copy` of the same images into the same kind of registry, a re-push of a complete registry, and a
  * floor: a raw parallel upload of the same blobs (no checks, no manifests, no verification) — what the registry
  * itself costs. Starts its own docker-registry processes, stopped by PID.
- *   node dist/bench/push.js [runs=5] [layerMiB=8]
+ *   node dist/bench/push.js [runs=5] [layerMiB=8] [--rtt-ms MS --mbit MBIT]
+ *
+ * With --rtt-ms, every contender reaches its registry through the shaping proxy of bench/shaper.ts (RTT/2 each way,
+ * one RTT per new connection, --mbit each way shared by all connections; default 100): the internal registry on
+ * another host, not on the same two cores as the client.
  *
  * Fair and robust: every contender gets a FRESH docker-registry (empty storage, new port) in every run, so each does
  * the same work (no blob already there, no skopeo blob-info-cache mount from an earlier run's repositories); runs
@@ -20,13 +24,14 @@ import {createReadStream} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rm, stat} from 'node:fs/promises'
 import {cpus, loadavg, tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {promisify} from 'node:util'
+import {parseArgs, promisify} from 'node:util'
 import {Agent, request} from 'undici'
 import {buildImageSet} from '../test/images/builder.js'
 import {pushImageSet} from '../test/images/push.js'
 import {startRegistry, type StartedRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 import {bundleIndex, CLI} from '../test/push/helpers.js'
+import {startShaper, type LinkOptions, type Shaper} from './shaper.js'
 
 const exec = promisify(execFile)
 
@@ -96,9 +101,18 @@ async function rawUpload(host: string, layout: string, repository: string): Prom
   }
 }
 
+/** A registry as a contender reaches it: `host` is the registry itself, or the shaping proxy in front of it. */
+interface Target {
+  reg: StartedRegistry
+  host: string
+  shaper?: Shaper
+}
+
 async function main(): Promise<void> {
-  const runs = Math.max(1, Number(process.argv[2] ?? 5))
-  const layerMiB = Number(process.argv[3] ?? 8)
+  const {values, positionals} = parseArgs({allowPositionals: true, options: {'rtt-ms': {type: 'string'}, mbit: {type: 'string', default: '100'}}})
+  const runs = Math.max(1, Number(positionals[0] ?? 5))
+  const layerMiB = Number(positionals[1] ?? 8)
+  const link: LinkOptions | undefined = values['rtt-ms'] === undefined ? undefined : {rttMs: Number(values['rtt-ms']), downMbit: Number(values.mbit), upMbit: Number(values.mbit)}
   const loadAtStart = loadavg().map((l) => Number(l.toFixed(2)))
   const dir = await mkdtemp(join(tmpdir(), 'kubeferry-bench-push-'))
   const started: StartedRegistry[] = []
@@ -110,6 +124,12 @@ async function main(): Promise<void> {
   const stop = async (reg: StartedRegistry): Promise<void> => {
     await stopDaemon(reg.process, 2000)
     started.splice(started.indexOf(reg), 1)
+  }
+  const freshTarget = async (name: string): Promise<Target> => {
+    const reg = await fresh(name)
+    if (!link) return {reg, host: reg.host}
+    const shaper = await startShaper({host: '127.0.0.1', port: Number(reg.host.split(':')[1])}, link)
+    return {reg, host: `127.0.0.1:${shaper.port}`, shaper}
   }
   try {
     const source = await fresh('bench-source')
@@ -127,10 +147,10 @@ async function main(): Promise<void> {
     let bytesUploaded = 0
     const baselineCli = process.env.KUBEFERRY_BENCH_BASELINE
     const samples = {kubeferry: [] as Sample[], rePush: [] as Sample[], skopeo: [] as Sample[], floor: [] as Sample[], baseline: [] as Sample[]}
-    const contenders: Partial<Record<'kubeferry' | 'skopeo' | 'floor' | 'baseline', (reg: StartedRegistry, run: number) => Promise<void>>> = {
+    const contenders: Partial<Record<'kubeferry' | 'skopeo' | 'floor' | 'baseline', (target: Target, run: number) => Promise<void>>> = {
       // kubeferry push, then a re-push of the now complete registry (whole process, and push's own time).
-      kubeferry: async (reg, run) => {
-        const dest = `${reg.host}/kf${run}`
+      kubeferry: async ({reg, host}, run) => {
+        const dest = `${host}/kf${run}`
         const before = await cpuMs(reg.process.pid)
         const push = await timed(() => kubeferry(['push', bundle, dest, '--json']))
         const report = JSON.parse(push.value) as PushJson
@@ -143,26 +163,26 @@ async function main(): Promise<void> {
         samples.rePush.push({ms: again.ms, internalMs: againReport.durationMs, registryCpuMs: (await cpuMs(reg.process.pid)) - beforeAgain})
       },
       // skopeo copy --all, one image after the other as a script would.
-      skopeo: async (reg, run) => {
+      skopeo: async ({reg, host}, run) => {
         const before = await cpuMs(reg.process.pid)
         const copy = await timed(async () => {
           for (const image of images) {
             const path = image.name.slice(image.name.indexOf('/') + 1)
-            await exec('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${image.name}`, `docker://${reg.host}/sk${run}/${path}`], {maxBuffer: 64 << 20})
+            await exec('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${image.name}`, `docker://${host}/sk${run}/${path}`], {maxBuffer: 64 << 20})
           }
         })
         samples.skopeo.push({ms: copy.ms, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
       },
-      floor: async (reg, run) => {
+      floor: async ({reg, host}, run) => {
         const before = await cpuMs(reg.process.pid)
-        const raw = await timed(() => rawUpload(reg.host, layout, `floor${run}`))
+        const raw = await timed(() => rawUpload(host, layout, `floor${run}`))
         samples.floor.push({ms: raw.ms, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
       },
     }
     if (baselineCli) {
-      contenders.baseline = async (reg, run) => {
+      contenders.baseline = async ({reg, host}, run) => {
         const before = await cpuMs(reg.process.pid)
-        const push = await timed(() => kubeferry(['push', bundle, `${reg.host}/base${run}`, '--json'], baselineCli))
+        const push = await timed(() => kubeferry(['push', bundle, `${host}/base${run}`, '--json'], baselineCli))
         samples.baseline.push({ms: push.ms, internalMs: (JSON.parse(push.value) as PushJson).durationMs, registryCpuMs: (await cpuMs(reg.process.pid)) - before})
       }
     }
@@ -171,11 +191,12 @@ async function main(): Promise<void> {
       // Rotate who goes first, so a drift in the machine's speed does not favour one contender.
       for (let k = 0; k < order.length; k++) {
         const name = order[(run + k) % order.length]
-        const reg = await fresh(`bench-${name}`)
+        const target = await freshTarget(`bench-${name}`)
         try {
-          await contenders[name]!(reg, run)
+          await contenders[name]!(target, run)
         } finally {
-          await stop(reg)
+          await target.shaper?.close()
+          await stop(target.reg)
         }
       }
     }
@@ -186,6 +207,7 @@ async function main(): Promise<void> {
     const result = {
       machine: {cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: loadAtStart, loadavgAtEnd: loadavg().map((l) => Number(l.toFixed(2)))},
       method: `${runs} run(s); each contender on a fresh docker-registry per run, order rotated; medians (min, max)`,
+      link: link ? {...link, shaping: 'TCP proxy (bench/shaper.ts), both directions'} : 'loopback, registry on the same CPUs',
       images: images.length,
       layerMiB,
       bytesUploaded,

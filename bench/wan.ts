@@ -3,10 +3,8 @@
  * with `skopeo copy` (one image after the other, as an operator runs it) and a raw parallel download of the same
  * manifests and blobs (`curl --parallel`, 8 at once) — the floor any client can reach over that link.
  *
- * This kernel has no `sch_netem` (`tc qdisc add … netem` answers "Specified qdisc kind is unknown"; tbf works, so
- * bandwidth alone could be shaped in a netns, not latency), so the link is a shaping TCP proxy on loopback: every
- * chunk is delayed by RTT/2 in each direction, a new connection costs one RTT before its first byte, and the
- * downlink is one shared token bucket of --mbit (all connections share it, as they would share a real link).
+ * The link is the shaping TCP proxy of bench/shaper.ts (this kernel has no sch_netem): RTT/2 each way, one RTT per
+ * new connection, and a downlink of --mbit shared by all connections (requests are small: the uplink is not shaped).
  *
  *   node dist/bench/wan.js [--rtt-ms 50] [--mbit 100] [--layer-mib 2] [--runs 3] [--markdown] [--compare OTHER/bin/run.js]
  *
@@ -14,7 +12,6 @@
  */
 import {execFile, spawn} from 'node:child_process'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {createServer, connect, type AddressInfo, type Socket} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -26,6 +23,7 @@ import {pushImageSet} from '../test/images/push.js'
 import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 import {MANIFEST_ACCEPT} from '../src/oci/media-types.js'
+import {startShaper} from './shaper.js'
 
 const exec = promisify(execFile)
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -44,79 +42,6 @@ const RTT = Number(values['rtt-ms'])
 const MBIT = Number(values.mbit)
 const LAYER = Math.round(Number(values['layer-mib']) * 1024 * 1024)
 const RUNS = Number(values.runs)
-
-/** A shaping TCP proxy: one-way delay rtt/2 each way, one RTT per new connection, a shared downlink of `mbit`. */
-async function startShaper(target: {host: string; port: number}, rttMs: number, mbit: number): Promise<{port: number; close: () => Promise<void>}> {
-  const bytesPerMs = (mbit * 1e6) / 8 / 1000
-  let linkFreeAt = 0 // when the shared downlink is free again (ms, performance clock)
-  const sockets = new Set<Socket>()
-  const oneWay = rttMs / 2
-  const now = (): number => performance.now()
-
-  /** One FIFO per direction of a connection, drained by one timer, so bytes never overtake each other. */
-  const relay = (from: Socket, to: Socket, shaped: boolean): void => {
-    const queue: Array<{at: number; chunk: Buffer | null}> = []
-    let queued = 0
-    let timer: NodeJS.Timeout | undefined
-    const drain = (): void => {
-      timer = undefined
-      while (queue.length > 0 && queue[0].at <= now()) {
-        const {chunk} = queue.shift()!
-        if (chunk === null) {
-          to.end()
-          continue
-        }
-        queued -= chunk.length
-        if (!to.destroyed) to.write(chunk)
-      }
-      if (queued < 1024 * 1024) from.resume()
-      if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0].at - now()))
-    }
-    const enqueue = (chunk: Buffer | null): void => {
-      let at = now() + oneWay
-      if (shaped && chunk) {
-        const start = Math.max(now(), linkFreeAt)
-        linkFreeAt = start + chunk.length / bytesPerMs
-        at = Math.max(at, linkFreeAt + oneWay)
-      }
-      if (queue.length > 0) at = Math.max(at, queue[queue.length - 1].at)
-      queue.push({at, chunk})
-      if (chunk) queued += chunk.length
-      if (queued > 4 * 1024 * 1024) from.pause()
-      timer ??= setTimeout(drain, Math.max(1, queue[0].at - now()))
-    }
-    from.on('data', (chunk: Buffer) => enqueue(chunk))
-    from.on('end', () => enqueue(null))
-    from.on('error', () => to.destroy())
-  }
-
-  const server = createServer((client) => {
-    sockets.add(client)
-    client.pause()
-    // TCP handshake + the first request's trip: the upstream connection opens one RTT later.
-    setTimeout(() => {
-      const up = connect(target.port, target.host, () => {
-        relay(client, up, false)
-        relay(up, client, true)
-        client.resume()
-      })
-      sockets.add(up)
-      up.on('error', () => client.destroy())
-      up.on('close', () => sockets.delete(up))
-    }, rttMs)
-    client.on('close', () => sockets.delete(client))
-    client.on('error', () => undefined)
-  })
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()))
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((res) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => res())
-      }),
-  }
-}
 
 async function timed(fn: () => Promise<void>): Promise<number> {
   const t0 = performance.now()
@@ -149,7 +74,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'kf-bench-wan-'))
   const images = [...KUBEADM_V1_31_6, 'registry.k8s.io/pause:3.8', 'registry.k8s.io/pause:3.9', 'registry.k8s.io/pause:3.6']
   const registry = await startRegistry('wan', join(work, 'registry'), {kind: 'none'})
-  const shaper = await startShaper({host: '127.0.0.1', port: Number(registry.host.split(':')[1])}, RTT, MBIT)
+  const shaper = await startShaper({host: '127.0.0.1', port: Number(registry.host.split(':')[1])}, {rttMs: RTT, downMbit: MBIT})
   try {
     const set = await buildImageSet({
       dir: join(work, 'images'),
