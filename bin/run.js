@@ -14,8 +14,9 @@ module.enableCompileCache?.()
 // TurboFan on a background thread, and Node.js waits for that compile before the process may exit: 70-100 ms of CPU
 // and wall time at the end of every command that made a request (measured: re-push 390 → 315 ms), and no gain while
 // it runs (a 440 MB download used less CPU without it). Liftoff, V8's baseline WebAssembly compiler, is enough for
-// llhttp, which skips over bodies rather than scanning them. Set before undici compiles the module.
-v8.setFlagsFromString('--liftoff-only')
+// llhttp, which skips over bodies rather than scanning them. Set before undici compiles the module. Only on the V8
+// versions known to have the flag (Node.js 20-24: V8 11-13): an unknown flag would print an error on every start.
+if (Number(process.versions.v8.split('.')[0]) <= 13) v8.setFlagsFromString('--liftoff-only')
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
