@@ -106,3 +106,12 @@ test('bad flags are one line too', async (t) => {
   t.regex(r.stderr, /^error: invalid --mirror "not-a-pair"/)
   t.notRegex(r.stderr, /\n\s+at /)
 })
+
+// bin/run.js sets a V8 flag (--liftoff-only, see there) before anything else: an unknown or misspelt flag makes V8
+// print "Error: unrecognized flag" on stderr at every start, which this catches.
+test('start-up prints nothing but the version: no V8 flag error on stderr', async (t) => {
+  const result = await run(['--version'])
+  t.is(result.code, 0)
+  t.regex(result.stdout, /^kubeferry\/\d+\.\d+\.\d+ /)
+  t.is(result.stderr, '')
+})
