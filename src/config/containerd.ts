@@ -33,34 +33,22 @@ function authBlock(ctx: ConfigContext, plugin: string): string[] {
   ]
 }
 
+/** Where each major version keeps the two settings (its plugin, and the table + key of the sandbox image). */
+const LAYOUTS = {
+  1: {configVersion: 2, plugin: 'io.containerd.grpc.v1.cri', sandboxTable: '', sandboxKey: 'sandbox_image'},
+  2: {configVersion: 3, plugin: 'io.containerd.cri.v1.images', sandboxTable: '.pinned_images', sandboxKey: 'sandbox'},
+} as const
+
 export function containerdConfig(ctx: ConfigContext, sandboxRef: 'internal' | 'upstream' = 'internal'): GeneratedFile {
-  const sandbox = sandboxImage(ctx, sandboxRef)
   const path = '/etc/containerd/config.toml'
-  if (ctx.containerdMajor === 2) {
-    const plugin = 'io.containerd.cri.v1.images'
-    const comment = `merge into ${path} (containerd 2.x, config version 3), then restart containerd`
-    const lines = [
-      `# ${comment}`,
-      'version = 3',
-      '',
-      `[plugins.${q(plugin)}.pinned_images]`,
-      `  sandbox = ${q(sandbox)}`,
-      '',
-      `[plugins.${q(plugin)}.registry]`,
-      `  config_path = ${q(CERTS_D)}`,
-      ...(ctx.requiresAuth && !ctx.serve ? authBlock(ctx, plugin) : []),
-      '',
-    ]
-    return {path, comment, format: 'toml', content: lines.join('\n')}
-  }
-  const plugin = 'io.containerd.grpc.v1.cri'
-  const comment = `merge into ${path} (containerd 1.x, config version 2), then restart containerd`
+  const {configVersion, plugin, sandboxTable, sandboxKey} = LAYOUTS[ctx.containerdMajor]
+  const comment = `merge into ${path} (containerd ${ctx.containerdMajor}.x, config version ${configVersion}), then restart containerd`
   const lines = [
     `# ${comment}`,
-    'version = 2',
+    `version = ${configVersion}`,
     '',
-    `[plugins.${q(plugin)}]`,
-    `  sandbox_image = ${q(sandbox)}`,
+    `[plugins.${q(plugin)}${sandboxTable}]`,
+    `  ${sandboxKey} = ${q(sandboxImage(ctx, sandboxRef))}`,
     '',
     `[plugins.${q(plugin)}.registry]`,
     `  config_path = ${q(CERTS_D)}`,
