@@ -4,12 +4,10 @@
  */
 import type {IncomingMessage, ServerResponse} from 'node:http'
 import {createHash} from 'node:crypto'
-import {Transform, type TransformCallback} from 'node:stream'
-import {pipeline} from 'node:stream/promises'
 import type {Catalog, ServedRepository, StoredContent} from './catalog.js'
 import {RegistryHttpError} from './errors.js'
 import {parseRange, type Route} from './routes.js'
-import {ensureVerified, HoldLastChunkVerifier, openContent} from './blob-stream.js'
+import {ensureVerified, sendContent} from './blob-stream.js'
 
 export interface HandlerResult {
   bytes: number
@@ -103,14 +101,6 @@ async function sendManifest(req: IncomingMessage, res: ServerResponse, catalog: 
   return {bytes: bytes.length}
 }
 
-class ByteCounter extends Transform {
-  count = 0
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.count += chunk.length
-    callback(null, chunk)
-  }
-}
-
 async function sendBlob(req: IncomingMessage, res: ServerResponse, catalog: Catalog, route: Extract<Route, {kind: 'blob'}>): Promise<HandlerResult> {
   const repo = repository(catalog, route.name)
   const content = repo.blobs.has(route.digest) || repo.manifests.has(route.digest) ? catalog.contents.get(route.digest) : undefined
@@ -145,17 +135,11 @@ async function sendBlob(req: IncomingMessage, res: ServerResponse, catalog: Cata
     res.end()
     return {bytes: 0}
   }
-  const counter = new ByteCounter()
-  const source = openContent(content, range)
-  try {
-    if (content.state === 'unverified' && !range) await pipeline(source, new HoldLastChunkVerifier(content), counter, res)
-    else await pipeline(source, counter, res)
-    return {bytes: counter.count}
-  } catch (error) {
-    // Headers are gone already; cutting the connection is the only way to tell the client the body is bad.
-    res.destroy()
-    return {bytes: counter.count, error: error instanceof Error ? error.message : String(error)}
-  }
+  const {bytes, error} = await sendContent(content, res, range)
+  if (error === undefined) return {bytes}
+  // Headers are gone already; cutting the connection is the only way to tell the client the body is bad.
+  res.destroy()
+  return {bytes, error: error instanceof Error ? error.message : String(error)}
 }
 
 export async function handleRoute(req: IncomingMessage, res: ServerResponse, catalog: Catalog, route: Route): Promise<HandlerResult> {
