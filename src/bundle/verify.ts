@@ -26,6 +26,7 @@ import {
 } from './layout.js'
 import {BundleReader} from './reader.js'
 import {indexDescriptorMediaType} from './writer.js'
+import {streamed} from '../util/gc-pacer.js'
 
 export interface VerifyProblem {
   /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
@@ -109,6 +110,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
         const hash = createHash('sha256')
         for await (const chunk of reader.openEntry(entry) as AsyncIterable<Buffer>) {
           hash.update(chunk)
+          streamed(chunk.length)
           bytesHashed += chunk.length
           options.onProgress?.(bytesHashed, totalBytes)
         }

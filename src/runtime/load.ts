@@ -18,6 +18,7 @@ import {DockerAdapter} from './docker.js'
 import {lastLine} from './exec.js'
 import {ContainersStorageAdapter} from './podman.js'
 import {preflight, warningLines, type PreflightWarning} from './preflight.js'
+import {streamed} from '../util/gc-pacer.js'
 
 export interface LoadOptions {
   bundle: string
@@ -101,7 +102,10 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
     const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
     const hash = createHash('sha256')
     await pipeline(createReadStream(path), async function* (source) {
-      for await (const chunk of source) hash.update(chunk as Buffer)
+      for await (const chunk of source) {
+        hash.update(chunk as Buffer)
+        streamed((chunk as Buffer).length)
+      }
     })
     const actual = hash.digest('hex')
     if (actual !== expected) throw badBundle(`bundle ${path} does not match ${side} (sha256 ${actual}, expected ${expected}): it is corrupt or incomplete; copy it again. Nothing was imported`)

@@ -1,0 +1,27 @@
+/** The byte-paced young-generation collection (src/util/gc-pacer.ts). */
+import test from 'ava'
+import {GcPacer, streamed, v8MinorGc} from '../src/util/gc-pacer.js'
+
+test('collects once per full interval of bytes streamed, not per chunk', (t) => {
+  let collections = 0
+  const pacer = new GcPacer(() => collections++, 1000)
+  for (let i = 0; i < 25; i++) pacer.streamed(100) // 2,500 bytes
+  t.is(collections, 2)
+  pacer.streamed(499)
+  t.is(collections, 2)
+  pacer.streamed(1)
+  t.is(collections, 3)
+})
+
+test('without a collector it does nothing', (t) => {
+  const pacer = new GcPacer(undefined, 1)
+  t.notThrows(() => pacer.streamed(10))
+})
+
+test('V8\'s minor gc is reachable on this Node.js (else the pacer is a silent no-op), without a global gc', (t) => {
+  const collect = v8MinorGc()
+  t.is(typeof collect, 'function', `no gc on Node.js ${process.version}: streaming RSS is no longer paced`)
+  t.notThrows(() => collect!())
+  t.is((globalThis as {gc?: unknown}).gc, undefined)
+  for (let i = 0; i < 1024; i++) streamed(64 * 1024) // the shared pacer: four real collections
+})
