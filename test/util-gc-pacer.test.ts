@@ -13,6 +13,17 @@ test('collects once per full interval of bytes streamed, not per chunk', (t) => 
   t.is(collections, 3)
 })
 
+test('a collector that throws is dropped, and the stream goes on', (t) => {
+  let calls = 0
+  const pacer = new GcPacer(() => {
+    calls++
+    throw new Error('gc options changed')
+  }, 10)
+  t.notThrows(() => pacer.streamed(10))
+  t.notThrows(() => pacer.streamed(10))
+  t.is(calls, 1)
+})
+
 test('without a collector it does nothing', (t) => {
   const pacer = new GcPacer(undefined, 1)
   t.notThrows(() => pacer.streamed(10))

@@ -29,17 +29,21 @@ export class GcPacer {
   private pending = 0
 
   constructor(
-    private readonly collect: Collect | undefined,
+    private collect: Collect | undefined,
     private readonly everyBytes = 16 * 1024 * 1024,
   ) {}
 
-  /** Count `bytes` streamed; collect once every `everyBytes`. */
+  /** Count `bytes` streamed; collect once every `everyBytes`. Never throws: a collector that fails is dropped. */
   streamed(bytes: number): void {
     if (!this.collect) return
     this.pending += bytes
     if (this.pending < this.everyBytes) return
     this.pending = 0
-    this.collect()
+    try {
+      this.collect()
+    } catch {
+      this.collect = undefined // an optimisation only: a stream must never fail because of it
+    }
   }
 }
 
