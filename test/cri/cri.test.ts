@@ -132,7 +132,14 @@ nodeTest('with the runnable pause imported, RunPodSandbox starts a host-network 
     t.truthy(line, tasks);
     t.regex(line!, /RUNNING/);
     const pid = Number(line!.split(/\s+/)[1]);
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    // RUNNING is reported once `runc start` returns; the container's init may still be `runc init` for a moment
+    // before it execs the entrypoint (seen once in a loaded run), so wait for that exec, then compare.
+    const readCmdline = async (): Promise<string[]> => (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    let cmdline = await readCmdline();
+    for (let tries = 0; cmdline[0] === 'runc' && cmdline[1] === 'init' && tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      cmdline = await readCmdline();
+    }
     t.deepEqual(cmdline, expected);
     t.is(await readlink(`/proc/${pid}/ns/net`), await readlink(`/proc/${node.pid}/ns/net`), 'NamespaceMode.NODE network');
     t.not(await readlink(`/proc/${pid}/ns/pid`), await readlink(`/proc/${node.pid}/ns/pid`), 'pod PID namespace');
