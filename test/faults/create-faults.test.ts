@@ -214,9 +214,10 @@ peerTest('create: blobs redirected to object storage from an authenticated regis
 })
 
 peerTest('create: a token that expires mid-run is refreshed → identical bundle', ['registries'], async (t, peers) => {
+  // The trickle makes the run outlive the token (asserted below); it is slow enough for a fast machine too.
   const reg = peers.registries.token
   const before = (await (await fetch(reg.statsUrl)).json()) as {byUser: Record<string, number>}
-  const {r, output} = await faultRun(t, peers, 'token-expiry', [{method: 'GET', path: new RegExp(`/blobs/(?!${bigBlob!.digest})`), fault: {kind: 'trickle', chunkBytes: 512, delayMs: 100}}], {
+  const {r, output} = await faultRun(t, peers, 'token-expiry', [{method: 'GET', path: new RegExp(`/blobs/(?!${bigBlob!.digest})`), fault: {kind: 'trickle', chunkBytes: 512, delayMs: 160}}], {
     registry: 'token',
     extra: ['--username', reg.shortLived.username, '--password-stdin', '--concurrency', '1'],
     stdin: `${reg.shortLived.password}\n`,

@@ -193,7 +193,7 @@ peerTest('push: a token that expires mid-push is refreshed → every name at its
     registry: 'token',
     user: reg.shortLived,
     extra: ['--concurrency', '1'],
-    rules: [{method: /PATCH|PUT/, path: UPLOAD, fault: {kind: 'request-trickle', chunkBytes: 64 * 1024, delayMs: 250}}],
+    rules: [{method: /PATCH|PUT/, path: UPLOAD, fault: {kind: 'request-trickle', chunkBytes: 64 * 1024, delayMs: 330}}],
     expect: 'pushed',
   })
   const after = (await (await fetch(reg.statsUrl)).json()) as {byUser: Record<string, number>}
