@@ -66,6 +66,12 @@ export function parseListen(text: string): ListenAddress {
 export interface ServerOptions extends ListenAddress {
   tls?: {cert: string | Buffer; key: string | Buffer}
   log?: AccessLog
+  /**
+   * A connection on which nothing moves for this long is closed (default 2 minutes). Without it a client that stops
+   * reading mid-blob would hold its response (two 256 KiB buffers and a file handle) for ever; a slow reader that
+   * makes progress is never cut.
+   */
+  idleTimeoutMs?: number
 }
 
 export interface RunningServer {
@@ -149,6 +155,8 @@ export async function startRegistryServer(catalog: Catalog, options: ServerOptio
   const server: Server = options.tls
     ? (createHttpsServer({...serverOptions, cert: options.tls.cert, key: options.tls.key}, onRequest) as unknown as Server)
     : createHttpServer(serverOptions, onRequest)
+  // No 'timeout' listener: node:http destroys an idle socket itself, which fails the pending body writes.
+  server.setTimeout(options.idleTimeoutMs ?? 120_000)
 
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) {

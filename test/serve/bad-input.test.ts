@@ -1,11 +1,17 @@
 /**
  * Hostile and malformed requests against `kubeferry serve`: path traversal (plain and encoded), invalid names, tags
  * and digests, oversize URLs and headers, garbage request lines — each gets 400 with spec error JSON, and the server
- * keeps answering other clients.
+ * keeps answering other clients. A client that stops reading mid-blob is cut off once the connection is idle.
  */
 import test from 'ava'
+import {mkdtemp} from 'node:fs/promises'
+import {connect} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {loadPeers} from '../harness/peers.js'
+import {buildImageSet} from '../images/builder.js'
 import {errorCode, get, rawRequest, serveBundles, sharedBundle, type TestServer} from './helpers.js'
+import {makeBundle} from './make-bundle.js'
 
 let server: TestServer
 
@@ -104,4 +110,29 @@ test('bad requests are logged with their status and the server keeps its clients
     Array.from({length: 40}, (_, i) => (i % 2 ? get(`${server.url}/v2/pause/manifests/3.10`) : get(`${server.url}/v2/..%2f/x`))),
   )
   t.true(results.every((r, i) => r.status === (i % 2 ? 200 : 400)))
+})
+
+test('a client that stops reading mid-blob is cut off after the idle timeout, and others are served meanwhile', async (t) => {
+  // A layer far bigger than the socket buffers, so the response really stalls when the client stops reading.
+  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-serve-stall-'))
+  const set = await buildImageSet({dir: join(dir, 'images'), only: ['registry.k8s.io/pause:3.10'], layerSize: 32 * 1024 * 1024, busybox: false, platforms: ['linux/amd64']})
+  const bundle = join(dir, 'big.tar')
+  await makeBundle({output: bundle, platforms: ['linux/amd64'], layout: {dir: join(dir, 'images'), images: set.images}})
+  const stalled = await serveBundles([bundle], {idleTimeoutMs: 500})
+  t.teardown(() => stalled.close(500))
+  const layer = set.images[0].platforms[0].layers.reduce((a, b) => (b.size > a.size ? b : a))
+
+  const socket = connect(stalled.port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  socket.pause() // never reads a byte of the body
+  socket.write(`GET /v2/pause/blobs/${layer.digest} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+  t.is((await get(`${stalled.url}/v2/pause/manifests/3.10`)).status, 200, 'another client is served while one stalls')
+
+  const deadline = Date.now() + 10_000
+  let line: string | undefined
+  while (!(line = stalled.logLines.find((l) => l.includes(layer.digest))) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.truthy(line, 'the stalled response ended (the access log has it)')
+  const sent = Number(/ 200 (\d+) /.exec(line!)?.[1])
+  t.true(sent < layer.size, `cut short: ${sent} of ${layer.size} bytes`)
+  t.regex(line!, /error=/)
 })

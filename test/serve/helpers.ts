@@ -15,10 +15,10 @@ export interface TestServer extends RunningServer {
   logLines: string[]
 }
 
-export async function serveBundles(paths: string[], options: {prefix?: string; contentVerified?: boolean; json?: boolean} = {}): Promise<TestServer> {
+export async function serveBundles(paths: string[], options: {prefix?: string; contentVerified?: boolean; json?: boolean; idleTimeoutMs?: number} = {}): Promise<TestServer> {
   const logLines: string[] = []
   const catalog = await loadCatalog(paths, {prefix: options.prefix, ...(options.contentVerified === false ? {} : {verify: async () => undefined})})
-  const running = await startRegistryServer(catalog, {host: '127.0.0.1', port: 0, log: new AccessLog(Boolean(options.json), (line) => logLines.push(line))})
+  const running = await startRegistryServer(catalog, {host: '127.0.0.1', port: 0, idleTimeoutMs: options.idleTimeoutMs, log: new AccessLog(Boolean(options.json), (line) => logLines.push(line))})
   return {...running, catalog, logLines}
 }
 
