@@ -1,5 +1,6 @@
-/** The byte-paced young-generation collection (src/util/gc-pacer.ts). */
+/** The byte-paced young-generation collection (src/util/gc-pacer.ts), and digestOfStream (src/oci/digest.ts), which feeds it. */
 import test from 'ava'
+import {Readable} from 'node:stream'
 import {GcPacer, streamed, v8MinorGc} from '../src/util/gc-pacer.js'
 
 test('collects once per full interval of bytes streamed, not per chunk', (t) => {
@@ -35,4 +36,13 @@ test('V8\'s minor gc is reachable on this Node.js (else the pacer is a silent no
   t.notThrows(() => collect!())
   t.is((globalThis as {gc?: unknown}).gc, undefined)
   for (let i = 0; i < 1024; i++) streamed(64 * 1024) // the shared pacer: four real collections
+})
+
+test('digestOfStream: the sha256 and length of the whole stream, each chunk reported', async (t) => {
+  const {digestOfStream, sha256Digest} = await import('../src/oci/digest.js')
+  const chunks = [Buffer.from('hello '), Buffer.alloc(0), Buffer.from('world')]
+  const seen: number[] = []
+  const result = await digestOfStream(Readable.from(chunks), (n) => seen.push(n))
+  t.deepEqual(result, {digest: sha256Digest('hello world'), size: 11})
+  t.deepEqual(seen, [6, 0, 5])
 })

@@ -4,9 +4,8 @@
  * manifest.json and its per-platform fragments consistent with the images, bundle.json consistent with index.json,
  * and SHA256SUMS. Every problem found is reported, not just the first. serve/push/load call `verifyBundle` first.
  */
-import {createHash} from 'node:crypto'
 import {KubeferryError, isKubeferryError} from '../errors.js'
-import {digestHex, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
+import {digestHex, digestOfStream, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
 import {parseChecksums} from './checksums.js'
@@ -26,7 +25,6 @@ import {
 } from './layout.js'
 import {BundleReader} from './reader.js'
 import {indexDescriptorMediaType} from './writer.js'
-import {streamed} from '../util/gc-pacer.js'
 
 export interface VerifyProblem {
   /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
@@ -107,14 +105,10 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       while (next < queue.length) {
         const name = queue[next++]
         const entry = entries.get(name)!
-        const hash = createHash('sha256')
-        for await (const chunk of reader.openEntry(entry) as AsyncIterable<Buffer>) {
-          hash.update(chunk)
-          streamed(chunk.length)
-          bytesHashed += chunk.length
+        const {digest: actual} = await digestOfStream(reader.openEntry(entry) as AsyncIterable<Buffer>, (n) => {
+          bytesHashed += n
           options.onProgress?.(bytesHashed, totalBytes)
-        }
-        const actual = `sha256:${hash.digest('hex')}` as Digest
+        })
         hashes.set(name, actual)
         if (actual !== `sha256:${name.slice(BLOBS_DIR.length)}`) add('DIGEST', `blob "${name}" has content ${actual} (corrupt or tampered)`, name)
       }

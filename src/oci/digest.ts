@@ -27,6 +27,19 @@ export function sha256Digest(data: Uint8Array | string): Digest {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`
 }
 
+/** The sha256 and length of everything a stream yields, read to its end; `onChunk` sees each chunk's length. */
+export async function digestOfStream(stream: AsyncIterable<Buffer>, onChunk?: (bytes: number) => void): Promise<{digest: Digest; size: number}> {
+  const hash = createHash('sha256')
+  let size = 0
+  for await (const chunk of stream) {
+    hash.update(chunk)
+    streamed(chunk.length)
+    size += chunk.length
+    onChunk?.(chunk.length)
+  }
+  return {digest: `sha256:${hash.digest('hex')}`, size}
+}
+
 /**
  * A pass-through stream that hashes and counts bytes as they flow and fails the pipeline (before the
  * final flush) when the digest or size differs from what was expected. `offset`/`prefix` let a resumed

@@ -1,7 +1,6 @@
 /**
  * `kubeferry load`: the same job, order, checks and wording as install.sh, driven by the same import plan.
  */
-import {createHash} from 'node:crypto'
 import {createReadStream, existsSync, statfsSync} from 'node:fs'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {machine, tmpdir} from 'node:os'
@@ -11,6 +10,7 @@ import {EXIT, planImport, platformFromUname, sandboxImages, summaryLine, canonic
 import {BundleReader} from '../bundle/reader.js'
 import {verifyBundle} from '../bundle/verify.js'
 import {isKubeferryError, KubeferryError} from '../errors.js'
+import {digestHex, digestOfStream} from '../oci/digest.js'
 import type {RuntimeAdapter} from './adapter.js'
 import {ContainerdAdapter} from './containerd.js'
 import {resolveRuntime, type RuntimeTarget} from './detect.js'
@@ -18,7 +18,6 @@ import {DockerAdapter} from './docker.js'
 import {lastLine} from './exec.js'
 import {ContainersStorageAdapter} from './podman.js'
 import {preflight, warningLines, type PreflightWarning} from './preflight.js'
-import {streamed} from '../util/gc-pacer.js'
 
 export interface LoadOptions {
   bundle: string
@@ -100,14 +99,7 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
   let verified: string | undefined
   if (existsSync(side)) {
     const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
-    const hash = createHash('sha256')
-    await pipeline(createReadStream(path), async function* (source) {
-      for await (const chunk of source) {
-        hash.update(chunk as Buffer)
-        streamed((chunk as Buffer).length)
-      }
-    })
-    const actual = hash.digest('hex')
+    const actual = digestHex((await digestOfStream(createReadStream(path))).digest)
     if (actual !== expected) throw badBundle(`bundle ${path} does not match ${side} (sha256 ${actual}, expected ${expected}): it is corrupt or incomplete; copy it again. Nothing was imported`)
     verified = `checksum ok (${side})`
   }

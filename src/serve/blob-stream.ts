@@ -9,6 +9,7 @@ import {open} from 'node:fs/promises'
 import type {ServerResponse} from 'node:http'
 import {Readable} from 'node:stream'
 import {KubeferryError} from '../errors.js'
+import {digestOfStream} from '../oci/digest.js'
 import type {StoredContent} from './catalog.js'
 
 /** Larger reads than the 64 KiB default: fewer syscalls and events per blob. */
@@ -105,14 +106,8 @@ export async function ensureVerified(content: StoredContent): Promise<void> {
   let work = pending.get(content)
   if (!work) {
     work = (async () => {
-      const hash = createHash('sha256')
-      let count = 0
-      for await (const chunk of openContent(content) as AsyncIterable<Buffer>) {
-        hash.update(chunk)
-        count += chunk.length
-      }
-      const actual = `sha256:${hash.digest('hex')}`
-      content.state = actual === content.digest && count === content.size ? 'verified' : 'bad'
+      const {digest, size} = await digestOfStream(openContent(content) as AsyncIterable<Buffer>)
+      content.state = digest === content.digest && size === content.size ? 'verified' : 'bad'
     })().finally(() => pending.delete(content))
     pending.set(content, work)
   }
