@@ -230,7 +230,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
         sourceDateEpoch: options.sourceDateEpoch,
         fsync: options.fsync,
         signal: abort.signal,
-        onBlobBytes: (n) => progress?.bundleBytes(n),
+        onTarBytes: (n) => progress?.bundleBytes(n),
         openBlob: async (blob) => {
           if (blob.bytes) return Readable.from([blob.bytes])
           const fill = await downloads.fillOf(blob.digest)

@@ -2,7 +2,7 @@
  * The blob downloads of one build: at most `concurrency` at once, each into the content-addressed store (verified
  * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them, so downloads start while other
  * references are still being resolved; once the whole plan is known the waiting ones are put in tar order, so the
- * writer (which follows that order) rarely waits. The writer asks `fillOf(digest)` for the file to follow: the BlobFill
+ * writer (whose copiers follow that order) rarely waits. The writer asks `fillOf(digest)` for the file to follow: the BlobFill
  * of a download in progress, or undefined when the blob was already in the store.
  */
 import type {Digest} from '../oci/digest.js'
@@ -96,12 +96,12 @@ export class Downloads {
     return this.entryOf(digest).cached.promise
   }
 
-  /** The file to follow for `digest`; a download still waiting in the queue goes first (the writer needs it now). */
+  /**
+   * The file to follow for `digest`. The queue is not reordered: once the plan is complete it is in tar order, the
+   * order in which the writer's copiers ask (several at once: moving each to the front would reverse them).
+   */
   fillOf(digest: Digest): Promise<BlobFill | undefined> {
-    const entry = this.entryOf(digest)
-    const queued = this.queue.indexOf(entry)
-    if (queued > 0) this.queue.unshift(...this.queue.splice(queued, 1))
-    return entry.fill.promise
+    return this.entryOf(digest).fill.promise
   }
 
   /** Resolves when nothing runs or waits any more; rejects with the first failure. */

@@ -38,6 +38,7 @@ import {
 } from './layout.js'
 import type {BundlePlan, PlannedBlob} from './plan.js'
 import {fileHeader, paddingFor, tarOf} from './tar-header.js'
+import {BlobRegion, hashInOrder, TarOut} from './tar-out.js'
 
 export type BundleRequest = BundleMetadata['request']
 
@@ -68,8 +69,8 @@ export interface WriteBundleOptions {
   request: BundleRequest
   /** The blob's bytes: a BlobFile, or a stream verified while it flows. May wait until a download starts. */
   openBlob: (blob: PlannedBlob) => Promise<NodeJS.ReadableStream | BlobFile>
-  /** Blob bytes copied into the tar (increments). */
-  onBlobBytes?: (n: number) => void
+  /** Bytes written into the tar (increments; they add up to the tar's size). */
+  onTarBytes?: (n: number) => void
   /** Seconds since the epoch for every entry's mtime and bundle.json `created` (SOURCE_DATE_EPOCH); default 0 and no `created`. */
   sourceDateEpoch?: number
   /** fsync the bundle before renaming it into place (default true). */
@@ -224,69 +225,79 @@ export async function bundleEntries(plan: BundlePlan, metadata: BundleMetadata, 
   return entries
 }
 
-/** Copy buffer size; two of them are reused for the whole bundle. */
+/** Copy buffer size; each copier reuses two. */
 const CHUNK = 1024 * 1024
+/** Blobs copied at the same time (in tar order): enough to follow every download in flight. */
+const COPIERS = 8
 
-/**
- * The output file: bytes are hashed in order as they are queued and written at explicit positions, so a write can
- * run (in libuv's pool) while the next chunk is read and hashed.
- */
-class TarFile {
-  position = 0
-  readonly hash = createHash('sha256')
-  private readonly pending = new Set<Promise<void>>()
-  private failure: unknown
+/** The tar as regions at their final offsets: runs of small bytes (headers, padding, small files) and blob data. */
+type Segment = {kind: 'bytes'; offset: number; data: Buffer} | {kind: 'blob'; offset: number; blob: PlannedBlob}
 
-  constructor(private readonly handle: FileHandle) {}
-
-  /** Queue `data` at the end; `data` must stay untouched until the returned promise settles. */
-  put(data: Buffer): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(this.failure)
-    this.hash.update(data)
-    const at = this.position
-    this.position += data.length
-    const done = this.writeAll(data, at)
-    this.pending.add(done)
-    done.then(
-      () => this.pending.delete(done),
-      (error: unknown) => {
-        this.pending.delete(done)
-        if (this.failure === undefined) this.failure = error
-      },
-    )
-    return done
+function layoutOf(entries: Entry[], mtime: number): Segment[] {
+  const segments: Segment[] = []
+  let run: Buffer[] = []
+  let runStart = 0
+  let offset = 0
+  const add = (data: Buffer): void => {
+    run.push(data)
+    offset += data.length
   }
-
-  private async writeAll(data: Buffer, at: number): Promise<void> {
-    let offset = 0
-    while (offset < data.length) {
-      const {bytesWritten} = await this.handle.write(data, offset, data.length - offset, at + offset)
-      offset += bytesWritten
+  for (const entry of entries) {
+    add(fileHeader(entry.name, entry.size, entry.mode, mtime))
+    const bytes = entry.bytes ?? entry.blob?.bytes // manifests are in memory: written with the headers
+    if (bytes) {
+      if (bytes.length !== entry.size) throw new KubeferryError('INTERNAL', `${entry.name}: ${bytes.length} bytes in memory, ${entry.size} planned`)
+      add(bytes)
+    } else {
+      segments.push({kind: 'bytes', offset: runStart, data: Buffer.concat(run)})
+      segments.push({kind: 'blob', offset, blob: entry.blob!})
+      offset += entry.size
+      run = []
+      runStart = offset
     }
+    const pad = paddingFor(entry.size)
+    if (pad > 0) add(Buffer.alloc(pad))
   }
-
-  async flush(): Promise<void> {
-    await Promise.all(this.pending)
-    if (this.failure !== undefined) throw this.failure
-  }
+  add(Buffer.alloc(END_OF_ARCHIVE_BYTES))
+  segments.push({kind: 'bytes', offset: runStart, data: Buffer.concat(run)})
+  return segments.filter((s) => s.kind === 'blob' || s.data.length > 0)
 }
 
 function mismatch(label: string, what: string): KubeferryError {
   return new KubeferryError('DIGEST_MISMATCH', `${label}: ${what}`, {hint: 'the bytes are corrupt or were tampered with; nothing was kept'})
 }
 
-async function copyFile(out: TarFile, blob: PlannedBlob, file: BlobFile, buffers: Buffer[], onBytes: ((n: number) => void) | undefined, signal?: AbortSignal): Promise<void> {
-  const handle = await file.open()
+/** Resolves with `promise`, or rejects as soon as `signal` aborts (a copier must not wait for a download that is being stopped). */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, {once: true})
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
+async function copyFile(region: BlobRegion, blob: PlannedBlob, file: BlobFile, buffers: Buffer[], onBytes: ((n: number) => void) | undefined, signal: AbortSignal): Promise<void> {
+  const handle = await unlessAborted(file.open(), signal)
   const check = file.verify ? createHash('sha256') : undefined
   const writes: Array<Promise<void> | undefined> = [undefined, undefined]
   try {
     let position = 0
     for (let turn = 0; position < blob.size; turn++) {
-      signal?.throwIfAborted()
+      signal.throwIfAborted()
       // Follow a growing file a whole buffer at a time (or to its end): reading each few kilobytes as they land
       // costs more in system calls and pool round trips than it gains in overlap.
       const want = Math.min(buffers[0].length, blob.size - position)
-      while (file.readable() - position < want) await file.more()
+      while (file.readable() - position < want) await unlessAborted(file.more(), signal)
       const slot = turn & 1
       await writes[slot] // the buffer is free once its previous write is done
       const buffer = buffers[slot]
@@ -294,12 +305,12 @@ async function copyFile(out: TarFile, blob: PlannedBlob, file: BlobFile, buffers
       if (bytesRead === 0) throw new KubeferryError('IO', `${blob.digest}: the cached file ended after ${position} of ${blob.size} bytes`, {hint: 'run again; the damaged cache entry is fetched anew'})
       const data = buffer.subarray(0, bytesRead)
       check?.update(data)
-      writes[slot] = out.put(data)
+      writes[slot] = region.put(data, position)
       position += bytesRead
       onBytes?.(bytesRead)
     }
     await Promise.all(writes)
-    await file.settled()
+    await unlessAborted(file.settled(), signal)
     if (check && file.verify && `sha256:${check.digest('hex')}` !== blob.digest) {
       await file.verify.onMismatch?.()
       throw mismatch(file.verify.label, `content digest is not ${blob.digest}`)
@@ -310,23 +321,86 @@ async function copyFile(out: TarFile, blob: PlannedBlob, file: BlobFile, buffers
   }
 }
 
-async function copyStream(out: TarFile, blob: PlannedBlob, stream: NodeJS.ReadableStream, onBytes: ((n: number) => void) | undefined, signal?: AbortSignal): Promise<void> {
+async function copyStream(region: BlobRegion, blob: PlannedBlob, stream: NodeJS.ReadableStream, onBytes: ((n: number) => void) | undefined, signal: AbortSignal): Promise<void> {
   let copied = 0
   let last: Promise<void> | undefined
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    signal?.throwIfAborted()
-    copied += chunk.length
-    if (copied > blob.size) throw new KubeferryError('SIZE_MISMATCH', `blob ${blob.digest}: more than the expected ${blob.size} bytes`)
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      signal.throwIfAborted()
+      if (copied + chunk.length > blob.size) throw new KubeferryError('SIZE_MISMATCH', `blob ${blob.digest}: more than the expected ${blob.size} bytes`)
+      await last
+      last = region.put(chunk, copied)
+      copied += chunk.length
+      onBytes?.(chunk.length)
+    }
     await last
-    last = out.put(chunk)
-    onBytes?.(chunk.length)
+  } finally {
+    await last?.catch(() => undefined)
   }
-  await last
   if (copied !== blob.size) throw new KubeferryError('SIZE_MISMATCH', `blob ${blob.digest}: expected ${blob.size} bytes, got ${copied}`)
 }
 
 function isBlobFile(value: NodeJS.ReadableStream | BlobFile): value is BlobFile {
   return (value as BlobFile).kind === 'file'
+}
+
+/**
+ * Fill `out` from the layout: small runs at once, blobs by COPIERS workers in tar order (each blob as its bytes
+ * arrive), and the in-order hash alongside. Returns when every byte is written and hashed; on the first failure
+ * everything stops and that failure is thrown once nothing is in flight any more.
+ */
+async function fillTar(out: TarOut, segments: Segment[], options: WriteBundleOptions, fsync: boolean): Promise<void> {
+  const stop = new AbortController()
+  const onOuterAbort = (): void => stop.abort(options.signal?.reason)
+  if (options.signal?.aborted) onOuterAbort()
+  options.signal?.addEventListener('abort', onOuterAbort)
+  let failure: {error: unknown} | undefined
+  const failed = (error: unknown): void => {
+    if (failure === undefined) failure = {error}
+    stop.abort(error)
+    for (const region of regions.values()) region.fail(error)
+  }
+  const regions = new Map<Segment, BlobRegion>()
+  for (const segment of segments) {
+    if (segment.kind === 'bytes') {
+      out.write(segment.data, segment.offset).then(() => options.onTarBytes?.(segment.data.length), failed)
+    } else {
+      regions.set(segment, new BlobRegion(out, segment.offset, segment.blob.size))
+    }
+  }
+  const queue = segments.filter((s) => s.kind === 'blob')
+  const copier = async (): Promise<void> => {
+    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
+    for (let segment = queue.shift(); segment && failure === undefined; segment = queue.shift()) {
+      const region = regions.get(segment)!
+      const blob = (segment as Extract<Segment, {kind: 'blob'}>).blob
+      try {
+        const source = await unlessAborted(options.openBlob(blob), stop.signal)
+        if (isBlobFile(source)) await copyFile(region, blob, source, buffers, options.onTarBytes, stop.signal)
+        else await copyStream(region, blob, source, options.onTarBytes, stop.signal)
+        options.onBlobWritten?.(blob)
+      } catch (error) {
+        failed(error)
+      }
+    }
+  }
+  const hasher = async (): Promise<void> => {
+    const parts = segments.map((s) => (s.kind === 'bytes' ? s.data : regions.get(s)!))
+    await hashInOrder(out, parts, () => failure !== undefined).catch(failed)
+  }
+  const hashed = hasher()
+  try {
+    await Promise.all(Array.from({length: Math.min(COPIERS, queue.length)}, copier))
+    await out.flush().catch(failed)
+    // Every byte is in the file; the hasher may still be reading back the blobs that landed last. Flushing the file
+    // to disk meanwhile takes that time off the end (the fsync after this one finds little left to write).
+    const synced = failure === undefined && fsync ? out.handle.datasync() : undefined
+    await hashed
+    await synced?.catch(failed)
+  } finally {
+    options.signal?.removeEventListener('abort', onOuterAbort)
+  }
+  if (failure !== undefined) throw failure.error
 }
 
 export async function writeBundle(options: WriteBundleOptions): Promise<WriteBundleResult> {
@@ -336,32 +410,18 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   const entries = await bundleEntries(plan, metadata, mtime)
   const expectedSize = tarSize(entries)
   await checkSpace(dirname(output), expectedSize + 64 * 1024)
+  const segments = layoutOf(entries, mtime)
 
   const partial = `${output}.partial`
   let handle: FileHandle | undefined
-  let out: TarFile | undefined
+  let out: TarOut | undefined
   try {
-    handle = await open(partial, 'w', 0o644)
-    const tar = new TarFile(handle)
-    out = tar
-    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
-    for (const entry of entries) {
-      options.signal?.throwIfAborted()
-      void tar.put(fileHeader(entry.name, entry.size, entry.mode, mtime)).catch(() => undefined)
-      if (entry.bytes) {
-        void tar.put(entry.bytes).catch(() => undefined)
-      } else {
-        const source = await options.openBlob(entry.blob!)
-        if (isBlobFile(source)) await copyFile(tar, entry.blob!, source, buffers, options.onBlobBytes, options.signal)
-        else await copyStream(tar, entry.blob!, source, options.onBlobBytes, options.signal)
-        options.onBlobWritten?.(entry.blob!)
-      }
-      const pad = paddingFor(entry.size)
-      if (pad > 0) void tar.put(Buffer.alloc(pad)).catch(() => undefined)
-    }
-    void tar.put(Buffer.alloc(END_OF_ARCHIVE_BYTES)).catch(() => undefined)
-    await tar.flush()
-    if (tar.position !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${tar.position} differs from the computed ${expectedSize}`)
+    options.signal?.throwIfAborted()
+    handle = await open(partial, 'w+', 0o644) // read as well: the hasher reads back what landed ahead of it
+    out = new TarOut(handle)
+    await fillTar(out, segments, options, options.fsync !== false)
+    const {size} = await handle.stat()
+    if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
     if (options.fsync !== false) await handle.sync()
     await handle.close()
     handle = undefined
@@ -380,11 +440,10 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     throw error
   }
 
-  const tar = out!
-  const sha256 = tar.hash.digest('hex')
+  const sha256 = out.hash.digest('hex')
   const checksumFile = `${output}.sha256`
   const installScript = installScriptPathFor(output)
   await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
   await writeAtomic(installScript, renderInstallScript(metadata), 0o755)
-  return {path: output, sha256, size: tar.position, checksumFile, installScript, metadata}
+  return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata}
 }

@@ -10,8 +10,8 @@
  * is hashed here.
  */
 import {randomBytes} from 'node:crypto'
-import {createReadStream} from 'node:fs'
-import {mkdir, open as openFile, readdir, rename, stat, unlink, writeFile} from 'node:fs/promises'
+import {createReadStream, statSync} from 'node:fs'
+import {mkdir, open as openFile, readdir, rename, unlink, writeFile} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
@@ -75,9 +75,11 @@ export class BlobStore {
 
   /** True when the blob is present with the expected size. */
   async has(desc: StoredDescriptor): Promise<boolean> {
+    // Synchronous on purpose: a stat of a local directory entry takes microseconds, while the promise form builds an
+    // ENOENT error (with its stack) for every blob not yet cached, ~0.2 ms each, hundreds per build.
     try {
-      const info = await stat(this.pathOf(desc.digest))
-      return info.isFile() && info.size === desc.size
+      const info = statSync(this.pathOf(desc.digest), {throwIfNoEntry: false})
+      return info !== undefined && info.isFile() && info.size === desc.size
     } catch {
       return false
     }

@@ -11,6 +11,8 @@ import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {basename, dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {PassThrough} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import test from 'ava'
 import {buildBundle} from '../../src/bundle/build.js'
 import {planBundle} from '../../src/bundle/plan.js'
@@ -123,6 +125,48 @@ test('same input gives a byte-identical bundle; a rebuild with a warm cache down
   const result = await verifyBundle(first.output)
   t.deepEqual(result.problems, [])
   t.true(result.ok)
+})
+
+test('blobs that land in reverse tar order give the same bundle, and the side checksum is the file\'s', async (t) => {
+  const reference = await build('in-order.tar', 'cache-in-order')
+  const base = layoutSource(set.images, (d) => set.blobPath(d))
+  const plan = await planBundle(base, FIXTURE_IMAGES.map((r) => ({reference: r})), {platforms: ['linux/amd64', 'linux/arm64']})
+  const expected = plan.blobs.filter((b) => !b.bytes).map((b) => b.digest as Digest).sort().reverse()
+  // Every download is held until all have started, then they are let through one at a time, the last in tar order
+  // first: the writer's copiers and its hasher see blobs complete behind their backs.
+  const gates = new Map<Digest, () => Promise<void>>()
+  const released: Digest[] = []
+  const releaseAll = async (): Promise<void> => {
+    for (const digest of expected) {
+      released.push(digest)
+      await gates.get(digest)!()
+    }
+  }
+  const source = {
+    ...base,
+    async openBlob(ref: Parameters<typeof base.openBlob>[0], desc: Parameters<typeof base.openBlob>[1]) {
+      const upstream = await base.openBlob(ref, desc)
+      const held = new PassThrough()
+      gates.set(desc.digest, () => pipeline(upstream, held).then(() => new Promise((resolve) => setTimeout(resolve, 5))))
+      if (gates.size === expected.length) void releaseAll()
+      return held
+    },
+  }
+  const output = join(work, 'reverse.tar')
+  const summary = await buildBundle({
+    source,
+    store: await BlobStore.open(join(work, 'cache-reverse')),
+    requests: FIXTURE_IMAGES.map((reference) => ({reference})),
+    platforms: ['linux/amd64', 'linux/arm64'],
+    output,
+    request: {platforms: ['linux/amd64', 'linux/arm64']},
+    concurrency: expected.length,
+  })
+  t.deepEqual(released, expected, 'every blob was held and released in reverse order')
+  t.is(summary.downloadedBlobs, expected.length)
+  t.is(summary.sha256, reference.summary.sha256)
+  t.true((await readFile(output)).equals(await readFile(reference.output)))
+  t.regex(execFileSync('sha256sum', ['-c', basename(`${output}.sha256`)], {cwd: dirname(output), encoding: 'utf8'}), /reverse\.tar: OK/)
 })
 
 test('shared blobs are stored once and the bundle is at most 1% larger than its unique blobs plus metadata', async (t) => {

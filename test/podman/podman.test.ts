@@ -20,7 +20,7 @@ import test, {type ExecutionContext} from 'ava'
 import {hostPlatform, parsePlatform, platformMatches} from '../../src/oci/platform.js'
 import {which} from '../../src/runtime/exec.js'
 import {loadPeers, missingPeer, type Peers, type TestImage} from '../harness/peers.js'
-import {exec, makeStore, pathWithout, type PodmanImage, type PodmanStore} from './store.js'
+import {exec, makeStore, pathWithout, type PodmanImage} from './store.js'
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const cli = join(projectRoot, 'bin', 'run.js')

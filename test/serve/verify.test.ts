@@ -13,7 +13,7 @@ import {indexTar} from '../../src/bundle/tar-index.js'
 import {blobPath} from '../../src/bundle/layout.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {loadPeers, type TestImage} from '../harness/peers.js'
-import {errorCode, get, serveBundles, sharedBundle, startCli, stopCli} from './helpers.js'
+import {errorCode, get, serveBundles, sharedBundle, startCli} from './helpers.js'
 
 const sha = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
 

@@ -1,0 +1,99 @@
+/**
+ * The positional tar output and its in-order hash: blobs written at their offsets in any order, the hash taken from
+ * the copier's buffer when the hasher waits at that spot and read back from the file when a blob got ahead of it.
+ * Whatever the order, the hash must be the hash of the file.
+ */
+import {createHash, randomBytes} from 'node:crypto'
+import {mkdtemp, open, readFile, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import test from 'ava'
+import {BlobRegion, hashInOrder, TarOut} from '../../src/bundle/tar-out.js'
+
+const MiB = 1024 * 1024
+
+async function withFile<T>(fn: (out: TarOut, path: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-tar-out-'))
+  const path = join(dir, 'out.tar')
+  const handle = await open(path, 'w+')
+  try {
+    return await fn(new TarOut(handle), path)
+  } finally {
+    await handle.close()
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
+/** Put `data` into `region` in `chunk`-sized pieces, in order, two writes in flight as the writer's copiers do. */
+async function copy(region: BlobRegion, data: Buffer, chunk: number, pause?: () => Promise<void>): Promise<void> {
+  const writes: Array<Promise<void> | undefined> = [undefined, undefined]
+  for (let position = 0, turn = 0; position < data.length; position += chunk, turn++) {
+    await writes[turn & 1]
+    writes[turn & 1] = region.put(data.subarray(position, position + chunk), position)
+    await pause?.()
+  }
+  await Promise.all(writes)
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+test('blobs landing out of order: the hash is the file\'s, read back only for what got ahead of the hasher', async (t) => {
+  await withFile(async (out, path) => {
+    const head = randomBytes(700)
+    const first = randomBytes(3 * MiB + 123)
+    const middle = randomBytes(300)
+    const second = randomBytes(2 * MiB + 7)
+    const tail = Buffer.alloc(1024)
+    const r1 = new BlobRegion(out, head.length, first.length)
+    const r2 = new BlobRegion(out, head.length + first.length + middle.length, second.length)
+    const tailAt = r2.offset + second.length
+    await Promise.all([out.write(head, 0), out.write(middle, r1.offset + first.length), out.write(tail, tailAt)])
+
+    // The second blob lands completely before the hasher gets there; the first trickles in while it waits.
+    await copy(r2, second, 256 * 1024)
+    const hashing = hashInOrder(out, [head, r1, middle, r2, tail], () => false)
+    await tick()
+    await copy(r1, first, 64 * 1024, tick)
+    await hashing
+    await out.flush()
+
+    const file = await readFile(path)
+    t.is(file.length, tailAt + tail.length)
+    t.true(file.equals(Buffer.concat([head, first, middle, second, tail])), 'every part at its offset')
+    t.is(out.hash.digest('hex'), createHash('sha256').update(file).digest('hex'))
+    t.is(r2.readBack, second.length, 'the blob that was ahead is read back')
+    t.true(r1.readBack < first.length / 2, `the blob the hasher waited on is mostly hashed from the buffers (${r1.readBack} read back)`)
+  })
+})
+
+test('a blob half written when the hasher arrives: the written part is read back, the rest hashed as it comes', async (t) => {
+  await withFile(async (out, path) => {
+    const data = randomBytes(4 * MiB)
+    const region = new BlobRegion(out, 0, data.length)
+    const half = 2 * MiB
+    await region.put(data.subarray(0, half), 0)
+    await tick()
+    const hashing = hashInOrder(out, [region], () => false)
+    // A download slower than the hasher: each chunk arrives once the hasher has caught up.
+    for (let position = half; position < data.length; position += MiB) {
+      while (region.hashed < position) await tick()
+      await region.put(data.subarray(position, position + MiB), position)
+    }
+    await hashing
+    await out.flush()
+    t.is(out.hash.digest('hex'), createHash('sha256').update(await readFile(path)).digest('hex'))
+    t.is(region.hashed, data.length)
+    t.is(region.readBack, half, 'what was in the file when the hasher came is read back; the rest comes from the buffers')
+  })
+})
+
+test('a copier that fails wakes the hasher with its error', async (t) => {
+  await withFile(async (out) => {
+    const region = new BlobRegion(out, 0, MiB)
+    const hashing = hashInOrder(out, [region], () => false)
+    await region.put(Buffer.alloc(1000), 0)
+    await tick()
+    region.fail(new Error('download failed (injected)'))
+    await t.throwsAsync(hashing, {message: /injected/})
+  })
+})
