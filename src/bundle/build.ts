@@ -1,15 +1,15 @@
 /**
  * `create` as a library: plan (references → platforms → blobs), fetch missing blobs into the content-addressed
  * store in parallel (see downloads.ts: each image's blobs start as soon as its manifest is read, the rest in tar
- * order once the plan is complete), and write the bundle while the downloads run: the writer follows each blob's
- * temp file as its bytes land (BlobFill), so a big layer is copied into the tar while it still downloads. A blob
- * already verified in the store is never fetched again, so a rerun after a crash or a second build of overlapping
- * images downloads only what is missing.
+ * order once the plan is complete), and write the bundle while the downloads run: the writer's copiers follow the
+ * blobs' temp files as their bytes land (BlobFill), so every layer in flight is copied into the tar while it still
+ * downloads. A blob already verified in the store is never fetched again, so a rerun after a crash or a second
+ * build of overlapping images downloads only what is missing.
  *
  * What is verified where: a downloaded blob is hashed once, by the registry client while it streams (the store
- * trusts that DigestVerifier, see blob-store.ts), and the writer waits for that verdict before it moves past the
+ * trusts that DigestVerifier, see blob-store.ts), and the copier waits for that verdict before it takes the next
  * blob; a blob taken from the cache (verified by an earlier build) is hashed again while it is copied into the tar.
- * The tar itself is hashed as it is written (for BUNDLE.sha256).
+ * The tar itself is hashed in order while it fills (for BUNDLE.sha256, see tar-out.ts).
  */
 import {open, stat, statfs, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
@@ -231,6 +231,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
         fsync: options.fsync,
         signal: abort.signal,
         onTarBytes: (n) => progress?.bundleBytes(n),
+        copiers: Math.min(concurrency, 16), // follow every download in flight, within 32 MiB of buffers
         openBlob: async (blob) => {
           if (blob.bytes) return Readable.from([blob.bytes])
           const fill = await downloads.fillOf(blob.digest)

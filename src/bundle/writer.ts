@@ -3,11 +3,12 @@
  * mode 0644 (install.sh 0755), mtime SOURCE_DATE_EPOCH or 0, plain ustar headers (see tar-header.ts; every name is
  * shorter than 100 bytes), ending with exactly 1024 zero bytes.
  *
- * The tar goes to `<output>.partial` and is hashed as it is written; only a complete, flushed file is renamed to
- * `<output>`, then `<output>.sha256` and `<bundle>.install.sh` are written beside it. Blobs are copied in tar order
- * from what `openBlob` gives: a BlobFile (a file, possibly still being downloaded: the writer follows it, so the tar
- * is written while downloads run) or any readable stream. Bytes are copied with two reused buffers and positional
- * writes, so memory stays flat whatever the size of a layer.
+ * The tar goes to `<output>.partial`; only a complete, flushed file is renamed to `<output>`, then `<output>.sha256`
+ * and `<bundle>.install.sh` are written beside it. Its layout is known before the first byte: headers, small files and
+ * manifests are written at once, and each blob at its final offset by one of a few copiers that take blobs in tar
+ * order from what `openBlob` gives: a BlobFile (a file, possibly still being downloaded: the copier follows it, so the
+ * tar is written while downloads run) or any readable stream. The SHA-256 of the whole file is taken in order
+ * alongside (tar-out.ts). Each copier reuses two buffers, so memory stays flat whatever the size of a layer.
  */
 import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
@@ -76,6 +77,8 @@ export interface WriteBundleOptions {
   /** fsync the bundle before renaming it into place (default true). */
   fsync?: boolean
   onBlobWritten?: (blob: PlannedBlob) => void
+  /** Blobs copied at the same time, each with two 1 MiB buffers: at least the downloads in flight (default 8). */
+  copiers?: number
   signal?: AbortSignal
 }
 
@@ -227,7 +230,7 @@ export async function bundleEntries(plan: BundlePlan, metadata: BundleMetadata, 
 
 /** Copy buffer size; each copier reuses two. */
 const CHUNK = 1024 * 1024
-/** Blobs copied at the same time (in tar order): enough to follow every download in flight. */
+/** Blobs copied at the same time (in tar order) by default: as many as downloads run by default. */
 const COPIERS = 8
 
 /** The tar as regions at their final offsets: runs of small bytes (headers, padding, small files) and blob data. */
@@ -390,7 +393,7 @@ async function fillTar(out: TarOut, segments: Segment[], options: WriteBundleOpt
   }
   const hashed = hasher()
   try {
-    await Promise.all(Array.from({length: Math.min(COPIERS, queue.length)}, copier))
+    await Promise.all(Array.from({length: Math.min(Math.max(1, options.copiers ?? COPIERS), queue.length)}, copier))
     await out.flush().catch(failed)
     // Every byte is in the file; the hasher may still be reading back the blobs that landed last. Flushing the file
     // to disk meanwhile takes that time off the end (the fsync after this one finds little left to write).
