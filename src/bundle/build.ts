@@ -241,7 +241,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     } catch (error) {
       downloads.fail(error)
       await downloads.drained().catch(() => undefined)
-      throw downloads.error ?? error
+      throw failureOf(downloads, error, options.signal)
     }
     await downloads.drained()
     for (const image of plan.images) progress?.itemDone(image.name)
@@ -250,10 +250,19 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     // A failed plan or write: stop the downloads still running (their temp files are removed) before reporting.
     downloads.fail(error)
     await downloads.drained().catch(() => undefined)
-    throw downloads.error ?? error
+    throw failureOf(downloads, error, options.signal)
   } finally {
     options.signal?.removeEventListener('abort', onOuterAbort)
   }
+}
+
+/**
+ * What to report when the build stops: the interrupt itself if the caller aborted (every stage then fails with some
+ * AbortError, which says nothing to an operator), else the first download failure, else `error`.
+ */
+function failureOf(downloads: Downloads, error: unknown, signal?: AbortSignal): unknown {
+  if (signal?.aborted) return signal.reason
+  return downloads.error ?? error
 }
 
 function summaryOf(plan: BundlePlan, result: Awaited<ReturnType<typeof writeBundle>>, downloads: Downloads, startedAt: number): BuildSummary {

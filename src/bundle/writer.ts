@@ -348,22 +348,23 @@ function isBlobFile(value: NodeJS.ReadableStream | BlobFile): value is BlobFile 
 }
 
 /**
- * Fill `out` from the layout: small runs at once, blobs by COPIERS workers in tar order (each blob as its bytes
+ * Fill `out` from the layout: small runs at once, blobs by `options.copiers` workers in tar order (each blob as its bytes
  * arrive), and the in-order hash alongside. Returns when every byte is written and hashed; on the first failure
  * everything stops and that failure is thrown once nothing is in flight any more.
  */
 async function fillTar(out: TarOut, segments: Segment[], options: WriteBundleOptions, fsync: boolean): Promise<void> {
   const stop = new AbortController()
-  const onOuterAbort = (): void => stop.abort(options.signal?.reason)
-  if (options.signal?.aborted) onOuterAbort()
-  options.signal?.addEventListener('abort', onOuterAbort)
+  const regions = new Map<Segment, BlobRegion>()
   let failure: {error: unknown} | undefined
   const failed = (error: unknown): void => {
     if (failure === undefined) failure = {error}
     stop.abort(error)
     for (const region of regions.values()) region.fail(error)
   }
-  const regions = new Map<Segment, BlobRegion>()
+  // An abort from outside (Ctrl-C, a failed download) is a failure like any other: nothing is renamed into place.
+  const onOuterAbort = (): void => failed(options.signal?.reason)
+  options.signal?.addEventListener('abort', onOuterAbort)
+  if (options.signal?.aborted) onOuterAbort()
   for (const segment of segments) {
     if (segment.kind === 'bytes') {
       out.write(segment.data, segment.offset).then(() => options.onTarBytes?.(segment.data.length), failed)
@@ -428,6 +429,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     if (options.fsync !== false) await handle.sync()
     await handle.close()
     handle = undefined
+    options.signal?.throwIfAborted() // interrupted during the fsync: still nothing under the final name
     await rename(partial, output)
   } catch (error) {
     await out?.flush().catch(() => undefined)

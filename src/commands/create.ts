@@ -81,7 +81,8 @@ export default class Create extends BaseCommand {
     const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log: stderrLog(flags.debug)}))})
     const progress = createProgress({mode: flags.progress ? 'auto' : 'plain'})
     const abort = new AbortController()
-    const onSignal = (): void => abort.abort(new KubeferryError('INTERNAL', 'interrupted', {exitCode: 130}))
+    const onSignal = (): void =>
+      abort.abort(new KubeferryError('INTERNAL', 'interrupted: no bundle was written', {exitCode: 130, hint: 'run the same command again: blobs already verified stay in the cache and are not downloaded twice'}))
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     let summary

@@ -169,6 +169,39 @@ test('blobs that land in reverse tar order give the same bundle, and the side ch
   t.regex(execFileSync('sha256sum', ['-c', basename(`${output}.sha256`)], {cwd: dirname(output), encoding: 'utf8'}), /reverse\.tar: OK/)
 })
 
+test('interrupted while the copiers wait for downloads: the build fails, nothing is left under the final names', async (t) => {
+  const base = layoutSource(set.images, (d) => set.blobPath(d))
+  const interrupt = new AbortController()
+  let opened = 0
+  const source = {
+    ...base,
+    async openBlob(ref: Parameters<typeof base.openBlob>[0], desc: Parameters<typeof base.openBlob>[1]) {
+      const upstream = await base.openBlob(ref, desc)
+      // The third download never delivers; the interrupt comes once the writer is waiting for it.
+      if (++opened === 3) {
+        setTimeout(() => interrupt.abort(new Error('interrupted (test)')), 200)
+        return new PassThrough()
+      }
+      return upstream
+    },
+  }
+  const output = join(work, 'interrupted.tar')
+  const error = await t.throwsAsync(
+    buildBundle({
+      source,
+      store: await BlobStore.open(join(work, 'cache-interrupted')),
+      requests: FIXTURE_IMAGES.map((reference) => ({reference})),
+      platforms: ['linux/amd64'],
+      output,
+      request: {platforms: ['linux/amd64']},
+      signal: interrupt.signal,
+    }),
+  )
+  t.regex(error!.message, /interrupted \(test\)/)
+  for (const leftover of [output, `${output}.partial`, `${output}.sha256`, join(work, 'interrupted.install.sh')]) t.false(existsSync(leftover), leftover)
+  t.deepEqual(await readdir(join(work, 'cache-interrupted', 'tmp')), [], 'no temp file left')
+})
+
 test('shared blobs are stored once and the bundle is at most 1% larger than its unique blobs plus metadata', async (t) => {
   const {summary, output} = await build('shared.tar', 'cache-shared')
   const {list} = headers(await readFile(output))

@@ -345,6 +345,27 @@ peerTest('create: kill -9 during the download, then rerun → identical, verifie
   t.log(`rerun: ${downloadedCount(again.stdout)} downloaded; ${refetched.length} blob GETs`)
 })
 
+peerTest('create: Ctrl-C during the download says "interrupted", exits 130 and leaves no bundle and no temp file', ['registries'], async (t, peers) => {
+  const proxy = await startFaultProxy(peers.registries.open.url)
+  t.teardown(() => proxy.close())
+  const big = blobPath(bigBlob!.digest)
+  proxy.setRules([{method: 'GET', path: big, fault: {kind: 'trickle', chunkBytes: 32 * 1024, delayMs: 100}}])
+  const d = await dir('sigint')
+  const output = join(d, 'bundle.tar')
+  const cache = join(d, 'cache')
+  const r = await runCli(createArgs(proxy.url, output, cache), {
+    onSpawn: (child) => {
+      void waitUntil(() => proxy.log.some((l) => big.test(l.path)), 60_000).then(() => setTimeout(() => child.kill('SIGINT'), 300))
+    },
+  })
+  t.is(r.code, 130, r.stderr)
+  t.regex(r.stderr, /error: interrupted: no bundle was written/)
+  t.regex(r.stderr, /run the same command again/)
+  t.notRegex(r.stderr, /aborted|report this as a bug|\n\s+at /, 'no AbortError, no bug hint, no stack')
+  t.deepEqual(await leftovers(output), [], 'nothing under or beside the final name')
+  t.deepEqual(await readdir(join(cache, 'tmp')), [], 'no temp file left in the cache')
+})
+
 peerTest('create: kill -9 during the tar write, then rerun → identical bundle', ['registries'], async (t, peers) => {
   const d = await dir('kill-write')
   const output = join(d, 'bundle.tar')
