@@ -77,7 +77,10 @@ export interface WriteBundleOptions {
   /** fsync the bundle before renaming it into place (default true). */
   fsync?: boolean
   onBlobWritten?: (blob: PlannedBlob) => void
-  /** Blobs copied at the same time, each with two 1 MiB buffers: at least the downloads in flight (default 8). */
+  /**
+   * Blobs copied at the same time, each with two 1 MiB buffers: at least the downloads in flight (default 8). One on
+   * a filesystem without sparse files (see keepsHoles).
+   */
   copiers?: number
   signal?: AbortSignal
 }
@@ -233,6 +236,27 @@ const CHUNK = 1024 * 1024
 /** Blobs copied at the same time (in tar order) by default: as many as downloads run by default. */
 const COPIERS = 8
 
+/**
+ * Filesystems without sparse files fill a gap with zeros as soon as something is written past the end of a file:
+ * FAT and exFAT (the USB stick an operator carries across the gap), NTFS, HFS+, and FUSE ones such as ntfs-3g (which
+ * FUSE filesystem it is cannot be told, so all of them). Blobs written out of order there would write most of the
+ * bundle twice; the writer keeps to one copier, so that each write lands right after the previous one.
+ */
+const NO_SPARSE_FILES = new Set([0x4d44, 0x2011bab0, 0x5346544e, 0x482b, 0x65735546])
+
+/** Whether the filesystem of type `type` (statfs f_type) keeps a gap in a file as a hole. */
+export function keepsHoles(type: number): boolean {
+  return !NO_SPARSE_FILES.has(type)
+}
+
+async function keepsHolesIn(dir: string): Promise<boolean> {
+  try {
+    return keepsHoles(Number((await statfs(dir)).type))
+  } catch {
+    return false // unknown: write in order
+  }
+}
+
 /** The tar as regions at their final offsets: runs of small bytes (headers, padding, small files) and blob data. */
 type Segment = {kind: 'bytes'; offset: number; data: Buffer} | {kind: 'blob'; offset: number; blob: PlannedBlob}
 
@@ -365,24 +389,25 @@ async function fillTar(out: TarOut, segments: Segment[], options: WriteBundleOpt
   const onOuterAbort = (): void => failed(options.signal?.reason)
   options.signal?.addEventListener('abort', onOuterAbort)
   if (options.signal?.aborted) onOuterAbort()
-  for (const segment of segments) {
-    if (segment.kind === 'bytes') {
-      out.write(segment.data, segment.offset).then(() => options.onTarBytes?.(segment.data.length), failed)
-    } else {
-      regions.set(segment, new BlobRegion(out, segment.offset, segment.blob.size))
-    }
-  }
-  const queue = segments.filter((s) => s.kind === 'blob')
+  for (const segment of segments) if (segment.kind === 'blob') regions.set(segment, new BlobRegion(out, segment.offset, segment.blob.size))
+  // Everything is taken in tar order, the small runs too: with one copier every write lands right after the previous
+  // one, and with several the file never grows far past the blobs being copied.
+  const queue = [...segments]
   const copier = async (): Promise<void> => {
-    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
+    let buffers: Buffer[] | undefined
     for (let segment = queue.shift(); segment && failure === undefined; segment = queue.shift()) {
-      const region = regions.get(segment)!
-      const blob = (segment as Extract<Segment, {kind: 'blob'}>).blob
       try {
-        const source = await unlessAborted(options.openBlob(blob), stop.signal)
-        if (isBlobFile(source)) await copyFile(region, blob, source, buffers, options.onTarBytes, stop.signal)
-        else await copyStream(region, blob, source, options.onTarBytes, stop.signal)
-        options.onBlobWritten?.(blob)
+        if (segment.kind === 'bytes') {
+          await out.write(segment.data, segment.offset)
+          options.onTarBytes?.(segment.data.length)
+          continue
+        }
+        buffers ??= [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
+        const region = regions.get(segment)!
+        const source = await unlessAborted(options.openBlob(segment.blob), stop.signal)
+        if (isBlobFile(source)) await copyFile(region, segment.blob, source, buffers, options.onTarBytes, stop.signal)
+        else await copyStream(region, segment.blob, source, options.onTarBytes, stop.signal)
+        options.onBlobWritten?.(segment.blob)
       } catch (error) {
         failed(error)
       }
@@ -394,7 +419,7 @@ async function fillTar(out: TarOut, segments: Segment[], options: WriteBundleOpt
   }
   const hashed = hasher()
   try {
-    await Promise.all(Array.from({length: Math.min(Math.max(1, options.copiers ?? COPIERS), queue.length)}, copier))
+    await Promise.all(Array.from({length: Math.max(1, options.copiers ?? COPIERS)}, copier))
     await out.flush().catch(failed)
     // Every byte is in the file; the hasher may still be reading back the blobs that landed last. Flushing the file
     // to disk meanwhile takes that time off the end (the fsync after this one finds little left to write).
@@ -423,7 +448,8 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     options.signal?.throwIfAborted()
     handle = await open(partial, 'w+', 0o644) // read as well: the hasher reads back what landed ahead of it
     out = new TarOut(handle)
-    await fillTar(out, segments, options, options.fsync !== false)
+    const copiers = (await keepsHolesIn(dirname(output))) ? options.copiers : 1
+    await fillTar(out, segments, {...options, copiers}, options.fsync !== false)
     const {size} = await handle.stat()
     if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
     if (options.fsync !== false) await handle.sync()

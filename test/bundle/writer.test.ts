@@ -6,15 +6,16 @@
  */
 import {execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {basename, dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {PassThrough} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import test from 'ava'
+import test, {type ExecutionContext} from 'ava'
 import {buildBundle} from '../../src/bundle/build.js'
+import {keepsHoles} from '../../src/bundle/writer.js'
 import {planBundle} from '../../src/bundle/plan.js'
 import {verifyBundle} from '../../src/bundle/verify.js'
 import {inspectBundle} from '../../src/bundle/inspect.js'
@@ -200,6 +201,57 @@ test('interrupted while the copiers wait for downloads: the build fails, nothing
   t.regex(error!.message, /interrupted \(test\)/)
   for (const leftover of [output, `${output}.partial`, `${output}.sha256`, join(work, 'interrupted.install.sh')]) t.false(existsSync(leftover), leftover)
   t.deepEqual(await readdir(join(work, 'cache-interrupted', 'tmp')), [], 'no temp file left')
+})
+
+/**
+ * Build while one blob in the middle of tar order is held back; take a copy of the .partial file once it stopped
+ * growing, and the finished bundle.
+ */
+async function whileHeld(t: ExecutionContext, name: string, concurrency: number) {
+  const base = layoutSource(set.images, (d) => set.blobPath(d))
+  const plan = await planBundle(base, FIXTURE_IMAGES.map((r) => ({reference: r})), {platforms: ['linux/amd64', 'linux/arm64']})
+  const downloaded = plan.blobs.filter((b) => !b.bytes).map((b) => b.digest as Digest).sort()
+  const held = downloaded[downloaded.length >> 1]
+  let release: (() => void) | undefined
+  const source = {
+    ...base,
+    async openBlob(ref: Parameters<typeof base.openBlob>[0], desc: Parameters<typeof base.openBlob>[1]) {
+      const upstream = await base.openBlob(ref, desc)
+      if (desc.digest !== held) return upstream
+      const gate = new PassThrough()
+      release = () => void pipeline(upstream, gate).catch(() => undefined)
+      return gate
+    },
+  }
+  const output = join(work, name)
+  const building = buildBundle({source, store: await BlobStore.open(join(work, `cache-${name}`)), requests: FIXTURE_IMAGES.map((reference) => ({reference})), platforms: ['linux/amd64', 'linux/arm64'], output, request: {platforms: ['linux/amd64', 'linux/arm64']}, fsync: false, concurrency})
+  let size = -1
+  for (let still = 0; still < 5; ) {
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    const now = existsSync(`${output}.partial`) ? statSync(`${output}.partial`).size : -1
+    still = release && now === size && now > 0 ? still + 1 : 0
+    size = now
+  }
+  const partial = await readFile(`${output}.partial`)
+  release!()
+  const summary = await building
+  const bundle = await readFile(output)
+  t.is(summary.sha256, createHash('sha256').update(bundle).digest('hex'))
+  return {partial, bundle}
+}
+
+test('one copier (as on FAT/exFAT, which write any gap out as zeros): what is in the file is always a prefix of the bundle', async (t) => {
+  const one = await whileHeld(t, 'one-copier.tar', 1)
+  t.true(one.partial.length > 0 && one.partial.length < one.bundle.length)
+  t.true(one.partial.equals(one.bundle.subarray(0, one.partial.length)), `the first ${one.partial.length} bytes, no gap`)
+  // The same wait with eight copiers: blobs after the held one are written past it, over a gap.
+  const eight = await whileHeld(t, 'eight-copiers.tar', 8)
+  t.false(eight.partial.equals(eight.bundle.subarray(0, eight.partial.length)), `eight copiers left a gap (${eight.partial.length} bytes written)`)
+})
+
+test('filesystems without sparse files are told apart by their statfs type', (t) => {
+  for (const [type, name] of [[0x4d44, 'vfat'], [0x2011bab0, 'exfat'], [0x5346544e, 'ntfs'], [0x482b, 'hfsplus'], [0x65735546, 'fuse']] as const) t.false(keepsHoles(type), name)
+  for (const [type, name] of [[0xef53, 'ext4'], [0x58465342, 'xfs'], [0x9123683e, 'btrfs'], [0x01021994, 'tmpfs'], [0x6969, 'nfs']] as const) t.true(keepsHoles(type), name)
 })
 
 test('shared blobs are stored once and the bundle is at most 1% larger than its unique blobs plus metadata', async (t) => {
