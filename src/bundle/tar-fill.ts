@@ -3,7 +3,7 @@
  * (headers, padding, small files, manifests) and blob data, each at its final offset. A few copiers take the segments
  * in tar order and write each blob as its bytes arrive: from a BlobFile (a file, possibly still being downloaded: the
  * copier follows it) or any readable stream. One hasher takes the SHA-256 of the whole file in order alongside
- * (tar-out.ts). Each copier reuses two buffers, so memory stays flat whatever the size of a layer.
+ * (tar-out.ts). The copiers share a few buffers, so memory stays flat whatever the size of a layer.
  */
 import {createHash} from 'node:crypto'
 import {statfs, type FileHandle} from 'node:fs/promises'
@@ -42,8 +42,8 @@ export interface FillOptions {
   onTarBytes?: (n: number) => void
   onBlobWritten?: (blob: PlannedBlob) => void
   /**
-   * Blobs copied at the same time, each with two 1 MiB buffers: at least the downloads in flight (default 8). The
-   * writer makes it one on a filesystem without sparse files (see keepsHoles).
+   * Blobs copied at the same time (default 8), sharing as many 1 MiB buffers (at least 4): at least the downloads in
+   * flight. The writer makes it one on a filesystem without sparse files (see keepsHoles).
    */
   copiers?: number
   signal?: AbortSignal
@@ -58,7 +58,7 @@ export interface LayoutEntry {
   blob?: PlannedBlob
 }
 
-/** Copy buffer size; each copier reuses two. */
+/** Copy buffer size (see BufferPool). */
 const CHUNK = 1024 * 1024
 /** Blobs copied at the same time (in tar order) by default: as many as downloads run by default. */
 const COPIERS = 8
@@ -140,26 +140,61 @@ function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> 
   })
 }
 
-async function copyFile(region: BlobRegion, blob: PlannedBlob, file: BlobFile, buffers: Buffer[], onBytes: ((n: number) => void) | undefined, signal: AbortSignal): Promise<void> {
+/**
+ * The copiers' buffers, shared: a copier holds one only from its read until that write is done, never while it waits
+ * for a download to deliver more, so eight copiers mostly waiting need far fewer than sixteen buffers.
+ */
+class BufferPool {
+  private readonly free: Buffer[] = []
+  private readonly waiting: Array<(buffer: Buffer) => void> = []
+  private allocated = 0
+
+  constructor(
+    private readonly count: number,
+    private readonly size: number,
+  ) {}
+
+  take(): Promise<Buffer> {
+    const buffer = this.free.pop() ?? (this.allocated < this.count ? (this.allocated++, Buffer.allocUnsafe(this.size)) : undefined)
+    if (buffer) return Promise.resolve(buffer)
+    return new Promise((resolve) => this.waiting.push(resolve))
+  }
+
+  give(buffer: Buffer): void {
+    const next = this.waiting.shift()
+    if (next) next(buffer)
+    else this.free.push(buffer)
+  }
+}
+
+async function copyFile(region: BlobRegion, blob: PlannedBlob, file: BlobFile, pool: BufferPool, onBytes: ((n: number) => void) | undefined, signal: AbortSignal): Promise<void> {
   const handle = await unlessAborted(file.open(), signal)
   const check = file.verify ? createHash('sha256') : undefined
-  const writes: Array<Promise<void> | undefined> = [undefined, undefined]
+  const writes: Array<Promise<void> | undefined> = [undefined, undefined] // two in flight per blob
   try {
     let position = 0
     for (let turn = 0; position < blob.size; turn++) {
       signal.throwIfAborted()
       // Follow a growing file a whole buffer at a time (or to its end): reading each few kilobytes as they land
       // costs more in system calls and pool round trips than it gains in overlap.
-      const want = Math.min(buffers[0].length, blob.size - position)
+      const want = Math.min(CHUNK, blob.size - position)
       while (file.readable() - position < want) await unlessAborted(file.more(), signal)
       const slot = turn & 1
-      await writes[slot] // the buffer is free once its previous write is done
-      const buffer = buffers[slot]
-      const {bytesRead} = await handle.read(buffer, 0, Math.min(buffer.length, file.readable() - position, blob.size - position), position)
-      if (bytesRead === 0) throw new KubeferryError('IO', `${blob.digest}: the cached file ended after ${position} of ${blob.size} bytes`, {hint: 'run again; the damaged cache entry is fetched anew'})
+      await writes[slot]
+      const buffer = await unlessAborted(pool.take(), signal)
+      let bytesRead: number
+      try {
+        ;({bytesRead} = await handle.read(buffer, 0, Math.min(buffer.length, file.readable() - position, blob.size - position), position))
+        if (bytesRead === 0) throw new KubeferryError('IO', `${blob.digest}: the cached file ended after ${position} of ${blob.size} bytes`, {hint: 'run again; the damaged cache entry is fetched anew'})
+      } catch (error) {
+        pool.give(buffer)
+        throw error
+      }
       const data = buffer.subarray(0, bytesRead)
       check?.update(data)
-      writes[slot] = region.put(data, position)
+      const written = region.put(data, position).finally(() => pool.give(buffer))
+      written.catch(() => undefined) // a failed write is reported where it is awaited, not as an unhandled rejection
+      writes[slot] = written
       position += bytesRead
       onBytes?.(bytesRead)
     }
@@ -199,8 +234,8 @@ function isBlobFile(value: NodeJS.ReadableStream | BlobFile): value is BlobFile 
 }
 
 /**
- * Fill `out` from the layout: small runs at once, blobs by `options.copiers` workers in tar order (each blob as its bytes
- * arrive), and the in-order hash alongside. Returns when every byte is written and hashed; on the first failure
+ * Fill `out` from the layout: `options.copiers` workers take the segments in tar order (each blob as its bytes
+ * arrive), and the in-order hash runs alongside. Returns when every byte is written and hashed; on the first failure
  * everything stops and that failure is thrown once nothing is in flight any more.
  */
 export async function fillTar(out: TarOut, segments: Segment[], options: FillOptions, fsync: boolean): Promise<void> {
@@ -220,8 +255,9 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
   // Everything is taken in tar order, the small runs too: with one copier every write lands right after the previous
   // one, and with several the file never grows far past the blobs being copied.
   const queue = [...segments]
+  const copiers = Math.max(1, options.copiers ?? COPIERS)
+  const pool = new BufferPool(Math.max(4, copiers), CHUNK)
   const copier = async (): Promise<void> => {
-    let buffers: Buffer[] | undefined
     for (let segment = queue.shift(); segment && failure === undefined; segment = queue.shift()) {
       try {
         if (segment.kind === 'bytes') {
@@ -229,10 +265,9 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
           options.onTarBytes?.(segment.data.length)
           continue
         }
-        buffers ??= [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)]
         const region = regions.get(segment)!
         const source = await unlessAborted(options.openBlob(segment.blob), stop.signal)
-        if (isBlobFile(source)) await copyFile(region, segment.blob, source, buffers, options.onTarBytes, stop.signal)
+        if (isBlobFile(source)) await copyFile(region, segment.blob, source, pool, options.onTarBytes, stop.signal)
         else await copyStream(region, segment.blob, source, options.onTarBytes, stop.signal)
         options.onBlobWritten?.(segment.blob)
       } catch (error) {
@@ -246,7 +281,7 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
   }
   const hashed = hasher()
   try {
-    await Promise.all(Array.from({length: Math.max(1, options.copiers ?? COPIERS)}, copier))
+    await Promise.all(Array.from({length: copiers}, copier))
     await out.flush().catch(failed)
     // Every byte is in the file; the hasher may still be reading back the blobs that landed last. Flushing the file
     // to disk meanwhile takes that time off the end (the fsync after this one finds little left to write).
