@@ -13,7 +13,6 @@
  */
 import {open, stat, statfs, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
-import {Readable} from 'node:stream'
 import {KubeferryError} from '../errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {RegistryClient} from '../registry/client.js'
@@ -22,7 +21,8 @@ import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
 import {mapLimit} from '../util/async.js'
 import {Downloads} from './downloads.js'
-import {bundleEntries, buildMetadata, tarSize, writeBundle, type BlobFile, type BundleRequest} from './writer.js'
+import type {BlobFile} from './tar-fill.js'
+import {bundleEntries, buildMetadata, tarSize, writeBundle, type BundleRequest} from './writer.js'
 
 export interface BuildOptions {
   source: ImageSource
@@ -233,7 +233,6 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
         onTarBytes: (n) => progress?.bundleBytes(n),
         copiers: Math.min(concurrency, 16), // follow every download in flight, within 32 MiB of buffers
         openBlob: async (blob) => {
-          if (blob.bytes) return Readable.from([blob.bytes])
           const fill = await downloads.fillOf(blob.digest)
           return fill ? followFill(fill) : storedFile(store, blob)
         },

@@ -8,6 +8,7 @@
 import {createHash} from 'node:crypto'
 import {statfs, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../errors.js'
+import {mapLimit} from '../util/async.js'
 import {END_OF_ARCHIVE_BYTES} from './layout.js'
 import type {PlannedBlob} from './plan.js'
 import {fileHeader, paddingFor} from './tar-header.js'
@@ -36,7 +37,10 @@ export interface BlobFile {
 
 /** What fillTar needs from the writer's options. */
 export interface FillOptions {
-  /** The blob's bytes: a BlobFile, or a stream verified while it flows. May wait until a download starts. */
+  /**
+   * The blob's bytes: a BlobFile, or a stream verified while it flows. May wait until a download starts. Not asked for
+   * blobs held in memory (manifests): layoutOf writes those with the headers.
+   */
   openBlob: (blob: PlannedBlob) => Promise<NodeJS.ReadableStream | BlobFile>
   /** Bytes written into the tar (increments; they add up to the tar's size). */
   onTarBytes?: (n: number) => void
@@ -254,25 +258,23 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
   for (const segment of segments) if (segment.kind === 'blob') regions.set(segment, new BlobRegion(out, segment.offset, segment.blob.size))
   // Everything is taken in tar order, the small runs too: with one copier every write lands right after the previous
   // one, and with several the file never grows far past the blobs being copied.
-  const queue = [...segments]
   const copiers = Math.max(1, options.copiers ?? COPIERS)
   const pool = new BufferPool(Math.max(4, copiers), CHUNK)
-  const copier = async (): Promise<void> => {
-    for (let segment = queue.shift(); segment && failure === undefined; segment = queue.shift()) {
-      try {
-        if (segment.kind === 'bytes') {
-          await out.write(segment.data, segment.offset)
-          options.onTarBytes?.(segment.data.length)
-          continue
-        }
-        const region = regions.get(segment)!
-        const source = await unlessAborted(options.openBlob(segment.blob), stop.signal)
-        if (isBlobFile(source)) await copyFile(region, segment.blob, source, pool, options.onTarBytes, stop.signal)
-        else await copyStream(region, segment.blob, source, options.onTarBytes, stop.signal)
-        options.onBlobWritten?.(segment.blob)
-      } catch (error) {
-        failed(error)
+  const copy = async (segment: Segment): Promise<void> => {
+    if (failure !== undefined) return
+    try {
+      if (segment.kind === 'bytes') {
+        await out.write(segment.data, segment.offset)
+        options.onTarBytes?.(segment.data.length)
+        return
       }
+      const region = regions.get(segment)!
+      const source = await unlessAborted(options.openBlob(segment.blob), stop.signal)
+      if (isBlobFile(source)) await copyFile(region, segment.blob, source, pool, options.onTarBytes, stop.signal)
+      else await copyStream(region, segment.blob, source, options.onTarBytes, stop.signal)
+      options.onBlobWritten?.(segment.blob)
+    } catch (error) {
+      failed(error)
     }
   }
   const hasher = async (): Promise<void> => {
@@ -281,7 +283,7 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
   }
   const hashed = hasher()
   try {
-    await Promise.all(Array.from({length: copiers}, copier))
+    await mapLimit(segments, copiers, copy)
     await out.flush().catch(failed)
     // Every byte is in the file; the hasher may still be reading back the blobs that landed last. Flushing the file
     // to disk meanwhile takes that time off the end (the fsync after this one finds little left to write).

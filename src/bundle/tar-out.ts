@@ -1,6 +1,6 @@
 /**
  * The bundle file while it is written. Every region goes to its final offset as soon as its bytes exist: the small
- * entries and headers at once, each blob while it downloads, next to the other blobs downloading at the same time.
+ * entries and headers as the copiers reach them, each blob while it downloads, next to the others in flight.
  * One hasher walks the file in tar order for BUNDLE.sha256. It takes a blob's bytes straight from the copier's buffer
  * when it is already waiting at that point; when a blob got ahead of it, it reads them back from the file (the page
  * cache). So a blob that lands out of order never holds the others up, and once the downloads end only the hashing of
@@ -8,6 +8,7 @@
  */
 import {createHash} from 'node:crypto'
 import type {FileHandle} from 'node:fs/promises'
+import {ChangeSignal} from '../util/async.js'
 
 /** Positional writes into the open tar, all tracked so that none is in flight when the file is closed. */
 export class TarOut {
@@ -58,8 +59,7 @@ export class BlobRegion {
   readBack = 0
   private frontier = false
   private chain: Promise<void> = Promise.resolve()
-  private waiters: Array<{resolve: () => void; reject: (error: unknown) => void}> = []
-  private failure: unknown
+  private readonly changes = new ChangeSignal()
 
   constructor(
     private readonly out: TarOut,
@@ -73,14 +73,14 @@ export class BlobRegion {
       // The hasher waits right here: hash from the buffer, no reading back.
       this.out.hash.update(data)
       this.hashed += data.length
-      this.wake()
+      this.changes.wake()
     }
     const write = this.out.write(data, this.offset + position)
     const end = position + data.length
     // `written` only grows over a contiguous prefix: writes of one blob may complete out of order.
     this.chain = Promise.all([this.chain, write]).then(() => {
       this.written = Math.max(this.written, end)
-      this.wake()
+      this.changes.wake()
     })
     this.chain.catch(() => undefined) // the failure reaches the copier through `write`, and the hasher through fail()
     return write
@@ -88,11 +88,7 @@ export class BlobRegion {
 
   /** The copier gave up: wake the hasher with the reason. */
   fail(error: unknown): void {
-    if (this.failure !== undefined) return
-    this.failure = error
-    const waiters = this.waiters
-    this.waiters = []
-    for (const w of waiters) w.reject(error)
+    this.changes.fail(error)
   }
 
   /**
@@ -112,7 +108,7 @@ export class BlobRegion {
       while (this.hashed < this.size) {
         if (!ahead && this.written > this.hashed) ahead = readAt(this.hashed)
         if (!ahead) {
-          await this.changed()
+          await this.changes.wait()
           continue
         }
         const current = ahead
@@ -129,17 +125,6 @@ export class BlobRegion {
       this.frontier = false
       await ahead?.read.catch(() => undefined) // the buffers are the next region's
     }
-  }
-
-  private changed(): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(this.failure)
-    return new Promise((resolve, reject) => this.waiters.push({resolve, reject}))
-  }
-
-  private wake(): void {
-    const waiters = this.waiters
-    this.waiters = []
-    for (const w of waiters) w.resolve()
   }
 }
 

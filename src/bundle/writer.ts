@@ -38,8 +38,6 @@ import {fillTar, keepsHolesIn, layoutOf, type FillOptions, type LayoutEntry} fro
 import {tarOf} from './tar-header.js'
 import {TarOut} from './tar-out.js'
 
-export type {BlobFile} from './tar-fill.js'
-export {keepsHoles} from './tar-fill.js'
 
 export type BundleRequest = BundleMetadata['request']
 

@@ -6,6 +6,7 @@
  */
 import {write, writev} from 'node:fs'
 import {Writable} from 'node:stream'
+import {ChangeSignal} from '../util/async.js'
 
 export type FillState = 'filling' | 'complete' | 'failed'
 
@@ -13,7 +14,7 @@ export class BlobFill {
   written = 0
   state: FillState = 'filling'
   error: unknown
-  private waiters: Array<{resolve: () => void; reject: (error: unknown) => void}> = []
+  private readonly changes = new ChangeSignal()
 
   constructor(
     /** Where the bytes are being written (renamed to `finalPath` once verified). */
@@ -24,34 +25,25 @@ export class BlobFill {
 
   /** Resolves when more bytes are on disk or the blob is complete; rejects when the download failed. */
   changed(): Promise<void> {
-    if (this.state === 'failed') return Promise.reject(this.error)
     if (this.state === 'complete') return Promise.resolve()
-    return new Promise((resolve, reject) => this.waiters.push({resolve, reject}))
+    return this.changes.wait()
   }
 
   advance(n: number): void {
     this.written += n
-    this.wake()
+    this.changes.wake()
   }
 
   complete(): void {
     this.state = 'complete'
-    this.wake()
+    this.changes.wake()
   }
 
   fail(error: unknown): void {
     if (this.state !== 'filling') return
     this.state = 'failed'
     this.error = error
-    const waiters = this.waiters
-    this.waiters = []
-    for (const w of waiters) w.reject(error)
-  }
-
-  private wake(): void {
-    const waiters = this.waiters
-    this.waiters = []
-    for (const w of waiters) w.resolve()
+    this.changes.fail(error)
   }
 }
 

@@ -31,3 +31,32 @@ export function deferred<T>(): Deferred<T> {
   promise.catch(() => undefined)
   return {promise, resolve, reject}
 }
+
+/**
+ * "Something changed" for those who follow a thing that grows (a download, a region of the bundle): `wait()` resolves
+ * at the next `wake()`; after `fail(error)` it rejects with that error, now and for every later wait.
+ */
+export class ChangeSignal {
+  private waiters: Array<{resolve: () => void; reject: (error: unknown) => void}> = []
+  private failure: {error: unknown} | undefined
+
+  wait(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure.error)
+    return new Promise((resolve, reject) => this.waiters.push({resolve, reject}))
+  }
+
+  wake(): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w.resolve()
+  }
+
+  /** The first failure wins; later calls do nothing. */
+  fail(error: unknown): void {
+    if (this.failure) return
+    this.failure = {error}
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w.reject(error)
+  }
+}

@@ -15,7 +15,7 @@ import {PassThrough} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import test, {type ExecutionContext} from 'ava'
 import {buildBundle} from '../../src/bundle/build.js'
-import {keepsHoles} from '../../src/bundle/writer.js'
+import {keepsHoles} from '../../src/bundle/tar-fill.js'
 import {planBundle} from '../../src/bundle/plan.js'
 import {verifyBundle} from '../../src/bundle/verify.js'
 import {inspectBundle} from '../../src/bundle/inspect.js'
@@ -52,6 +52,11 @@ async function build(name: string, cache: string, extra: Partial<Parameters<type
     ...extra,
   })
   return {summary, output, source}
+}
+
+/** `base` with each blob's stream passed through `wrap` (to hold it back, gate it or let it never deliver). */
+function wrapBlobs(base: ReturnType<typeof layoutSource>, wrap: (upstream: NodeJS.ReadableStream, digest: Digest) => NodeJS.ReadableStream) {
+  return {...base, openBlob: async (...args: Parameters<typeof base.openBlob>) => wrap(await base.openBlob(...args), args[1].digest)}
 }
 
 interface Header {
@@ -143,26 +148,13 @@ test('blobs that land in reverse tar order give the same bundle, and the side ch
       await gates.get(digest)!()
     }
   }
-  const source = {
-    ...base,
-    async openBlob(ref: Parameters<typeof base.openBlob>[0], desc: Parameters<typeof base.openBlob>[1]) {
-      const upstream = await base.openBlob(ref, desc)
-      const held = new PassThrough()
-      gates.set(desc.digest, () => pipeline(upstream, held).then(() => new Promise((resolve) => setTimeout(resolve, 5))))
-      if (gates.size === expected.length) void releaseAll()
-      return held
-    },
-  }
-  const output = join(work, 'reverse.tar')
-  const summary = await buildBundle({
-    source,
-    store: await BlobStore.open(join(work, 'cache-reverse')),
-    requests: FIXTURE_IMAGES.map((reference) => ({reference})),
-    platforms: ['linux/amd64', 'linux/arm64'],
-    output,
-    request: {platforms: ['linux/amd64', 'linux/arm64']},
-    concurrency: expected.length,
+  const source = wrapBlobs(base, (upstream, digest) => {
+    const held = new PassThrough()
+    gates.set(digest, () => pipeline(upstream, held).then(() => new Promise((resolve) => setTimeout(resolve, 5))))
+    if (gates.size === expected.length) void releaseAll()
+    return held
   })
+  const {summary, output} = await build('reverse.tar', 'cache-reverse', {source, concurrency: expected.length})
   t.deepEqual(released, expected, 'every blob was held and released in reverse order')
   t.is(summary.downloadedBlobs, expected.length)
   t.is(summary.sha256, reference.summary.sha256)
@@ -174,30 +166,14 @@ test('interrupted while the copiers wait for downloads: the build fails, nothing
   const base = layoutSource(set.images, (d) => set.blobPath(d))
   const interrupt = new AbortController()
   let opened = 0
-  const source = {
-    ...base,
-    async openBlob(ref: Parameters<typeof base.openBlob>[0], desc: Parameters<typeof base.openBlob>[1]) {
-      const upstream = await base.openBlob(ref, desc)
-      // The third download never delivers; the interrupt comes once the writer is waiting for it.
-      if (++opened === 3) {
-        setTimeout(() => interrupt.abort(new Error('interrupted (test)')), 200)
-        return new PassThrough()
-      }
-      return upstream
-    },
-  }
+  // The third download never delivers; the interrupt comes once the writer is waiting for it.
+  const source = wrapBlobs(base, (upstream) => {
+    if (++opened !== 3) return upstream
+    setTimeout(() => interrupt.abort(new Error('interrupted (test)')), 200)
+    return new PassThrough()
+  })
   const output = join(work, 'interrupted.tar')
-  const error = await t.throwsAsync(
-    buildBundle({
-      source,
-      store: await BlobStore.open(join(work, 'cache-interrupted')),
-      requests: FIXTURE_IMAGES.map((reference) => ({reference})),
-      platforms: ['linux/amd64'],
-      output,
-      request: {platforms: ['linux/amd64']},
-      signal: interrupt.signal,
-    }),
-  )
+  const error = await t.throwsAsync(build('interrupted.tar', 'cache-interrupted', {source, platforms: ['linux/amd64'], request: {platforms: ['linux/amd64']}, signal: interrupt.signal}))
   t.regex(error!.message, /interrupted \(test\)/)
   for (const leftover of [output, `${output}.partial`, `${output}.sha256`, join(work, 'interrupted.install.sh')]) t.false(existsSync(leftover), leftover)
   t.deepEqual(await readdir(join(work, 'cache-interrupted', 'tmp')), [], 'no temp file left')
@@ -213,18 +189,14 @@ async function whileHeld(t: ExecutionContext, name: string, concurrency: number)
   const downloaded = plan.blobs.filter((b) => !b.bytes).map((b) => b.digest as Digest).sort()
   const held = downloaded[downloaded.length >> 1]
   let release: (() => void) | undefined
-  const source = {
-    ...base,
-    async openBlob(ref: Parameters<typeof base.openBlob>[0], desc: Parameters<typeof base.openBlob>[1]) {
-      const upstream = await base.openBlob(ref, desc)
-      if (desc.digest !== held) return upstream
-      const gate = new PassThrough()
-      release = () => void pipeline(upstream, gate).catch(() => undefined)
-      return gate
-    },
-  }
+  const source = wrapBlobs(base, (upstream, digest) => {
+    if (digest !== held) return upstream
+    const gate = new PassThrough()
+    release = () => void pipeline(upstream, gate).catch(() => undefined)
+    return gate
+  })
   const output = join(work, name)
-  const building = buildBundle({source, store: await BlobStore.open(join(work, `cache-${name}`)), requests: FIXTURE_IMAGES.map((reference) => ({reference})), platforms: ['linux/amd64', 'linux/arm64'], output, request: {platforms: ['linux/amd64', 'linux/arm64']}, fsync: false, concurrency})
+  const building = build(name, `cache-${name}`, {source, concurrency})
   let size = -1
   for (let still = 0; still < 5; ) {
     await new Promise((resolve) => setTimeout(resolve, 40))
@@ -234,7 +206,7 @@ async function whileHeld(t: ExecutionContext, name: string, concurrency: number)
   }
   const partial = await readFile(`${output}.partial`)
   release!()
-  const summary = await building
+  const {summary} = await building
   const bundle = await readFile(output)
   t.is(summary.sha256, createHash('sha256').update(bundle).digest('hex'))
   return {partial, bundle}

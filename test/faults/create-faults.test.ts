@@ -318,19 +318,28 @@ function downloadedCount(stdout: string): number | undefined {
   return m ? Number(m[1]) : undefined
 }
 
-peerTest('create: kill -9 during the download, then rerun → identical, verified blobs not fetched again', ['registries'], async (t, peers) => {
+/**
+ * Start create with the big blob trickled through a fresh proxy, and send `signal` `afterMs` after that blob was
+ * first asked for: the build is then mid-download.
+ */
+async function signalMidDownload(t: ExecutionContext, peers: Peers, name: string, signal: NodeJS.Signals, afterMs: number) {
   const proxy = await startFaultProxy(peers.registries.open.url)
   t.teardown(() => proxy.close())
   const big = blobPath(bigBlob!.digest)
   proxy.setRules([{method: 'GET', path: big, fault: {kind: 'trickle', chunkBytes: 32 * 1024, delayMs: 100}}])
-  const d = await dir('kill-download')
+  const d = await dir(name)
   const output = join(d, 'bundle.tar')
   const cache = join(d, 'cache')
   const r = await runCli(createArgs(proxy.url, output, cache), {
     onSpawn: (child) => {
-      void waitUntil(() => proxy.log.some((l) => big.test(l.path)), 60_000).then(() => setTimeout(() => child.kill('SIGKILL'), 600))
+      void waitUntil(() => proxy.log.some((l) => big.test(l.path)), 60_000).then(() => setTimeout(() => child.kill(signal), afterMs))
     },
   })
+  return {r, proxy, big, output, cache}
+}
+
+peerTest('create: kill -9 during the download, then rerun → identical, verified blobs not fetched again', ['registries'], async (t, peers) => {
+  const {r, proxy, big, output, cache} = await signalMidDownload(t, peers, 'kill-download', 'SIGKILL', 600)
   t.is(r.signal, 'SIGKILL', `create was killed mid-download (exit ${r.code})`)
   t.false(existsSync(output), 'no bundle under the final name after kill -9')
   const cached = (await readdir(join(cache, 'blobs', 'sha256'))).length
@@ -346,18 +355,7 @@ peerTest('create: kill -9 during the download, then rerun → identical, verifie
 })
 
 peerTest('create: Ctrl-C during the download says "interrupted", exits 130 and leaves no bundle and no temp file', ['registries'], async (t, peers) => {
-  const proxy = await startFaultProxy(peers.registries.open.url)
-  t.teardown(() => proxy.close())
-  const big = blobPath(bigBlob!.digest)
-  proxy.setRules([{method: 'GET', path: big, fault: {kind: 'trickle', chunkBytes: 32 * 1024, delayMs: 100}}])
-  const d = await dir('sigint')
-  const output = join(d, 'bundle.tar')
-  const cache = join(d, 'cache')
-  const r = await runCli(createArgs(proxy.url, output, cache), {
-    onSpawn: (child) => {
-      void waitUntil(() => proxy.log.some((l) => big.test(l.path)), 60_000).then(() => setTimeout(() => child.kill('SIGINT'), 300))
-    },
-  })
+  const {r, output, cache} = await signalMidDownload(t, peers, 'sigint', 'SIGINT', 300)
   t.is(r.code, 130, r.stderr)
   t.regex(r.stderr, /error: interrupted: no bundle was written/)
   t.regex(r.stderr, /run the same command again/)
