@@ -12,7 +12,7 @@ import type {AddressInfo} from 'node:net'
 import {pipeline} from 'node:stream/promises'
 import {fileURLToPath} from 'node:url'
 import {RegistryClient} from '../src/registry/client.js'
-import {parseReference} from '../src/registry/reference.js'
+import {parseReference} from '../src/oci/reference.js'
 import type {Digest} from '../src/oci/digest.js'
 
 const CHUNK = 1024 * 1024

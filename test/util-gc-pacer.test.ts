@@ -1,7 +1,7 @@
 /** The byte-paced young-generation collection (src/util/gc-pacer.ts), and digestOfStream (src/oci/digest.ts), which feeds it. */
 import test from 'ava'
 import {Readable} from 'node:stream'
-import {GcPacer, streamed, v8MinorGc} from '../src/util/gc-pacer.js'
+import {GcPacer, streamed, v8MinorGc} from '../src/oci/gc-pacer.js'
 
 test('collects once per full interval of bytes streamed, not per chunk', (t) => {
   let collections = 0

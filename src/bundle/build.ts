@@ -13,7 +13,7 @@
  */
 import {open, stat, statfs, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {RegistryClient} from '../registry/client.js'
 import type {BlobFill, BlobStore} from '../store/blob-store.js'

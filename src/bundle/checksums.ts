@@ -4,7 +4,7 @@
  * checks the same list in place. Also the `<bundle>.sha256` side file.
  */
 import {basename} from 'node:path'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 
 export interface ChecksumLine {
   hex: string

@@ -4,7 +4,7 @@
  * (`docker.io/library/busybox:1.36`): docker shortens it itself, while podman would qualify a short name with
  * `localhost/`. Digest-only references get no tag.
  */
-import {formatReference, parseReference} from '../registry/reference.js'
+import {formatReference, parseReference} from '../oci/reference.js'
 import {blobPath, type BundleImage} from './layout.js'
 import {platformMatches, parsePlatform} from '../oci/platform.js'
 

@@ -6,7 +6,7 @@
  * of a download in progress, or undefined when the blob was already in the store.
  */
 import type {Digest} from '../oci/digest.js'
-import type {Reference} from '../registry/reference.js'
+import type {Reference} from '../oci/reference.js'
 import type {BlobFill, BlobStore} from '../store/blob-store.js'
 import {deferred, type Deferred} from '../util/async.js'
 import type {ImageSource} from './plan.js'

@@ -3,7 +3,7 @@
  * use, so the two cannot drift. Also the facts both share: uname → OCI platform, the pin label, where runtimes are
  * looked for, exit codes, and the wording of the summary line.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import {digestHex} from '../oci/digest.js'
 import {formatPlatform, normalizePlatform, parsePlatform} from '../oci/platform.js'

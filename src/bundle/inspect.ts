@@ -2,7 +2,7 @@
  * What a bundle holds, from its bundle.json (after the tar index has checked the structure): images with digests,
  * platforms, sizes, roles (which pause is kubeadm's, which a runtime's) and what it was built from.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {BUNDLE_SCHEMA_VERSION, type BundleMetadata} from './layout.js'
 import {assertBundleValid} from './verify.js'
 import {BundleReader} from './reader.js'

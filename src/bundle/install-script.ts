@@ -14,7 +14,7 @@
  * the hash matches, so ctr, which creates images only after the whole archive, creates none from a bundle that
  * fails the checksum (the blobs it stored meanwhile are collected at once). Other ctr calls are few and concurrent.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {digestHex, sha256Digest, type Digest} from '../oci/digest.js'
 import {dockerManifestBytes} from './docker-manifest.js'
 import {canonicalPlatform, renderPlanData} from './import-plan.js'

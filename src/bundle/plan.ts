@@ -3,12 +3,12 @@
  * the requested platforms → configs and layers. The result lists every blob once (shared layers are stored once)
  * and the BundleImage records that bundle.json, index.json and manifest.json are written from.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
 import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
 import type {Descriptor, ImageIndex, ImageManifest, Platform, RawManifest} from '../oci/types.js'
-import {formatReference, parseReference, type Reference} from '../registry/reference.js'
+import {formatReference, parseReference, type Reference} from '../oci/reference.js'
 import {mapLimit} from '../util/async.js'
 import type {BundleImage, BundlePlatformImage} from './layout.js'
 

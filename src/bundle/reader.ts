@@ -5,7 +5,7 @@
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
 import {Readable} from 'node:stream'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, type Digest} from '../oci/digest.js'
 import type {BlobSource, Descriptor} from '../oci/types.js'
 import {indexTar, type TarEntry, type TarIndex} from './tar-index.js'

@@ -7,7 +7,7 @@
  */
 import {createHash} from 'node:crypto'
 import {statfs, type FileHandle} from 'node:fs/promises'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {mapLimit} from '../util/async.js'
 import {END_OF_ARCHIVE_BYTES} from './layout.js'
 import type {PlannedBlob} from './plan.js'

@@ -4,7 +4,7 @@
  * stay identical to those written through tar-stream; encoding it here lets the writer put headers straight into
  * the output file instead of passing every byte of every blob through a stream of streams.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {END_OF_ARCHIVE_BYTES, TAR_BLOCK} from './layout.js'
 
 const ZEROS = '0000000000000000000'

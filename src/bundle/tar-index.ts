@@ -5,7 +5,7 @@
  * running past the end of the file, and absurd entry counts.
  */
 import {open, type FileHandle} from 'node:fs/promises'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {TAR_BLOCK} from './layout.js'
 
 export interface TarEntry {

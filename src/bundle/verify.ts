@@ -4,13 +4,13 @@
  * manifest.json and its per-platform fragments consistent with the images, bundle.json consistent with index.json,
  * and SHA256SUMS. Every problem found is reported, not just the first. serve/push/load call `verifyBundle` first.
  */
-import {KubeferryError, isKubeferryError} from '../errors.js'
+import {KubeferryError, isKubeferryError} from '../oci/errors.js'
 import {digestHex, digestOfStream, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
 import {parseChecksums} from './checksums.js'
 import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
-import {formatReference, parseReference} from '../registry/reference.js'
+import {formatReference, parseReference} from '../oci/reference.js'
 import {
   ANNOTATION_CONTAINERD_NAME,
   ANNOTATION_REF_NAME,

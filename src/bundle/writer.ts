@@ -10,7 +10,7 @@
 import {readFileSync} from 'node:fs'
 import {open, rename, statfs, unlink, writeFile, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {digestHex, sha256Digest} from '../oci/digest.js'
 import {MediaType} from '../oci/media-types.js'
 import {formatChecksums, sideChecksum, type ChecksumLine} from './checksums.js'

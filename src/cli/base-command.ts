@@ -4,7 +4,7 @@
  */
 import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
-import {describeError, isKubeferryError, KubeferryError} from '../errors.js'
+import {describeError, isKubeferryError, KubeferryError} from '../oci/errors.js'
 
 export abstract class BaseCommand extends Command {
   static override baseFlags = {

@@ -1,5 +1,5 @@
 import * as Flags from '@oclif/core/flags'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {defaultCredentialProvider} from '../registry/auth/credentials.js'
 import type {RegistryClientOptions} from '../registry/client.js'
 

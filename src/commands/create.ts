@@ -3,10 +3,10 @@ import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
 import {parsePlatform, formatPlatform} from '../oci/platform.js'
-import {formatReference} from '../registry/reference.js'
+import {formatReference} from '../oci/reference.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 
 export default class Create extends BaseCommand {

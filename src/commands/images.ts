@@ -2,10 +2,10 @@ import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {Lockfile} from '../kube/lockfile.js'
 import type {ImageEntry} from '../kube/resolve.js'
-import {formatReference} from '../registry/reference.js'
+import {formatReference} from '../oci/reference.js'
 
 export default class Images extends BaseCommand {
   static override summary = 'List the exact images a Kubernetes version needs (kubeadm\'s list, runtime pause images, extras), offline.'

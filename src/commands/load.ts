@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
 import {BaseCommand} from '../cli/base-command.js'
-import {isKubeferryError} from '../errors.js'
+import {isKubeferryError} from '../oci/errors.js'
 
 export default class Load extends BaseCommand {
   static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."

@@ -2,9 +2,9 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
-import {describeError, isKubeferryError, KubeferryError} from '../errors.js'
+import {describeError, isKubeferryError, KubeferryError} from '../oci/errors.js'
 import {parsePlatform} from '../oci/platform.js'
-import {parseReference} from '../registry/reference.js'
+import {parseReference} from '../oci/reference.js'
 import type {ResolvedImage} from '../registry/resolve.js'
 
 type Outcome = {input: string; image?: ResolvedImage; error?: KubeferryError}

@@ -2,7 +2,7 @@ import {readFile} from 'node:fs/promises'
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {AccessLog} from '../serve/access-log.js'
 import {normalizePrefix} from '../serve/names.js'
 

@@ -5,11 +5,11 @@
  */
 import {readFileSync} from 'node:fs'
 import semver from 'semver'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {BundleReader} from '../bundle/reader.js'
 import {METADATA_FILE, type BundleMetadata} from '../bundle/layout.js'
 import {readSourceImages} from '../registry/push-source.js'
-import {parseReference, DOCKER_HUB} from '../registry/reference.js'
+import {parseReference, DOCKER_HUB} from '../oci/reference.js'
 import {mapRepository, targetRepositories, type NameRules, type PushDestination} from '../registry/rename.js'
 
 export interface ConfigImage {

@@ -6,7 +6,7 @@
  * unverified TLS. With cri-dockerd the sandbox image is its `--pod-infra-container-image` flag.
  */
 import {sandboxImage} from './containerd.js'
-import {DOCKER_HUB} from '../registry/reference.js'
+import {DOCKER_HUB} from '../oci/reference.js'
 import type {ConfigContext, ConfigResult} from './context.js'
 
 export function dockerFiles(ctx: ConfigContext, sandboxRef: 'internal' | 'upstream'): ConfigResult {

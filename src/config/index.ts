@@ -2,7 +2,7 @@
  * `kubeferry config`: every configuration a node or cluster needs to use the internal registry (or a
  * `kubeferry serve`), from one context. Each target renders files that say in their first line where they go.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {containerdFiles} from './containerd.js'
 import {crioFiles} from './crio.js'
 import {dockerFiles} from './docker.js'

@@ -7,7 +7,7 @@
  */
 import semver from 'semver'
 import {stringify} from 'yaml'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {internalRepositories, type ConfigContext, type ConfigImage, type ConfigResult} from './context.js'
 
 const CONTROL_PLANE = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy']

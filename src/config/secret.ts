@@ -4,7 +4,7 @@
  * generated file allowed to hold the credential; it is read from a file or stdin, never from a flag.
  */
 import {stringify} from 'yaml'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {ConfigContext, ConfigResult} from './context.js'
 
 export interface PullCredential {

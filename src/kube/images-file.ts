@@ -1,5 +1,5 @@
 import {readFile} from 'node:fs/promises'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {ManifestImage} from './manifests.js'
 
 /** `--images-file`: one reference per line; blank lines and `#` comments (whole line or after whitespace) ignored. */

@@ -1,6 +1,6 @@
 import {readFile} from 'node:fs/promises'
 import {parseAllDocuments} from 'yaml'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {KubeadmOverrides} from './kubeadm-images.js'
 
 const SUPPORTED_API_VERSIONS = ['kubeadm.k8s.io/v1beta1', 'kubeadm.k8s.io/v1beta2', 'kubeadm.k8s.io/v1beta3', 'kubeadm.k8s.io/v1beta4']

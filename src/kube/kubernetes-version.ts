@@ -1,4 +1,4 @@
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {compareSemVer, formatSemVer, KUBEADM_TABLE, parseSemVer, type KubeadmRelease, type KubeadmTable, type SemVer} from './release-table.js'
 
 /** How many minors below the newest GA minor still get patch releases (Kubernetes supports three minors). */

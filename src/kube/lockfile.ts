@@ -1,8 +1,8 @@
 import {readFile, rename, writeFile} from 'node:fs/promises'
-import {KubeferryError, describeError, isKubeferryError} from '../errors.js'
+import {KubeferryError, describeError, isKubeferryError} from '../oci/errors.js'
 import {isDigest, type Digest} from '../oci/digest.js'
 import type {RegistryClient} from '../registry/client.js'
-import {formatReference, parseReference} from '../registry/reference.js'
+import {formatReference, parseReference} from '../oci/reference.js'
 import {resolveImage} from '../registry/resolve.js'
 import type {ImageList} from './types.js'
 

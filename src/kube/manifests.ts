@@ -1,7 +1,7 @@
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {parseAllDocuments} from 'yaml'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 
 /** An image found in Kubernetes YAML, with where it was found. */
 export interface ManifestImage {

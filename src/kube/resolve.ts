@@ -1,5 +1,5 @@
-import {KubeferryError, isKubeferryError} from '../errors.js'
-import {formatReference, parseReference} from '../registry/reference.js'
+import {KubeferryError, isKubeferryError} from '../oci/errors.js'
+import {formatReference, parseReference} from '../oci/reference.js'
 import {readImagesFile} from './images-file.js'
 import type {KubeadmConfig} from './kubeadm-config.js'
 import {kubeadmImages, type KubeadmOverrides} from './kubeadm-images.js'

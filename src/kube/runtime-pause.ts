@@ -1,5 +1,5 @@
 import runtimeData from './data/runtime-pause.json' with {type: 'json'}
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {compareSemVer, parseSemVer} from './release-table.js'
 
 export type RuntimeName = 'containerd' | 'cri-o' | 'cri-dockerd'

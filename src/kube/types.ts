@@ -1,4 +1,4 @@
-import type {Reference} from '../registry/reference.js'
+import type {Reference} from '../oci/reference.js'
 
 /** What an image is for. The kubeadm roles follow `kubeadm config images list`. */
 export type ImageRole =

@@ -1,7 +1,7 @@
 import {createHash, type Hash} from 'node:crypto'
 import {Transform, type TransformCallback} from 'node:stream'
-import {KubeferryError} from '../errors.js'
-import {streamed} from '../util/gc-pacer.js'
+import {KubeferryError} from './errors.js'
+import {streamed} from './gc-pacer.js'
 
 /** `sha256:<64 lowercase hex>`; the only algorithm kubeferry accepts. */
 export type Digest = `sha256:${string}`

@@ -1,4 +1,4 @@
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from './errors.js'
 import type {Platform} from './types.js'
 
 const ARCH_ALIASES: Record<string, string> = {x86_64: 'amd64', x86: '386', i386: '386', aarch64: 'arm64', armhf: 'arm', armel: 'arm'}

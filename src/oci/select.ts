@@ -1,4 +1,4 @@
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from './errors.js'
 import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from './platform.js'
 import type {Descriptor, ImageIndex, Platform} from './types.js'
 

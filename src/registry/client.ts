@@ -1,5 +1,5 @@
 import type {Readable} from 'node:stream'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {MANIFEST_ACCEPT, SCHEMA1_MEDIA_TYPES, MediaType, isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {ImageIndex, ImageManifest, ParsedManifest, RawManifest} from '../oci/types.js'
@@ -7,7 +7,7 @@ import {defaultCredentialProvider, type CredentialProvider, type LogFn} from './
 import {repositoryScope} from './auth/token.js'
 import {header, networkError, RegistryHttp, statusError} from './http.js'
 import {endpointRepository, pullEndpoints, upstreamEndpoint, type Endpoint} from './mirrors.js'
-import {formatReference, repositoryName, type Reference} from './reference.js'
+import {formatReference, repositoryName, type Reference} from '../oci/reference.js'
 import {backoffDelay, isRetryableNetworkError, retryPolicy, sleep, type RetryOptions} from './retry.js'
 import {Transport, type TransportResponse} from './transport.js'
 

@@ -1,4 +1,4 @@
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {AUTH_HINT, AuthManager, type Scope} from './auth/token.js'
 import type {CredentialProvider} from './auth/credentials.js'
 import type {Endpoint} from './mirrors.js'

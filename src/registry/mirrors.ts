@@ -1,5 +1,5 @@
-import {KubeferryError} from '../errors.js'
-import {apiHost} from './reference.js'
+import {KubeferryError} from '../oci/errors.js'
+import {apiHost} from '../oci/reference.js'
 
 /**
  * One place to send registry API calls for a repository. `host` (host[:port]) keys credentials and

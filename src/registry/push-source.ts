@@ -5,14 +5,14 @@
  * present manifest needs is in the tar with the right size. Blob bytes are verified while they stream to the
  * registry (BundleReader.openBlob), so nothing corrupt is ever committed.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {sha256Digest, isDigest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest, RawManifest} from '../oci/types.js'
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath, INDEX_FILE, METADATA_FILE, type BundleMetadata} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import {formatPlatform} from '../oci/platform.js'
-import {formatReference, parseReference, type Reference} from './reference.js'
+import {formatReference, parseReference, type Reference} from '../oci/reference.js'
 
 export interface ManifestNode {
   raw: RawManifest

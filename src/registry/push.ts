@@ -21,13 +21,13 @@
  * is PUT as soon as its own children are in place.
  */
 import type {Readable} from 'node:stream'
-import {describeError, KubeferryError} from '../errors.js'
+import {describeError, KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {RawManifest} from '../oci/types.js'
 import type {BundleReader} from '../bundle/reader.js'
 import {listSourceImages, presentPlatforms, readSourceImage, type ManifestNode, type SourceImage} from './push-source.js'
 import {formatDestination, planNames, type NameRules, type PushDestination} from './rename.js'
-import type {Reference} from './reference.js'
+import type {Reference} from '../oci/reference.js'
 
 export type PlatformPolicy = 'auto' | 'sparse' | 'filtered'
 export const PLATFORM_POLICIES: PlatformPolicy[] = ['auto', 'sparse', 'filtered']

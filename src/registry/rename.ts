@@ -3,9 +3,9 @@
  * references `push` writes (and `config` points nodes and kubeadm at). The per-repository rules themselves live in
  * src/serve/names.ts, shared with `serve`, so both agree on where an upstream image lives.
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {isCorednsRepository, normalizePrefix, parseMapRule, targetRepositories, type NameRules, type UpstreamRepository} from '../serve/names.js'
-import {DOCKER_HUB, parseReference} from './reference.js'
+import {DOCKER_HUB, parseReference} from '../oci/reference.js'
 
 export {isCorednsRepository, mapRepository, normalizePrefix, parseMapRule, targetRepositories} from '../serve/names.js'
 export type {NameRules, UpstreamRepository} from '../serve/names.js'

@@ -1,10 +1,10 @@
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
 import {indexPlatforms, selectPlatformManifests} from '../oci/select.js'
 import type {Platform} from '../oci/types.js'
 import type {RegistryClient} from './client.js'
-import {formatReference, type Reference} from './reference.js'
+import {formatReference, type Reference} from '../oci/reference.js'
 
 export interface ResolvedImage {
   /** Canonical reference as asked (`registry.k8s.io/pause:3.10`). */

@@ -1,6 +1,6 @@
 import {readFileSync} from 'node:fs'
 import {rootCertificates} from 'node:tls'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 
 /**
  * Which hosts may be reached without verified TLS. Hosts named with --insecure-registry may use

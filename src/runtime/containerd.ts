@@ -2,7 +2,7 @@
 import {readFile} from 'node:fs/promises'
 import {parse as parseToml} from 'smol-toml'
 import {PIN_LABEL_KEY, PIN_LABEL_VALUE, type ImportPlan, type PlanImage} from '../bundle/import-plan.js'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {hostPlatform, formatPlatform} from '../oci/platform.js'
 import type {RuntimeAdapter, RuntimeState} from './adapter.js'
 import type {RuntimeTarget} from './detect.js'

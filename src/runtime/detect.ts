@@ -5,7 +5,7 @@
  */
 import {existsSync, readFileSync, statSync} from 'node:fs'
 import {EXIT, RUNTIME_SOCKETS, type RuntimeName} from '../bundle/import-plan.js'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {lastLine, run, which} from './exec.js'
 import {ctrCommand} from './k3s.js'
 

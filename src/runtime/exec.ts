@@ -3,7 +3,7 @@ import {spawn} from 'node:child_process'
 import {accessSync, constants} from 'node:fs'
 import {delimiter, join} from 'node:path'
 import type {Readable} from 'node:stream'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 
 export interface RunResult {
   code: number

@@ -7,7 +7,7 @@
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {RUNTIME_SOCKETS} from '../bundle/import-plan.js'
-import {formatReference, parseReference} from '../registry/reference.js'
+import {formatReference, parseReference} from '../oci/reference.js'
 import {DEFAULT_CONTAINERD_CONFIG} from './containerd.js'
 import type {RuntimeKind} from './detect.js'
 import {run, which} from './exec.js'

@@ -8,7 +8,7 @@ import {createReadStream} from 'node:fs'
 import {open} from 'node:fs/promises'
 import type {ServerResponse} from 'node:http'
 import {Readable} from 'node:stream'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {digestOfStream} from '../oci/digest.js'
 import type {StoredContent} from './catalog.js'
 

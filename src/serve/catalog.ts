@@ -11,14 +11,14 @@
  * apart by the `ns` query parameter containerd sends to mirrors; without it the first one wins.
  */
 import {createHash} from 'node:crypto'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {isDigest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType, MediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
-import {parseReference, type Reference} from '../registry/reference.js'
+import {parseReference, type Reference} from '../oci/reference.js'
 import {normalizePrefix, targetRepositories, type UpstreamRepository} from './names.js'
 
 export type BlobState = 'verified' | 'unverified' | 'bad'

@@ -10,7 +10,7 @@
  *  - kubeadm: with a custom `imageRepository` kubeadm asks for `<repo>/coredns:<tag>`, with the default for
  *    `registry.k8s.io/coredns/coredns:<tag>`, so CoreDNS gets the alias `<prefix>/coredns` too (`corednsAlias`).
  */
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 
 export interface NameRules {
   /** Path under the registry, e.g. `k8s` or `team/k8s`; empty/undefined for the registry root. */

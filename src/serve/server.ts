@@ -6,7 +6,7 @@
 import {createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse} from 'node:http'
 import {createServer as createHttpsServer} from 'node:https'
 import type {Socket} from 'node:net'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {BundleReader} from '../bundle/reader.js'
 import {AccessLog} from './access-log.js'
 import {Catalog} from './catalog.js'

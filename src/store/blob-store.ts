@@ -16,7 +16,7 @@ import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import type {Readable} from 'node:stream'
-import {KubeferryError} from '../errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, digestHex, sha256Digest, type Digest} from '../oci/digest.js'
 import {BlobFill, FillSink} from './blob-fill.js'
 

@@ -4,7 +4,7 @@ import {Downloads} from '../../src/bundle/downloads.js'
 import type {ImageSource} from '../../src/bundle/plan.js'
 import type {Digest} from '../../src/oci/digest.js'
 import type {BlobStore} from '../../src/store/blob-store.js'
-import {parseReference} from '../../src/registry/reference.js'
+import {parseReference} from '../../src/oci/reference.js'
 
 const from = parseReference('registry.k8s.io/pause:3.10')
 const digest = (n: number): Digest => `sha256:${n.toString(16).padStart(64, '0')}`

@@ -5,10 +5,10 @@
 import {createReadStream} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import type {ImageSource} from '../../src/bundle/plan.js'
-import {KubeferryError} from '../../src/errors.js'
+import {KubeferryError} from '../../src/oci/errors.js'
 import {DigestVerifier, type Digest} from '../../src/oci/digest.js'
 import type {RawManifest} from '../../src/oci/types.js'
-import {formatReference, type Reference} from '../../src/registry/reference.js'
+import {formatReference, type Reference} from '../../src/oci/reference.js'
 import type {TestImage} from '../harness/peers.js'
 
 export function layoutSource(images: TestImage[], blobPath: (digest: string) => string, options: {failBlob?: Digest} = {}): ImageSource & {blobGets: string[]} {

@@ -7,7 +7,7 @@ import {fileURLToPath} from 'node:url'
 import test from 'ava'
 import {readLockfile} from '../../src/kube/lockfile.js'
 import {formatPlatform, normalizePlatform, parsePlatform} from '../../src/oci/platform.js'
-import {parseReference} from '../../src/registry/reference.js'
+import {parseReference} from '../../src/oci/reference.js'
 import {peerTest} from '../harness/peers.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')

@@ -12,7 +12,7 @@ import {planBundle, type ImageSource} from '../../src/bundle/plan.js'
 import {writeBundle} from '../../src/bundle/writer.js'
 import type {Digest} from '../../src/oci/digest.js'
 import type {RawManifest} from '../../src/oci/types.js'
-import {formatReference} from '../../src/registry/reference.js'
+import {formatReference} from '../../src/oci/reference.js'
 const sha = (data: Buffer | string): Digest => `sha256:${createHash('sha256').update(data).digest('hex')}`
 
 function tarOf(files: Record<string, Buffer | string>): Promise<Buffer> {

@@ -1,6 +1,6 @@
 /** Destination parsing and the push name plan (rules themselves are shared with serve: src/serve/names.ts). */
 import test from 'ava'
-import {isKubeferryError} from '../../src/errors.js'
+import {isKubeferryError} from '../../src/oci/errors.js'
 import {nameRulesFrom, parseDestination, planNames, targetRepositories} from '../../src/registry/rename.js'
 
 test('parseDestination: host[:port] then an optional prefix', (t) => {

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {defaultCredentialProvider} from '../../src/registry/auth/credentials.js'
 import {MediaType} from '../../src/oci/media-types.js'
 import {RegistryClient} from '../../src/registry/client.js'
-import {parseReference} from '../../src/registry/reference.js'
+import {parseReference} from '../../src/oci/reference.js'
 import {startServer} from './fake-server.js'
 
 /** A temp DOCKER_CONFIG dir with `config` and fake helpers on a private PATH entry. */

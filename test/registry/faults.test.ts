@@ -1,11 +1,11 @@
 import test from 'ava'
 import {Readable} from 'node:stream'
-import {KubeferryError} from '../../src/errors.js'
+import {KubeferryError} from '../../src/oci/errors.js'
 import {sha256Digest} from '../../src/oci/digest.js'
 import {MediaType} from '../../src/oci/media-types.js'
 import {staticCredentialProvider, anonymousCredentials} from '../../src/registry/auth/credentials.js'
 import {RegistryClient} from '../../src/registry/client.js'
-import {parseReference} from '../../src/registry/reference.js'
+import {parseReference} from '../../src/oci/reference.js'
 import {deterministicBytes, json, startServer} from './fake-server.js'
 
 const fastRetry = {attempts: 4, baseDelayMs: 5, maxDelayMs: 20}

@@ -5,7 +5,7 @@ import type {AddressInfo} from 'node:net'
 import {MediaType} from '../../src/oci/media-types.js'
 import {anonymousCredentials} from '../../src/registry/auth/credentials.js'
 import {RegistryClient} from '../../src/registry/client.js'
-import {parseReference} from '../../src/registry/reference.js'
+import {parseReference} from '../../src/oci/reference.js'
 import {startServer} from './fake-server.js'
 
 test.serial('requests go through HTTP_PROXY (CONNECT) unless NO_PROXY names the host', async (t) => {

@@ -5,11 +5,11 @@ import {createServer} from 'node:https'
 import type {AddressInfo} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {KubeferryError} from '../../src/errors.js'
+import {KubeferryError} from '../../src/oci/errors.js'
 import {MediaType} from '../../src/oci/media-types.js'
 import {anonymousCredentials} from '../../src/registry/auth/credentials.js'
 import {RegistryClient} from '../../src/registry/client.js'
-import {parseReference} from '../../src/registry/reference.js'
+import {parseReference} from '../../src/oci/reference.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kf-tls-'))
 execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {stdio: 'ignore'})

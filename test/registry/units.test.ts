@@ -1,5 +1,5 @@
 import test from 'ava'
-import {KubeferryError} from '../../src/errors.js'
+import {KubeferryError} from '../../src/oci/errors.js'
 import {MediaType} from '../../src/oci/media-types.js'
 import {selectPlatformManifests, indexPlatforms} from '../../src/oci/select.js'
 import type {ImageIndex} from '../../src/oci/types.js'

@@ -1,4 +1,4 @@
-import {KubeferryError} from '../../errors.js'
+import {KubeferryError} from '../../oci/errors.js'
 import type {Transport} from '../transport.js'
 import {parseChallenges, pickChallenge, type Challenge} from './challenge.js'
 import type {Credential, CredentialProvider} from './credentials.js'

@@ -1,5 +1,5 @@
-import {KubeferryError} from '../errors.js'
-import {isDigest, type Digest} from '../oci/digest.js'
+import {KubeferryError} from './errors.js'
+import {isDigest, type Digest} from './digest.js'
 
 /**
  * An image reference normalised the way docker does it:
