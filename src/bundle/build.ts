@@ -57,14 +57,8 @@ export interface BuildSummary {
   warnings: string[]
 }
 
-/** The registry client as an ImageSource (raw bytes kept). */
-export function registrySource(client: RegistryClient): ImageSource {
-  return {
-    getManifest: async (ref) => (await client.getManifest(ref)).raw,
-    getManifestByDigest: async (ref, digest) => (await client.getManifestByDigest(ref, digest)).raw,
-    openBlob: (ref, desc) => client.openBlob(ref, {digest: desc.digest, size: desc.size}),
-  }
-}
+/** The registry client as an ImageSource: registry/source.ts (kept here for the callers that import it from build). */
+export {registrySource} from '../registry/source.js'
 
 async function openEither(first: string, second: string): Promise<FileHandle> {
   try {

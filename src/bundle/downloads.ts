@@ -150,7 +150,7 @@ export class Downloads {
     const {blob} = entry
     const signal = this.abort.signal
     try {
-      const result = await this.store.ingest(blob, () => this.source.openBlob(blob.from, blob, {signal}), {
+      const result = await this.store.ingest(blob, () => this.source.blob(blob.from, blob, {signal}), {
         signal,
         onBytes: (n) => {
           this.downloadedBytes += n

@@ -4,22 +4,20 @@
  * and the BundleImage records that bundle.json, index.json and manifest.json are written from.
  */
 import {KubeferryError} from '../oci/errors.js'
-import {isDigest, sha256Digest, type Digest} from '../oci/digest.js'
-import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
+import type {Digest} from '../oci/digest.js'
+import type {ManifestProblem} from '../oci/manifest.js'
+import {isImageManifestMediaType} from '../oci/media-types.js'
 import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
+import type {ImageSource} from '../oci/source.js'
 import type {Descriptor, ImageIndex, ImageManifest, Platform, RawManifest} from '../oci/types.js'
+import {walkFromRaw} from '../oci/walk.js'
+import {walkSourceOf} from '../oci/source.js'
 import {formatReference, parseReference, type Reference} from '../oci/reference.js'
 import {mapLimit} from '../util/async.js'
 import type {BundleImage, BundlePlatformImage} from './layout.js'
 
-/** Where manifests and blobs come from (the registry client satisfies this through a thin adapter). */
-export interface ImageSource {
-  /** The index or manifest the reference names (by its digest when pinned, else its tag), bytes as served. */
-  getManifest(ref: Reference): Promise<RawManifest>
-  getManifestByDigest(ref: Reference, digest: Digest): Promise<RawManifest>
-  /** Blob bytes; implementations verify while streaming. `onProgress` gets byte increments. */
-  openBlob(ref: Reference, desc: {digest: Digest; size: number; mediaType?: string}, options?: {onProgress?: (bytes: number) => void; signal?: AbortSignal}): Promise<NodeJS.ReadableStream>
-}
+/** Where create reads images from: any ImageSource (registry/source.ts for a registry). */
+export type {ImageSource} from '../oci/source.js'
 
 export interface ImageRequest {
   /** The reference as written (tag and/or digest); normalised here. */
@@ -101,43 +99,59 @@ export function groupRequests(requests: ImageRequest[]): Grouped[] {
   return [...byName.values()]
 }
 
-function parseJson<T>(raw: RawManifest, what: string): T {
-  try {
-    return JSON.parse(raw.bytes.toString('utf8')) as T
-  } catch {
-    throw new KubeferryError('REGISTRY_ERROR', `${what}: the manifest is not valid JSON`, {hint: 'the registry or mirror served something that is not a manifest'})
+/** A broken manifest rule (oci/manifest.ts) in create's words: the registry or mirror served it. */
+function planError(problem: ManifestProblem): KubeferryError {
+  switch (problem.kind) {
+    case 'MEDIA_TYPE':
+      return new KubeferryError('UNSUPPORTED_MEDIA_TYPE', problem.message, {
+        hint: /schema 1/.test(problem.message) ? 'rebuild or re-push the image with a current tool (schema2 or OCI)' : 'kubeferry carries OCI and Docker v2 images',
+      })
+    case 'DIGEST':
+    case 'SIZE':
+      return new KubeferryError('DIGEST_MISMATCH', problem.message, {hint: 'the registry or mirror is serving corrupt or inconsistent content'})
+    case 'MISSING':
+      return new KubeferryError('NOT_FOUND', problem.message, {hint: 'the registry or mirror does not hold every manifest the image names'})
+    default:
+      return new KubeferryError('REGISTRY_ERROR', problem.message, {hint: 'the registry or mirror served a malformed manifest; kubeferry accepts sha256 digests only'})
   }
-}
-
-function checkRaw(raw: RawManifest, what: string): void {
-  if (SCHEMA1_MEDIA_TYPES.has(raw.mediaType)) {
-    throw new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${what}: is a Docker schema1 manifest, which kubeferry does not carry`, {hint: 'rebuild or re-push the image with a current tool (schema2 or OCI)'})
-  }
-  if (sha256Digest(raw.bytes) !== raw.digest) {
-    throw new KubeferryError('DIGEST_MISMATCH', `${what}: manifest bytes do not match digest ${raw.digest}`, {hint: 'the registry or mirror is serving corrupt content'})
-  }
-}
-
-/**
- * A descriptor from an upstream manifest, checked before its digest names a file (cache path, tar entry) or its size
- * a disk-space reservation: a hostile or broken registry must not steer either.
- */
-function checkDescriptor(desc: Descriptor | undefined, what: string): void {
-  if (!desc || typeof desc.digest !== 'string' || !isDigest(desc.digest) || !Number.isSafeInteger(desc.size) || desc.size < 0) {
-    throw new KubeferryError('REGISTRY_ERROR', `${what}: a descriptor has an invalid digest or size (${JSON.stringify(desc?.digest ?? null).slice(0, 100)})`, {
-      hint: 'the registry or mirror served a malformed manifest; kubeferry accepts sha256 digests only',
-    })
-  }
-}
-
-function checkManifest(manifest: ImageManifest, what: string): void {
-  checkDescriptor(manifest.config, `${what} config`)
-  if (manifest.layers !== undefined && !Array.isArray(manifest.layers)) throw new KubeferryError('REGISTRY_ERROR', `${what}: "layers" is not a list`, {hint: 'the registry or mirror served a malformed manifest'})
-  for (const layer of manifest.layers ?? []) checkDescriptor(layer, `${what} layer`)
 }
 
 function platformKey(p: Platform): string {
   return formatPlatform(normalizePlatform(p))
+}
+
+/**
+ * The walker's `select` for create: the index entries of the requested platforms (every platform once for `all`),
+ * in the order asked. Attestations and nested indexes are not images to carry. A platform the index lacks is an
+ * error, or a warning with --skip-missing-platforms.
+ */
+function choosePlatforms(index: ImageIndex, o: {all: boolean; wanted: Platform[]; what: string; skip: boolean; warnings: string[]}): Descriptor[] {
+  const candidates = index.manifests.filter((d) => isImageManifestMediaType(d.mediaType) && !isAttestation(d.platform))
+  if (o.all) {
+    const seen = new Set<string>()
+    return candidates.filter((d) => {
+      const key = platformKey(d.platform!)
+      if (seen.has(key)) return false
+      seen.add(key)
+      return true
+    })
+  }
+  const chosen: Descriptor[] = []
+  for (const want of o.wanted) {
+    const exact = candidates.find((d) => platformKey(d.platform!) === platformKey(want)) ?? candidates.find((d) => platformMatches(want, d.platform))
+    if (!exact) {
+      const available = candidates.map((d) => platformKey(d.platform!)).join(', ') || 'none'
+      if (o.skip) {
+        o.warnings.push(`${o.what} has no ${formatPlatform(want)} image (it has: ${available}); skipped for that platform`)
+        continue
+      }
+      throw new KubeferryError('NOT_FOUND', `${o.what} has no image for platform ${formatPlatform(want)} (it has: ${available})`, {
+        hint: 'drop that --platform, or pass --skip-missing-platforms to bundle the platforms it has',
+      })
+    }
+    if (!chosen.includes(exact)) chosen.push(exact)
+  }
+  return chosen
 }
 
 export async function planBundle(source: ImageSource, requests: ImageRequest[], options: PlanOptions): Promise<BundlePlan> {
@@ -163,68 +177,37 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
   }
   const fetched = await mapLimit(groups, options.concurrency ?? 8, async (group) => {
     const what = group.name
-    const top = await source.getManifest(group.ref)
-    checkRaw(top, what)
+    const top = await source.manifest(group.ref)
+    if (!top) throw new KubeferryError('NOT_FOUND', `${what}: not found in ${source.label}`, {hint: 'check the image name and tag'})
     if (group.ref.digest && top.digest !== group.ref.digest) {
       throw new KubeferryError('DIGEST_MISMATCH', `${what}: the registry answered ${top.digest}`, {hint: 'the pinned digest is not what the registry serves; check the lockfile'})
     }
-    const platforms: {platform: string; raw: RawManifest; manifest: ImageManifest}[] = []
     let sparse = false
-    if (isIndexMediaType(top.mediaType)) {
-      const index = parseJson<ImageIndex>(top, what)
-      if (index.manifests !== undefined && !Array.isArray(index.manifests)) throw new KubeferryError('REGISTRY_ERROR', `${what}: "manifests" is not a list`, {hint: 'the registry or mirror served a malformed index'})
-      for (const desc of index.manifests ?? []) checkDescriptor(desc, what)
-      const candidates = (index.manifests ?? []).filter((d) => isImageManifestMediaType(d.mediaType) && !isAttestation(d.platform))
-      let chosen: Descriptor[]
-      if (all) {
-        const seen = new Set<string>()
-        chosen = candidates.filter((d) => {
-          const key = platformKey(d.platform!)
-          if (seen.has(key)) return false
-          seen.add(key)
-          return true
-        })
-      } else {
-        chosen = []
-        for (const want of wanted) {
-          const exact = candidates.find((d) => platformKey(d.platform!) === platformKey(want)) ?? candidates.find((d) => platformMatches(want, d.platform))
-          if (!exact) {
-            const available = candidates.map((d) => platformKey(d.platform!)).join(', ') || 'none'
-            if (options.skipMissingPlatforms) {
-              warnings.push(`${what} has no ${formatPlatform(want)} image (it has: ${available}); skipped for that platform`)
-              continue
-            }
-            throw new KubeferryError('NOT_FOUND', `${what} has no image for platform ${formatPlatform(want)} (it has: ${available})`, {
-              hint: 'drop that --platform, or pass --skip-missing-platforms to bundle the platforms it has',
-            })
-          }
-          if (!chosen.includes(exact)) chosen.push(exact)
-        }
-      }
-      sparse = chosen.length < (index.manifests ?? []).length
-      // The platforms' manifests at once (one round trip, not one per platform), kept in the order asked.
-      const manifests = await Promise.all(
-        chosen.map(async (desc) => {
-          const raw = await source.getManifestByDigest(group.ref, desc.digest)
-          checkRaw(raw, `${what} (${platformKey(desc.platform!)})`)
-          if (raw.digest !== desc.digest || raw.bytes.length !== desc.size) {
-            throw new KubeferryError('DIGEST_MISMATCH', `${what}: manifest ${desc.digest} for ${platformKey(desc.platform!)} does not match its index entry`, {hint: 'the registry or mirror is serving inconsistent content'})
-          }
-          const manifest = parseJson<ImageManifest>(raw, what)
-          checkManifest(manifest, what)
-          announce(manifest, group)
-          return {platform: platformKey(desc.platform!), raw: {...raw, mediaType: desc.mediaType}, manifest}
-        }),
-      )
-      platforms.push(...manifests)
+    // The one walker (oci/walk.ts): the top and the chosen platforms' manifests (read at once, kept in the order
+    // asked), each checked by the same rules as everywhere; a platform's blobs are announced as soon as it is read.
+    const tree = await walkFromRaw(walkSourceOf(source, group.ref), top, {
+      what,
+      toError: planError,
+      select: (index) => {
+        const chosen = choosePlatforms(index, {all, wanted, what, skip: options.skipMissingPlatforms === true, warnings})
+        sparse = chosen.length < index.manifests.length
+        return chosen
+      },
+      onNode: (node) => {
+        if (node.kind === 'manifest' && node.depth > 0) announce(node.manifest!, group)
+      },
+    })
+    const platforms: {platform: string; raw: RawManifest; manifest: ImageManifest}[] = []
+    if (tree!.kind === 'index') {
+      // Each platform's manifest keeps the media type its index entry gives it (what bundle.json has always recorded).
+      for (const child of tree!.children) platforms.push({platform: platformKey(child.descriptor.platform!), raw: {...child.raw, mediaType: child.descriptor.mediaType}, manifest: child.manifest!})
       if (platforms.length === 0) {
         warnings.push(`${what}: none of the requested platforms is available; image left out`)
       }
-    } else if (isImageManifestMediaType(top.mediaType)) {
-      const manifest = parseJson<ImageManifest>(top, what)
-      checkManifest(manifest, what)
+    } else {
+      const manifest = tree!.manifest!
       // A single-platform image: its platform is in the config.
-      const configStream = await source.openBlob(group.ref, manifest.config)
+      const configStream = await source.blob(group.ref, manifest.config)
       const chunks: Buffer[] = []
       for await (const chunk of configStream as AsyncIterable<Buffer>) chunks.push(chunk)
       const config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {os?: string; architecture?: string; variant?: string}
@@ -248,8 +231,6 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
           })
         }
       }
-    } else {
-      throw new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${what}: unsupported manifest media type ${top.mediaType}`, {hint: 'kubeferry carries OCI and Docker v2 images'})
     }
     return {group, top, platforms, sparse}
   })

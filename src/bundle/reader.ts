@@ -1,10 +1,10 @@
 /**
  * Read a bundle by random access: small JSON files with a size cap, blobs as verified streams.
- * Serve, push, load, verify and inspect all read bundles through this.
+ * Serve, push, load, verify and inspect all read bundles through this, and this reads only through the tar index's
+ * byte source (byte-source.ts), so a bundle in several parts needs no change here.
  */
-import {createReadStream} from 'node:fs'
-import {open, stat} from 'node:fs/promises'
-import {Readable} from 'node:stream'
+import {stat} from 'node:fs/promises'
+import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, type Digest} from '../oci/digest.js'
 import type {BlobSource, Descriptor} from '../oci/types.js'
@@ -77,15 +77,14 @@ export class BundleReader implements BlobSource {
     if (entry.size > maxBytes) {
       throw new KubeferryError('BUNDLE_INVALID', `${this.path}: "${name}" is ${entry.size} bytes, more than the ${maxBytes} allowed for a metadata file`, {hint: 'the bundle was tampered with or is not a kubeferry bundle'})
     }
-    const handle = await open(this.path, 'r')
-    try {
-      const buffer = Buffer.alloc(entry.size)
-      const {bytesRead} = await handle.read(buffer, 0, entry.size, entry.offset)
-      if (bytesRead !== entry.size) throw this.missing(name)
-      return buffer
-    } finally {
-      await handle.close()
-    }
+    const buffer = await this.index.bytes.read(entry.offset, entry.size)
+    if (buffer.length !== entry.size) throw this.missing(name)
+    return buffer
+  }
+
+  /** The first `length` bytes of an entry at most (a manifest read under a size bound, whatever the tar claims). */
+  async readPrefix(entry: TarEntry, length: number): Promise<Buffer> {
+    return this.index.bytes.read(entry.offset, Math.min(entry.size, length))
   }
 
   async readJson<T>(name: string, maxBytes = MAX_JSON_BYTES): Promise<T> {
@@ -103,13 +102,9 @@ export class BundleReader implements BlobSource {
 
   /** Raw stream of an entry's bytes (unverified), optionally a byte range [start, end] inclusive within the entry. */
   openEntry(entry: TarEntry, range?: {start: number; end: number}, options: Pick<StreamOptions, 'highWaterMark'> = {}): Readable {
-    // createReadStream cannot express an empty range (end < start), so an empty entry is an empty stream.
-    if (entry.size === 0 || (range && range.end < range.start)) return Readable.from([])
     const start = entry.offset + (range?.start ?? 0)
-    const end = entry.offset + (range ? range.end : entry.size - 1)
-    // A buffer no larger than the entry: a 1 MiB read size must not allocate 1 MiB for a 700-byte config.
-    const highWaterMark = options.highWaterMark ? Math.min(options.highWaterMark, end - start + 1) : undefined
-    return createReadStream(this.path, {start, end, ...(highWaterMark ? {highWaterMark} : {})})
+    const end = entry.offset + (range ? range.end + 1 : entry.size)
+    return this.index.bytes.stream(start, Math.max(start, end), options)
   }
 
   /** A blob stream verified against its digest (and size when given) while it flows. */

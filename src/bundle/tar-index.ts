@@ -4,9 +4,9 @@
  * reads a byte of content: links, devices, absolute or `..` paths, duplicate names, bad header checksums, entries
  * running past the end of the file, and absurd entry counts.
  */
-import {open, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
 import {TAR_BLOCK} from './layout.js'
+import {FileBytes, type ByteReader, type ByteSource} from './byte-source.js'
 
 export interface TarEntry {
   name: string
@@ -26,6 +26,8 @@ export interface TarIndex {
   order: TarEntry[]
   /** Offset of the end-of-archive marker (first zero block). */
   endOffset: number
+  /** Where the entries' bytes are read from. */
+  bytes: ByteSource
 }
 
 export const MAX_TAR_ENTRIES = 200_000
@@ -93,25 +95,27 @@ function parsePax(data: Buffer): Record<string, string> {
 
 const MAX_META_ENTRY = 1024 * 1024
 
-export async function indexTar(path: string): Promise<TarIndex> {
-  let handle: FileHandle
+/** Index the tar at `path` (one file) or behind any byte source (a bundle in parts). */
+export async function indexTar(source: string | ByteSource): Promise<TarIndex> {
+  const bytes = typeof source === 'string' ? await FileBytes.open(source) : source
+  const path = bytes.label
+  const size = bytes.size
+  let scan: ByteReader
   try {
-    handle = await open(path, 'r')
+    scan = await bytes.open()
   } catch (error) {
     throw new KubeferryError('IO', `cannot open bundle ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {hint: 'check the path and permissions'})
   }
   try {
-    const {size} = await handle.stat()
     const entries = new Map<string, TarEntry>()
     const order: TarEntry[] = []
-    const block = Buffer.alloc(TAR_BLOCK)
     let pos = 0
     let pendingName: string | undefined
     let pendingSize: number | undefined
     let endOffset = -1
     while (pos + TAR_BLOCK <= size) {
-      const {bytesRead} = await handle.read(block, 0, TAR_BLOCK, pos)
-      if (bytesRead !== TAR_BLOCK) throw bad(path, 'truncated header')
+      const block = await scan.read(pos, TAR_BLOCK)
+      if (block.length !== TAR_BLOCK) throw bad(path, 'truncated header')
       if (block.every((b) => b === 0)) {
         endOffset = pos
         break
@@ -126,8 +130,7 @@ export async function indexTar(path: string): Promise<TarIndex> {
 
       if (type === 'x' || type === 'L' || type === 'g') {
         if (entrySize > MAX_META_ENTRY) throw bad(path, `oversized extended header at offset ${pos}`)
-        const data = Buffer.alloc(entrySize)
-        await handle.read(data, 0, entrySize, dataOffset)
+        const data = await scan.read(dataOffset, entrySize)
         if (type === 'x') {
           const pax = parsePax(data)
           if (pax.path !== undefined) pendingName = pax.path
@@ -163,8 +166,8 @@ export async function indexTar(path: string): Promise<TarIndex> {
       pos = dataOffset + Math.ceil(entrySize / TAR_BLOCK) * TAR_BLOCK
     }
     if (endOffset === -1) throw bad(path, 'no end-of-archive marker (the file is truncated)')
-    return {path, size, entries, order, endOffset}
+    return {path, size, entries, order, endOffset, bytes}
   } finally {
-    await handle.close()
+    await scan.close()
   }
 }

@@ -6,8 +6,9 @@
  */
 import {KubeferryError, isKubeferryError} from '../oci/errors.js'
 import {digestHex, digestOfStream, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
-import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
-import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
+import type {ManifestProblem} from '../oci/manifest.js'
+import type {ImageIndex, ImageManifest} from '../oci/types.js'
+import {treeNodes, walkTree, type TreeNode} from '../oci/walk.js'
 import {parseChecksums} from './checksums.js'
 import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
 import {formatReference, parseReference} from '../oci/reference.js'
@@ -15,6 +16,7 @@ import {
   ANNOTATION_CONTAINERD_NAME,
   ANNOTATION_REF_NAME,
   BLOBS_DIR,
+  blobPath,
   CHECKSUMS_FILE,
   DOCKER_MANIFEST_FILE,
   dockerFragmentPath,
@@ -24,6 +26,7 @@ import {
   type BundleMetadata,
 } from './layout.js'
 import {BundleReader} from './reader.js'
+import {BundleSource} from './source.js'
 import {indexDescriptorMediaType} from './writer.js'
 
 export interface VerifyProblem {
@@ -116,34 +119,6 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     await Promise.all(Array.from({length: Math.max(1, options.concurrency ?? 2)}, worker))
   }
 
-  const blobOk = (desc: Pick<Descriptor, 'digest' | 'size'>, what: string): boolean => {
-    if (!isDigest(desc.digest)) {
-      add('MANIFEST', `${what}: invalid digest ${String(desc.digest)}`)
-      return false
-    }
-    const name = `${BLOBS_DIR}${digestHex(desc.digest)}`
-    const entry = entries.get(name)
-    if (!entry) {
-      add('MISSING', `${what}: blob ${desc.digest} is missing`, name)
-      return false
-    }
-    if (entry.size !== desc.size) {
-      add('SIZE', `${what}: blob ${desc.digest} is ${entry.size} bytes, the descriptor says ${desc.size}`, name)
-      return false
-    }
-    return true
-  }
-  const readBlobJson = async <T>(desc: Descriptor, what: string): Promise<T | undefined> => {
-    if (!blobOk(desc, what)) return undefined
-    const name = `${BLOBS_DIR}${digestHex(desc.digest)}`
-    const bytes = await readSmall(name)
-    if (!bytes) return undefined
-    if (options.quick && sha256Digest(bytes) !== desc.digest) add('DIGEST', `${what}: ${desc.digest} does not match its content`, name)
-    const parsed = parse<T>(bytes)
-    if (!parsed) add('MANIFEST', `${what}: ${desc.digest} is not valid JSON`, name)
-    return parsed
-  }
-
   // --- OCI layout ---
   const layout = await readSmall(OCI_LAYOUT_FILE)
   if (layout && parse<{imageLayoutVersion?: string}>(layout)?.imageLayoutVersion !== '1.0.0') add('INDEX', `"${OCI_LAYOUT_FILE}" does not declare imageLayoutVersion 1.0.0`, OCI_LAYOUT_FILE)
@@ -161,6 +136,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     referenced.add(`${BLOBS_DIR}${digestHex(digest)}`)
   }
   const manifestsByImage = new Map<string, Map<string, ImageManifest>>() // image name → platform manifest digest → manifest
+  const source = new BundleSource(reader).walkSource()
   for (const [i, desc] of (index?.manifests ?? []).entries()) {
     const name = desc.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? desc.annotations?.[ANNOTATION_REF_NAME]
     const what = `index.json entry ${i + 1}${name ? ` (${name})` : ''}`
@@ -168,37 +144,27 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     const manifests = new Map<string, ImageManifest>()
     manifestsByImage.set(name ?? `#${i}`, manifests)
     mark(desc.digest)
-    const visitManifest = async (mdesc: Descriptor, label: string): Promise<void> => {
-      const manifest = await readBlobJson<ImageManifest>(mdesc, label)
-      if (!manifest) return
-      if (!manifest.config || !Array.isArray(manifest.layers)) {
-        add('MANIFEST', `${label}: ${mdesc.digest} is not an image manifest`)
-        return
-      }
-      manifests.set(mdesc.digest, manifest)
-      mark(manifest.config.digest)
-      blobOk(manifest.config, `${label} config`)
-      for (const layer of manifest.layers) {
-        mark(layer.digest)
-        blobOk(layer, `${label} layer`)
-      }
+    // The one walker (oci/walk.ts) with verify's wording: every problem is a line of the report, the walk goes on.
+    const onProblem = (problem: ManifestProblem): void => {
+      const entry = problem.digest && isDigest(problem.digest) ? blobPath(problem.digest) : undefined
+      // A manifest whose bytes were hashed above is already reported as DIGEST once.
+      if (problem.kind === 'DIGEST' && entry && hashes.has(entry)) return
+      const kind = problem.kind === 'MEDIA_TYPE' && problem.digest === desc.digest ? 'INDEX' : VERIFY_KIND[problem.kind]
+      add(kind, problem.message, kind === 'INDEX' ? INDEX_FILE : entry)
     }
-    if (isIndexMediaType(desc.mediaType)) {
-      const child = await readBlobJson<ImageIndex>(desc, what)
-      if (!child) continue
-      let present = 0
-      for (const m of child.manifests ?? []) {
-        if (!entries.has(`${BLOBS_DIR}${digestHex(m.digest)}`)) continue // sparse: platforms not carried
-        present++
-        mark(m.digest)
-        const platform = m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?'
-        if (isImageManifestMediaType(m.mediaType)) await visitManifest(m, `${what} ${platform}`)
-      }
-      if (present === 0) add('MISSING', `${what}: none of the index's manifests is in the bundle`)
-    } else if (isImageManifestMediaType(desc.mediaType)) {
-      await visitManifest(desc, what)
-    } else {
-      add('INDEX', `${what}: unsupported media type ${desc.mediaType}`, INDEX_FILE)
+    let tree: TreeNode | undefined
+    try {
+      tree = await walkTree(source, desc, {what, onProblem})
+    } catch (error) {
+      add('STRUCTURE', isKubeferryError(error) ? error.message : String(error), isDigest(desc.digest) ? blobPath(desc.digest) : INDEX_FILE)
+    }
+    for (const node of tree ? treeNodes(tree) : []) {
+      mark(node.raw.digest)
+      // What an index lists and a manifest references is referenced, even where the walk found it broken.
+      for (const child of node.index?.manifests ?? []) mark(child.digest)
+      if (!node.manifest) continue
+      manifests.set(node.raw.digest, node.manifest)
+      for (const blob of [node.manifest.config, ...node.manifest.layers]) mark(blob.digest)
     }
   }
   for (const name of blobNames) {
@@ -307,6 +273,9 @@ function readFragmentManifest(tarBytes: Buffer): Buffer | undefined {
   if (!Number.isSafeInteger(size) || 512 + size > tarBytes.length) return undefined
   return tarBytes.subarray(512, 512 + size)
 }
+
+/** The walker's problem kinds in verify's words. */
+const VERIFY_KIND: Record<ManifestProblem['kind'], string> = {MISSING: 'MISSING', DIGEST: 'DIGEST', SIZE: 'SIZE', MALFORMED: 'MANIFEST', MEDIA_TYPE: 'MANIFEST'}
 
 /** Throw a KubeferryError summarising the problems when the bundle does not verify (for serve/push/load). */
 export async function assertBundleValid(path: string, options: VerifyOptions = {}): Promise<VerifyResult> {

@@ -87,8 +87,13 @@ export function checkManifest(bytes: Buffer, expected: {digest: Digest; size?: n
   const mediaType = contentMediaType(json as Record<string, unknown>, expected.mediaType)
   const typeProblem = mediaTypeProblem(mediaType, digest, what)
   if (typeProblem) return typeProblem
-  if (expected.mediaType && (isIndexMediaType(expected.mediaType) || isImageManifestMediaType(expected.mediaType)) && isIndexMediaType(expected.mediaType) !== isIndexMediaType(mediaType)) {
-    return {kind: 'MEDIA_TYPE', digest, message: `${what}: manifest ${digest} says it is ${mediaType}, its descriptor says ${expected.mediaType}`}
+  const label = expected.mediaType
+  if (label && !isIndexMediaType(label) && !isImageManifestMediaType(label)) {
+    // A descriptor that calls a manifest a layer (or anything else) would mislead whoever trusts the label.
+    return mediaTypeProblem(label, digest, what) ?? {kind: 'MEDIA_TYPE', digest, message: `${what}: ${digest} has unsupported media type "${label}"`}
+  }
+  if (label && isIndexMediaType(label) !== isIndexMediaType(mediaType)) {
+    return {kind: 'MEDIA_TYPE', digest, message: `${what}: manifest ${digest} says it is ${mediaType}, its descriptor says ${label}`}
   }
   const raw: RawManifest = {bytes, mediaType, digest}
   if (isIndexMediaType(mediaType)) {

@@ -6,7 +6,8 @@
  */
 import type {Digest} from './digest.js'
 import {formatPlatform} from './platform.js'
-import {checkManifest, isManifestProblem, MAX_INDEX_DEPTH, type CheckedManifest, type ManifestProblem} from './manifest.js'
+import {checkManifest, descriptorProblem, isManifestProblem, MAX_INDEX_DEPTH, MAX_MANIFEST_BYTES, type CheckedManifest, type ManifestProblem} from './manifest.js'
+import {isImageManifestMediaType, isIndexMediaType, SCHEMA1_MEDIA_TYPES} from './media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest, RawManifest} from './types.js'
 
 /** One manifest or index of a tree, checked. */
@@ -62,10 +63,15 @@ export interface WalkOptions {
   toError?(problem: ManifestProblem): Error
   /** Read the children of an index in parallel (small reads; order is kept). Default true. */
   parallel?: boolean
+  /** Each node once it is checked (a manifest's blobs known), before its siblings are done: lets downloads start early. */
+  onNode?(node: TreeNode): void
 }
 
 /** Walk from a descriptor (the root must be held by the source). Resolves to undefined only when onProblem returned. */
 export async function walkTree(source: WalkSource, root: Descriptor, options: WalkOptions): Promise<TreeNode | undefined> {
+  // The root's descriptor comes from outside any checked manifest (index.json, bundle.json, a lockfile).
+  const problem = descriptorProblem(root, options.what)
+  if (problem) return fail(options, problem)
   return walkNode(source, root, 0, true, options)
 }
 
@@ -75,7 +81,9 @@ export async function walkTree(source: WalkSource, root: Descriptor, options: Wa
  */
 export async function walkFromRaw(source: WalkSource, raw: RawManifest, options: WalkOptions): Promise<TreeNode | undefined> {
   const root: Descriptor = {digest: raw.digest, size: raw.bytes.length, mediaType: raw.mediaType}
-  return visit(source, root, raw.bytes, 0, options)
+  // A Content-Type is only a hint (`application/json`, `text/plain` from a static server): the content decides.
+  const labelled = isIndexMediaType(raw.mediaType) || isImageManifestMediaType(raw.mediaType) || SCHEMA1_MEDIA_TYPES.has(raw.mediaType)
+  return visit(source, root, raw.bytes, 0, options, labelled ? raw.mediaType : undefined)
 }
 
 function fail(options: WalkOptions, problem: ManifestProblem): undefined {
@@ -87,6 +95,9 @@ function fail(options: WalkOptions, problem: ManifestProblem): undefined {
 }
 
 async function walkNode(source: WalkSource, desc: Descriptor, depth: number, required: boolean, options: WalkOptions): Promise<TreeNode | undefined> {
+  if (desc.size > MAX_MANIFEST_BYTES) {
+    return fail(options, {kind: 'MALFORMED', digest: desc.digest, message: `${options.what}: manifest ${desc.digest} is ${desc.size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`})
+  }
   const bytes = await source.readManifest(desc)
   if (bytes === undefined) {
     if (required) return fail(options, {kind: 'MISSING', digest: desc.digest, message: `${options.what}: manifest ${desc.digest} is missing`})
@@ -95,9 +106,9 @@ async function walkNode(source: WalkSource, desc: Descriptor, depth: number, req
   return visit(source, desc, bytes, depth, options)
 }
 
-async function visit(source: WalkSource, desc: Descriptor, bytes: Buffer, depth: number, options: WalkOptions): Promise<TreeNode | undefined> {
+async function visit(source: WalkSource, desc: Descriptor, bytes: Buffer, depth: number, options: WalkOptions, label: string | undefined = desc.mediaType): Promise<TreeNode | undefined> {
   const what = desc.platform ? `${options.what} (${formatPlatform(desc.platform)})` : options.what
-  const checked: CheckedManifest | ManifestProblem = checkManifest(bytes, desc, what)
+  const checked: CheckedManifest | ManifestProblem = checkManifest(bytes, {digest: desc.digest, size: desc.size, mediaType: label || undefined}, what)
   if (isManifestProblem(checked)) return fail(options, checked)
   const node: TreeNode = {
     descriptor: desc,
@@ -117,6 +128,7 @@ async function visit(source: WalkSource, desc: Descriptor, bytes: Buffer, depth:
     }
     const chosen = options.select ? options.select(checked.index, node) : checked.index.manifests
     const walkChild = async (child: Descriptor): Promise<TreeNode | 'absent' | undefined> => {
+      if (child.size > MAX_MANIFEST_BYTES) return fail(options, {kind: 'MALFORMED', digest: child.digest, message: `${what}: manifest ${child.digest} is ${child.size} bytes, more than the ${MAX_MANIFEST_BYTES} allowed`})
       const bytes = await source.readManifest(child)
       if (bytes === undefined) return 'absent'
       return visit(source, child, bytes, depth + 1, options)
@@ -129,6 +141,7 @@ async function visit(source: WalkSource, desc: Descriptor, bytes: Buffer, depth:
     if (chosen.length > 0 && node.children.length === 0 && node.absent.length === chosen.length) {
       return fail(options, {kind: 'MISSING', digest: desc.digest, message: `${what}: none of the manifests of index ${desc.digest} is present`})
     }
+    options.onNode?.(node)
     return node
   }
   node.manifest = checked.manifest
@@ -149,6 +162,7 @@ async function visit(source: WalkSource, desc: Descriptor, bytes: Buffer, depth:
     }
     node.blobs.push(blob)
   }
+  options.onNode?.(node)
   return node
 }
 

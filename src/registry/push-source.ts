@@ -7,11 +7,12 @@
  */
 import {KubeferryError} from '../oci/errors.js'
 import {sha256Digest, isDigest, type Digest} from '../oci/digest.js'
-import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
-import type {Descriptor, ImageIndex, ImageManifest, RawManifest} from '../oci/types.js'
-import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, blobPath, INDEX_FILE, METADATA_FILE, type BundleMetadata} from '../bundle/layout.js'
+import type {ManifestProblem} from '../oci/manifest.js'
+import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
+import {isSparse, walkTree, type TreeNode} from '../oci/walk.js'
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE, type BundleMetadata} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
-import {formatPlatform} from '../oci/platform.js'
+import {BundleSource} from '../bundle/source.js'
 import {formatReference, parseReference, type Reference} from '../oci/reference.js'
 
 export interface ManifestNode {
@@ -39,74 +40,30 @@ export interface SourceImage {
   sparse: boolean
 }
 
-const MAX_MANIFEST = 4 * 1024 * 1024
-
 function invalid(reader: BundleReader, message: string): KubeferryError {
   return new KubeferryError('BUNDLE_INVALID', `${reader.path}: ${message}`, {hint: 'run `kubeferry verify` on the bundle and rebuild or copy it again'})
 }
 
-async function readManifest(reader: BundleReader, desc: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>, what: string): Promise<{raw: RawManifest; json: Record<string, unknown>}> {
-  const entry = reader.blobEntry(desc.digest)
-  if (!entry) throw invalid(reader, `${what}: manifest ${desc.digest} is missing`)
-  if (entry.size !== desc.size) throw invalid(reader, `${what}: manifest ${desc.digest} is ${entry.size} bytes, its descriptor says ${desc.size}`)
-  const bytes = await reader.readFile(blobPath(desc.digest), MAX_MANIFEST)
-  if (sha256Digest(bytes) !== desc.digest) throw invalid(reader, `${what}: manifest ${desc.digest} does not match its digest`)
-  let json: Record<string, unknown>
-  try {
-    json = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>
-  } catch {
-    throw invalid(reader, `${what}: manifest ${desc.digest} is not JSON`)
-  }
-  const mediaType = typeof json.mediaType === 'string' && json.mediaType !== '' ? json.mediaType : desc.mediaType
-  // The manifest's own mediaType (inside the digested bytes) wins; a descriptor of the other kind is an error,
-  // an OCI/Docker spelling difference of the same kind is not (some writers label Docker lists as OCI indexes).
-  if (desc.mediaType && isIndexMediaType(mediaType) !== isIndexMediaType(desc.mediaType)) {
-    throw invalid(reader, `${what}: manifest ${desc.digest} says it is ${String(json.mediaType)}, its descriptor says ${desc.mediaType}`)
-  }
-  return {raw: {bytes, mediaType, digest: desc.digest}, json}
+/** push's wording of a broken manifest rule: an unsupported media type is that, the rest an invalid bundle. */
+function pushError(reader: BundleReader, problem: ManifestProblem): KubeferryError {
+  if (problem.kind === 'MEDIA_TYPE') return new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${reader.path}: ${problem.message}`, {hint: 'kubeferry pushes OCI and Docker v2 images and indexes only'})
+  return invalid(reader, problem.message)
 }
 
-function checkBlob(reader: BundleReader, blob: Descriptor, what: string): void {
-  if (!isDigest(blob.digest)) throw invalid(reader, `${what}: invalid blob digest ${String(blob.digest)}`)
-  const entry = reader.blobEntry(blob.digest)
-  if (!entry) throw invalid(reader, `${what}: blob ${blob.digest} is missing`)
-  if (entry.size !== blob.size) throw invalid(reader, `${what}: blob ${blob.digest} is ${entry.size} bytes, the manifest says ${blob.size}`)
-}
-
-async function readNode(reader: BundleReader, desc: Descriptor, what: string, depth: number): Promise<ManifestNode> {
-  if (depth > 4) throw invalid(reader, `${what}: indexes nested too deeply`)
-  const {raw, json} = await readManifest(reader, desc, what)
-  const platform = desc.platform ? formatPlatform(desc.platform) : undefined
-  if (isIndexMediaType(raw.mediaType)) {
-    const index = json as unknown as ImageIndex
-    if (!Array.isArray(index.manifests)) throw invalid(reader, `${what}: index ${raw.digest} has no manifests list`)
-    const present: Descriptor[] = []
-    const missing: Descriptor[] = []
-    for (const child of index.manifests) {
-      if (!isDigest(child.digest)) throw invalid(reader, `${what}: invalid manifest digest ${String(child.digest)}`)
-      if (reader.blobEntry(child.digest)) present.push(child)
-      else missing.push(child)
-    }
-    // Read in parallel (small positioned reads); order kept.
-    const children = await Promise.all(present.map((child) => readNode(reader, child, what, depth + 1)))
-    if (children.length === 0) throw invalid(reader, `${what}: none of the platforms of index ${raw.digest} is in the bundle`)
-    const node: ManifestNode = {raw, size: desc.size, kind: 'index', platform, children, missing, blobs: []}
-    if (missing.length > 0) node.filtered = filteredIndex(json, new Set(children.map((c) => c.raw.digest)), raw.mediaType)
-    return node
+/** push's view of a walked node: the same tree, with the filtered index ready for a registry that refuses sparse ones. */
+function manifestNode(node: TreeNode): ManifestNode {
+  const children = node.children.map(manifestNode)
+  const out: ManifestNode = {
+    raw: node.raw,
+    size: node.descriptor.size,
+    kind: node.kind,
+    ...(node.platform ? {platform: node.platform} : {}),
+    children,
+    missing: node.absent,
+    blobs: node.blobs.map((b) => ({digest: b.digest, size: b.size, mediaType: b.mediaType})),
   }
-  if (isImageManifestMediaType(raw.mediaType)) {
-    const manifest = json as unknown as ImageManifest
-    if (!manifest.config || !Array.isArray(manifest.layers)) throw invalid(reader, `${what}: manifest ${raw.digest} has no config or layers`)
-    const blobs: ManifestNode['blobs'] = []
-    for (const blob of [manifest.config, ...manifest.layers]) {
-      // Non-distributable (foreign) layers are fetched by nodes from their URLs, never pushed.
-      if (blob.urls?.length && !reader.blobEntry(blob.digest)) continue
-      checkBlob(reader, blob, what)
-      blobs.push({digest: blob.digest, size: blob.size, mediaType: blob.mediaType})
-    }
-    return {raw, size: desc.size, kind: 'manifest', platform, children: [], missing: [], blobs}
-  }
-  throw new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${reader.path}: ${what} is a ${raw.mediaType || 'manifest of unknown type'}`, {hint: 'kubeferry pushes OCI and Docker v2 images and indexes only'})
+  if (node.index && node.absent.length > 0) out.filtered = filteredIndex(node.index as unknown as Record<string, unknown>, new Set(children.map((c) => c.raw.digest)), node.raw.mediaType)
+  return out
 }
 
 /** The index minus its absent children, serialised deterministically (same bundle → same digest on every run). */
@@ -161,19 +118,16 @@ export async function listSourceImages(reader: BundleReader): Promise<NamedImage
   return named
 }
 
-/** One named image with its manifests read and checked. */
+/** One named image with its manifests read and checked (walk.ts: the rules every consumer shares). */
 export async function readSourceImage(reader: BundleReader, image: NamedImage): Promise<SourceImage> {
-  const root = await readNode(reader, image.desc, image.name, 0)
-  return {name: image.name, ref: image.ref, ...(image.role ? {role: image.role} : {}), root, sparse: hasMissing(root)}
+  const tree = await walkTree(new BundleSource(reader).walkSource(), image.desc, {what: image.name, toError: (problem) => pushError(reader, problem)})
+  const root = manifestNode(tree!)
+  return {name: image.name, ref: image.ref, ...(image.role ? {role: image.role} : {}), root, sparse: isSparse(tree!)}
 }
 
 /** Every named image of the bundle, manifests read and checked (in parallel; index.json's order kept). */
 export async function readSourceImages(reader: BundleReader): Promise<SourceImage[]> {
   return Promise.all((await listSourceImages(reader)).map((image) => readSourceImage(reader, image)))
-}
-
-function hasMissing(node: ManifestNode): boolean {
-  return node.missing.length > 0 || node.children.some(hasMissing)
 }
 
 /** Platforms present in an image (for messages). */

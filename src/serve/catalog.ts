@@ -10,11 +10,11 @@
  * loser). The same path under different upstream registries (`k8s.gcr.io/pause` vs `registry.k8s.io/pause`) is kept
  * apart by the `ns` query parameter containerd sends to mirrors; without it the first one wins.
  */
-import {createHash} from 'node:crypto'
 import {KubeferryError} from '../oci/errors.js'
-import {isDigest, type Digest} from '../oci/digest.js'
-import {isImageManifestMediaType, isIndexMediaType, MediaType, SCHEMA1_MEDIA_TYPES} from '../oci/media-types.js'
-import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
+import type {Digest} from '../oci/digest.js'
+import type {Descriptor, ImageIndex} from '../oci/types.js'
+import {treeNodes, walkTree} from '../oci/walk.js'
+import {BundleSource} from '../bundle/source.js'
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
@@ -71,13 +71,6 @@ export interface CatalogOptions {
   contentVerified: boolean
 }
 
-const MAX_INDEX_DEPTH = 2
-
-const OCI_TWIN: Record<string, string> = {
-  [MediaType.DockerManifestList]: MediaType.OciIndex,
-  [MediaType.DockerManifest]: MediaType.OciManifest,
-}
-
 /** The bundle's images: from bundle.json when present (true media types), else from index.json annotations. */
 async function topLevelImages(reader: BundleReader): Promise<Array<{name: string; descriptor: Descriptor}>> {
   if (reader.has(METADATA_FILE)) {
@@ -123,7 +116,7 @@ export class Catalog {
         throw invalid(reader.path, `invalid image name "${name}"`)
       }
       const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
-      await this.addManifestTree(reader, descriptor, reachable, 0, true)
+      await this.addManifestTree(reader, descriptor, name, reachable)
       this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
     }
     this.sortedNames = undefined
@@ -173,47 +166,21 @@ export class Catalog {
     return content
   }
 
-  private async addManifestTree(reader: BundleReader, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}, depth: number, required: boolean): Promise<void> {
-    if (!isDigest(descriptor.digest)) throw invalid(reader.path, `invalid digest "${String(descriptor.digest)}"`)
-    if (!reader.blobEntry(descriptor.digest)) {
-      if (required) throw invalid(reader.path, `manifest ${descriptor.digest} is missing`)
-      return // a platform left out of a sparse index
-    }
-    let mediaType = descriptor.mediaType
-    if (SCHEMA1_MEDIA_TYPES.has(mediaType)) throw invalid(reader.path, `${descriptor.digest} is a schema1 manifest, which kubeferry does not serve`)
-    if (!isIndexMediaType(mediaType) && !isImageManifestMediaType(mediaType)) throw invalid(reader.path, `${descriptor.digest} has unsupported media type "${mediaType}"`)
-
-    const bytes = await reader.readFile(reader.blobEntry(descriptor.digest)!.name)
-    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-    if (actual !== descriptor.digest || bytes.length !== descriptor.size) throw invalid(reader.path, `manifest ${descriptor.digest} does not match its digest or size`)
-    let parsed: ImageIndex & ImageManifest
-    try {
-      parsed = JSON.parse(bytes.toString('utf8')) as ImageIndex & ImageManifest
-    } catch {
-      throw invalid(reader.path, `manifest ${descriptor.digest} is not valid JSON`)
-    }
-    if (parsed.mediaType !== undefined && parsed.mediaType !== mediaType) {
-      // index.json types Docker content with its OCI twin (same structure); the content's own field is the truth.
-      if (depth === 0 && OCI_TWIN[parsed.mediaType] === mediaType) mediaType = parsed.mediaType
-      else throw invalid(reader.path, `manifest ${descriptor.digest} says mediaType "${parsed.mediaType}", its descriptor "${mediaType}"`)
-    }
-    this.remember(reader, descriptor, 'verified', mediaType)
-    reachable.manifests.add(descriptor.digest)
-
-    if (isIndexMediaType(mediaType)) {
-      if (depth >= MAX_INDEX_DEPTH) throw invalid(reader.path, `indexes nested too deep at ${descriptor.digest}`)
-      if (!Array.isArray(parsed.manifests)) throw invalid(reader.path, `index ${descriptor.digest} has no manifests list`)
-      for (const child of parsed.manifests) await this.addManifestTree(reader, child, reachable, depth + 1, false)
-      return
-    }
-    if (!parsed.config || !Array.isArray(parsed.layers)) throw invalid(reader.path, `manifest ${descriptor.digest} has no config or layers`)
+  /**
+   * Walk one image's tree (walk.ts: the one nesting limit and set of rules) and remember what it may serve: every
+   * manifest with the media type its content declares, every blob it references. Foreign layers the bundle does not
+   * hold are left to clients; platforms left out of a sparse index are simply not served.
+   */
+  private async addManifestTree(reader: BundleReader, descriptor: Descriptor, name: string, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): Promise<void> {
+    const tree = await walkTree(new BundleSource(reader).walkSource(), descriptor, {what: name, toError: (problem) => invalid(reader.path, problem.message)})
     const state: BlobState = this.options.contentVerified ? 'verified' : 'unverified'
-    for (const blob of [parsed.config, ...parsed.layers]) {
-      if (!isDigest(blob.digest)) throw invalid(reader.path, `manifest ${descriptor.digest} references invalid digest "${String(blob.digest)}"`)
-      // Foreign (non-distributable) layers with URLs are fetched elsewhere by clients; they need not be here.
-      if (!reader.blobEntry(blob.digest) && blob.urls?.length) continue
-      this.remember(reader, blob, state)
-      reachable.blobs.add(blob.digest)
+    for (const node of treeNodes(tree!)) {
+      this.remember(reader, node.descriptor, 'verified', node.raw.mediaType)
+      reachable.manifests.add(node.raw.digest)
+      for (const blob of node.blobs) {
+        this.remember(reader, blob, state)
+        reachable.blobs.add(blob.digest)
+      }
     }
   }
 

@@ -22,14 +22,15 @@ export function layoutSource(images: TestImage[], blobPath: (digest: string) => 
   }
   return {
     blobGets,
-    async getManifest(ref: Reference) {
+    label: 'test layout',
+    async manifest(ref: Reference, digest?: Digest) {
+      if (digest) return read(digest)
       if (ref.digest) return read(ref.digest)
       const image = byName.get(formatReference(ref))
       if (!image) throw new KubeferryError('NOT_FOUND', `${formatReference(ref)}: not found in the test layout`)
       return read(image.digest as Digest)
     },
-    getManifestByDigest: (_ref, digest) => read(digest),
-    async openBlob(_ref, desc) {
+    async blob(_ref, desc) {
       blobGets.push(desc.digest)
       if (options.failBlob === desc.digest) {
         const verifier = new DigestVerifier(desc.digest, desc.size)
@@ -39,7 +40,7 @@ export function layoutSource(images: TestImage[], blobPath: (digest: string) => 
       const verifier = new DigestVerifier(desc.digest, desc.size)
       const raw = createReadStream(blobPath(desc.digest))
       raw.on('error', (error) => verifier.destroy(error))
-      return raw.pipe(verifier)
+      return raw.pipe(verifier) as DigestVerifier
     },
   }
 }

@@ -11,7 +11,7 @@ import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {basename, dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {PassThrough} from 'node:stream'
+import {PassThrough, type Readable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import test, {type ExecutionContext} from 'ava'
 import {buildBundle} from '../../src/bundle/build.js'
@@ -56,7 +56,7 @@ async function build(name: string, cache: string, extra: Partial<Parameters<type
 
 /** `base` with each blob's stream passed through `wrap` (to hold it back, gate it or let it never deliver). */
 function wrapBlobs(base: ReturnType<typeof layoutSource>, wrap: (upstream: NodeJS.ReadableStream, digest: Digest) => NodeJS.ReadableStream) {
-  return {...base, openBlob: async (...args: Parameters<typeof base.openBlob>) => wrap(await base.openBlob(...args), args[1].digest)}
+  return {...base, blob: async (...args: Parameters<typeof base.blob>) => wrap(await base.blob(...args), args[1].digest) as Readable}
 }
 
 interface Header {
@@ -316,18 +316,18 @@ test('downloads start while other references are still being resolved', async (t
   const last = FIXTURE_IMAGES.at(-1)!
   const source: typeof inner = {
     ...inner,
-    async getManifest(ref) {
+    async manifest(ref, digest) {
       // The last reference resolves only once a blob download has begun (or after 3 s, when none began early).
-      if (`${ref.registry}/${ref.repository}:${ref.tag}` === last) {
+      if (!digest && `${ref.registry}/${ref.repository}:${ref.tag}` === last) {
         await Promise.race([blobOpened, new Promise((resolve) => setTimeout(resolve, 3000))])
         events.push('last manifest')
       }
-      return inner.getManifest(ref)
+      return inner.manifest(ref, digest)
     },
-    async openBlob(ref, desc, options) {
+    async blob(ref, desc, options) {
       events.push('blob')
       firstBlob()
-      return inner.openBlob(ref, desc, options)
+      return inner.blob(ref, desc, options)
     },
   }
   const output = join(work, 'early.tar')
@@ -344,16 +344,16 @@ test('a plan that fails after downloads began leaves no bundle and no temp file'
   let opened = 0
   const source: typeof inner = {
     ...inner,
-    async getManifest(ref) {
-      if (`${ref.registry}/${ref.repository}:${ref.tag}` === last) {
+    async manifest(ref, digest) {
+      if (!digest && `${ref.registry}/${ref.repository}:${ref.tag}` === last) {
         while (opened === 0) await new Promise((resolve) => setTimeout(resolve, 5))
         throw new Error('manifest unknown (injected)')
       }
-      return inner.getManifest(ref)
+      return inner.manifest(ref, digest)
     },
-    async openBlob(ref, desc, options) {
+    async blob(ref, desc, options) {
       opened++
-      return inner.openBlob(ref, desc, options)
+      return inner.blob(ref, desc, options)
     },
   }
   const output = join(work, 'plan-fail.tar')
@@ -377,7 +377,7 @@ test('an upstream manifest whose descriptors carry a non-sha256 or path-like dig
   const bytes = Buffer.from(JSON.stringify(hostile))
   const {createHash: hash} = await import('node:crypto')
   const digest = `sha256:${hash('sha256').update(bytes).digest('hex')}` as Digest
-  const source: typeof inner = {...inner, getManifest: async () => ({bytes, digest, mediaType: hostile.mediaType})}
+  const source: typeof inner = {...inner, manifest: async () => ({bytes, digest, mediaType: hostile.mediaType})}
   const output = join(work, 'hostile-upstream.tar')
   const error = await t.throwsAsync(buildBundle({source, store: await BlobStore.open(join(work, 'cache-hostile')), requests: [{reference: image.name}], platforms: ['linux/amd64'], output, request: {platforms: ['linux/amd64']}, fsync: false}))
   t.regex(error!.message, /invalid digest or size/)

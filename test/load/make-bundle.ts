@@ -112,9 +112,9 @@ export async function makeBundle(out: string, options: MakeBundleOptions = {}): 
     return {bytes: m.bytes, mediaType: m.mediaType, digest}
   }
   const source: ImageSource = {
-    getManifest: async (ref) => raw(tops.get(formatReference(ref))!),
-    getManifestByDigest: async (_ref, digest) => raw(digest),
-    openBlob: async (_ref, desc) => {
+    label: 'test source',
+    manifest: async (ref, digest) => raw(digest ?? tops.get(formatReference(ref))!),
+    blob: async (_ref, desc) => {
       const bytes = blobs.get(desc.digest) ?? manifests.get(desc.digest)?.bytes
       if (!bytes) throw new Error(`test source: no blob ${desc.digest}`)
       return Readable.from([bytes])

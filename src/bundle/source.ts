@@ -1,0 +1,86 @@
+/**
+ * A bundle as an ImageSource: manifests and blobs by digest from its tar (through BundleReader, so through its byte
+ * source), images by name from index.json. Push, serve and verify walk a bundle's trees through this.
+ */
+import type {Readable} from 'node:stream'
+import {KubeferryError} from '../oci/errors.js'
+import {isDigest, type Digest} from '../oci/digest.js'
+import {MAX_MANIFEST_BYTES} from '../oci/manifest.js'
+import {formatReference, type Reference} from '../oci/reference.js'
+import type {BlobReadOptions, ImageSource} from '../oci/source.js'
+import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
+import type {WalkSource} from '../oci/walk.js'
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE} from './layout.js'
+import type {BundleReader} from './reader.js'
+
+/** The media type manifest bytes give themselves, '' when they do not say (the walker decides with the descriptor). */
+function ownMediaType(bytes: Buffer): string {
+  try {
+    const json = JSON.parse(bytes.toString('utf8')) as {mediaType?: unknown}
+    return typeof json?.mediaType === 'string' ? json.mediaType : ''
+  } catch {
+    return ''
+  }
+}
+
+export class BundleSource implements ImageSource {
+  private named: Promise<Map<string, Descriptor>> | undefined
+
+  constructor(readonly reader: BundleReader) {}
+
+  get label(): string {
+    return this.reader.path
+  }
+
+  /**
+   * Manifest bytes by digest, at most MAX_MANIFEST_BYTES + 1 of them whatever the tar says (the walker refuses the
+   * oversized one without the rest ever being read). Undefined when the bundle does not hold it.
+   */
+  async manifestBytes(digest: Digest): Promise<Buffer | undefined> {
+    if (!isDigest(digest)) return undefined
+    const entry = this.reader.blobEntry(digest)
+    if (!entry) return undefined
+    return this.reader.readPrefix(entry, MAX_MANIFEST_BYTES + 1)
+  }
+
+  async manifest(ref: Reference, digest?: Digest): Promise<RawManifest | undefined> {
+    const wanted = digest ?? ref.digest ?? (await this.byName()).get(formatReference({...ref, digest: undefined}))?.digest
+    if (!wanted) return undefined
+    const bytes = await this.manifestBytes(wanted)
+    return bytes && {bytes, digest: wanted, mediaType: ownMediaType(bytes)}
+  }
+
+  async blob(_ref: Reference, desc: Pick<Descriptor, 'digest' | 'size'>, options: BlobReadOptions = {}): Promise<Readable> {
+    const offset = options.offset ?? 0
+    if (offset === 0) return (await this.reader.openBlob(desc, options)) as Readable
+    // From an offset the caller holds the prefix and finishes the digest check.
+    const entry = isDigest(desc.digest) ? this.reader.blobEntry(desc.digest) : undefined
+    if (!entry) throw new KubeferryError('BUNDLE_INVALID', `${this.label}: blob ${desc.digest} is missing from the bundle`, {hint: 'the bundle is incomplete; run `kubeferry verify` and rebuild it'})
+    const stream = this.reader.openEntry(entry, {start: offset, end: entry.size - 1}, options)
+    const onBytes = options.onBytes
+    if (onBytes) stream.on('data', (chunk: Buffer) => onBytes(chunk.length))
+    return stream
+  }
+
+  blobSize(digest: Digest): number | undefined {
+    return isDigest(digest) ? this.reader.blobEntry(digest)?.size : undefined
+  }
+
+  /** The walker's view: manifests by descriptor, blob sizes from the tar index. */
+  walkSource(): WalkSource {
+    return {readManifest: (desc) => this.manifestBytes(desc.digest), blobSize: (digest) => this.blobSize(digest)}
+  }
+
+  /** index.json's names (containerd's annotation, else a fully qualified OCI ref name) → descriptor, first one wins. */
+  private byName(): Promise<Map<string, Descriptor>> {
+    this.named ??= this.reader.readJson<ImageIndex>(INDEX_FILE).then((index) => {
+      const names = new Map<string, Descriptor>()
+      for (const desc of Array.isArray(index?.manifests) ? index.manifests : []) {
+        const name = desc.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? desc.annotations?.[ANNOTATION_REF_NAME]
+        if (name && !names.has(name)) names.set(name, desc)
+      }
+      return names
+    })
+    return this.named
+  }
+}
