@@ -17,14 +17,14 @@ import {
   BLOBS_DIR,
   CHECKSUMS_FILE,
   DOCKER_MANIFEST_FILE,
-  dockerFragmentPath,
   INDEX_FILE,
   METADATA_FILE,
   OCI_LAYOUT_FILE,
   type BundleMetadata,
 } from './layout.js'
 import {BundleReader} from './reader.js'
-import {indexDescriptorMediaType} from './writer.js'
+import {indexDescriptorMediaType} from './oci-index.js'
+import {requiredFiles, type RequiredFile} from './contract.js'
 
 export interface VerifyProblem {
   /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
@@ -223,7 +223,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     for (const name of indexed.keys()) if (!listed.has(name)) add('METADATA', `index.json lists ${name || '(unnamed)'}, bundle.json does not`, INDEX_FILE)
   }
 
-  // --- manifest.json and docker fragments ---
+  // --- the rest of the contract's required files (contract.ts): manifest.json, the docker fragments, SHA256SUMS ---
   const checkDocker = (entries: DockerManifestEntry[] | undefined, where: string, platform: string | undefined): void => {
     if (!Array.isArray(entries)) {
       add('DOCKER', `${where} is not a docker manifest list`)
@@ -237,20 +237,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       if (JSON.stringify(normalizeRepoTags(entries)) !== expected) add('DOCKER', `${where} does not match bundle.json for ${platform}`)
     }
   }
-  const dockerBytes = await readSmall(DOCKER_MANIFEST_FILE)
-  if (dockerBytes) checkDocker(parse<DockerManifestEntry[]>(dockerBytes), DOCKER_MANIFEST_FILE, meta?.dockerPlatform)
-  for (const platform of meta?.platforms ?? []) {
-    const name = dockerFragmentPath(platform)
-    const fragment = await readSmall(name)
-    if (!fragment) continue
-    const inner = readFragmentManifest(fragment)
-    if (!inner) add('DOCKER', `"${name}" is not a tar holding one manifest.json`, name)
-    else checkDocker(parse<DockerManifestEntry[]>(inner), name, platform)
-  }
-
-  // --- SHA256SUMS ---
-  const sumsBytes = await readSmall(CHECKSUMS_FILE)
-  if (sumsBytes) {
+  const checkSums = async (sumsBytes: Buffer): Promise<void> => {
     let lines: {hex: string; path: string}[] = []
     try {
       lines = parseChecksums(sumsBytes.toString('utf8'), CHECKSUMS_FILE)
@@ -276,6 +263,27 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     for (const name of entries.keys()) {
       if (name !== CHECKSUMS_FILE && !listed.has(name)) add('CHECKSUMS', `"${name}" is in the bundle but not in ${CHECKSUMS_FILE}`, name)
     }
+  }
+  /** What verify checks in a required file beyond its presence (and its SHA256SUMS line), by entry kind. */
+  const checks: Record<string, (bytes: Buffer, file: RequiredFile) => void | Promise<void>> = {
+    'manifest.json': (bytes) => checkDocker(parse<DockerManifestEntry[]>(bytes), DOCKER_MANIFEST_FILE, meta?.dockerPlatform),
+    'docker-fragment': (bytes, file) => {
+      const inner = readFragmentManifest(bytes)
+      if (!inner) add('DOCKER', `"${file.path}" is not a tar holding one manifest.json`, file.path)
+      else checkDocker(parse<DockerManifestEntry[]>(inner), file.path, file.platform)
+    },
+    SHA256SUMS: checkSums,
+  }
+  const readAbove = new Set([OCI_LAYOUT_FILE, INDEX_FILE, METADATA_FILE]) // read first: the manifest walk needs them
+  for (const file of requiredFiles(meta)) {
+    if (readAbove.has(file.path)) continue
+    const check = checks[file.kind]
+    if (!check) {
+      if (!entries.has(file.path)) add('MISSING', `"${file.path}" is missing`, file.path)
+      continue
+    }
+    const bytes = await readSmall(file.path)
+    if (bytes) await check(bytes, file)
   }
 
   return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed})
