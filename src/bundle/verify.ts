@@ -8,15 +8,10 @@ import {KubeferryError, isKubeferryError} from '../oci/errors.js'
 import {digestHex, digestOfStream, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {Descriptor, ImageIndex, ImageManifest} from '../oci/types.js'
-import {parseChecksums} from './checksums.js'
-import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
-import {formatReference, parseReference} from '../oci/reference.js'
 import {
   ANNOTATION_CONTAINERD_NAME,
   ANNOTATION_REF_NAME,
   BLOBS_DIR,
-  CHECKSUMS_FILE,
-  DOCKER_MANIFEST_FILE,
   INDEX_FILE,
   METADATA_FILE,
   OCI_LAYOUT_FILE,
@@ -24,7 +19,7 @@ import {
 } from './layout.js'
 import {BundleReader} from './reader.js'
 import {indexDescriptorMediaType} from './oci-index.js'
-import {requiredFiles, type RequiredFile} from './contract.js'
+import {checkRequiredFiles} from './verify-files.js'
 
 export interface VerifyProblem {
   /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
@@ -223,97 +218,10 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     for (const name of indexed.keys()) if (!listed.has(name)) add('METADATA', `index.json lists ${name || '(unnamed)'}, bundle.json does not`, INDEX_FILE)
   }
 
-  // --- the rest of the contract's required files (contract.ts): manifest.json, the docker fragments, SHA256SUMS ---
-  const checkDocker = (entries: DockerManifestEntry[] | undefined, where: string, platform: string | undefined): void => {
-    if (!Array.isArray(entries)) {
-      add('DOCKER', `${where} is not a docker manifest list`)
-      return
-    }
-    for (const e of entries) {
-      for (const p of [e.Config, ...(e.Layers ?? [])]) if (!reader.has(p)) add('DOCKER', `${where}: ${(e.RepoTags ?? []).join(',') || 'entry'} points at missing "${p}"`, p)
-    }
-    if (meta && platform) {
-      const expected = JSON.stringify(normalizeRepoTags(dockerManifest(meta.images ?? [], platform)))
-      if (JSON.stringify(normalizeRepoTags(entries)) !== expected) add('DOCKER', `${where} does not match bundle.json for ${platform}`)
-    }
-  }
-  const checkSums = async (sumsBytes: Buffer): Promise<void> => {
-    let lines: {hex: string; path: string}[] = []
-    try {
-      lines = parseChecksums(sumsBytes.toString('utf8'), CHECKSUMS_FILE)
-    } catch (error) {
-      add('CHECKSUMS', (error as Error).message, CHECKSUMS_FILE)
-    }
-    const listed = new Set<string>()
-    for (const line of lines) {
-      listed.add(line.path)
-      const entry = entries.get(line.path)
-      if (!entry) {
-        add('CHECKSUMS', `${CHECKSUMS_FILE} lists "${line.path}", which is not in the bundle`, line.path)
-        continue
-      }
-      let actual: string | undefined
-      if (line.path.startsWith(BLOBS_DIR)) actual = hashes.get(line.path)?.slice(7) ?? (options.quick ? line.path.slice(BLOBS_DIR.length) : undefined)
-      else {
-        const bytes = await readSmall(line.path)
-        actual = bytes ? digestHex(sha256Digest(bytes)) : undefined
-      }
-      if (actual !== undefined && actual !== line.hex) add('CHECKSUMS', `"${line.path}" does not match ${CHECKSUMS_FILE}`, line.path)
-    }
-    for (const name of entries.keys()) {
-      if (name !== CHECKSUMS_FILE && !listed.has(name)) add('CHECKSUMS', `"${name}" is in the bundle but not in ${CHECKSUMS_FILE}`, name)
-    }
-  }
-  /** What verify checks in a required file beyond its presence (and its SHA256SUMS line), by entry kind. */
-  const checks: Record<string, (bytes: Buffer, file: RequiredFile) => void | Promise<void>> = {
-    'manifest.json': (bytes) => checkDocker(parse<DockerManifestEntry[]>(bytes), DOCKER_MANIFEST_FILE, meta?.dockerPlatform),
-    'docker-fragment': (bytes, file) => {
-      const inner = readFragmentManifest(bytes)
-      if (!inner) add('DOCKER', `"${file.path}" is not a tar holding one manifest.json`, file.path)
-      else checkDocker(parse<DockerManifestEntry[]>(inner), file.path, file.platform)
-    },
-    SHA256SUMS: checkSums,
-  }
-  const readAbove = new Set([OCI_LAYOUT_FILE, INDEX_FILE, METADATA_FILE]) // read first: the manifest walk needs them
-  for (const file of requiredFiles(meta)) {
-    if (readAbove.has(file.path)) continue
-    const check = checks[file.kind]
-    if (!check) {
-      if (!entries.has(file.path)) add('MISSING', `"${file.path}" is missing`, file.path)
-      continue
-    }
-    const bytes = await readSmall(file.path)
-    if (bytes) await check(bytes, file)
-  }
+  // --- the rest of the contract's required files: manifest.json, the docker fragments, SHA256SUMS (verify-files.ts) ---
+  await checkRequiredFiles({reader, meta, blobHashes: hashes, quick: options.quick ?? false, add, readSmall, readAlready: [OCI_LAYOUT_FILE, INDEX_FILE, METADATA_FILE]})
 
   return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed})
-}
-
-/**
- * RepoTags compared by what they mean: bundles of kubeferry 0.1 before fully qualified tags wrote docker's familiar
- * form (`busybox:1.36`); both name the same image. An unparsable tag stays as written, so it never matches.
- */
-function normalizeRepoTags(entries: DockerManifestEntry[]): DockerManifestEntry[] {
-  return entries.map((e) => ({
-    ...e,
-    RepoTags: (e.RepoTags ?? []).map((tag) => {
-      try {
-        return formatReference(parseReference(tag))
-      } catch {
-        return tag
-      }
-    }),
-  }))
-}
-
-/** The manifest.json inside a docker fragment (a tiny tar), or undefined. */
-function readFragmentManifest(tarBytes: Buffer): Buffer | undefined {
-  if (tarBytes.length < 1536) return undefined
-  const name = tarBytes.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '')
-  if (name !== DOCKER_MANIFEST_FILE) return undefined
-  const size = Number.parseInt(tarBytes.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8)
-  if (!Number.isSafeInteger(size) || 512 + size > tarBytes.length) return undefined
-  return tarBytes.subarray(512, 512 + size)
 }
 
 /** Throw a KubeferryError summarising the problems when the bundle does not verify (for serve/push/load). */
