@@ -22,7 +22,7 @@ import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type P
 import {mapLimit} from '../util/async.js'
 import {Downloads} from './downloads.js'
 import type {BlobFile} from './tar-fill.js'
-import {bundleEntries, buildMetadata, tarSize, writeBundle, type BundleRequest} from './writer.js'
+import {bundleContents, writeBundle, type BundleRequest} from './writer.js'
 
 export interface BuildOptions {
   source: ImageSource
@@ -190,8 +190,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
     const cached = await Promise.all(fetched.map((b) => downloads.wasCached(b.digest)))
     downloads.reorder((a, b) => (a < b ? -1 : a > b ? 1 : 0)) // every store lookup is done: all waiting ones are queued
-    const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
-    const bundleBytes = tarSize(await bundleEntries(plan, metadata, options.sourceDateEpoch ?? 0))
+    const contents = bundleContents(plan, options.request, options.sourceDateEpoch) // once: its size here, its bytes in writeBundle
+    const bundleBytes = contents.size
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
     await checkSpace(plan, Math.max(0, missingBytes - downloads.downloadedBytes), bundleBytes, store, options.output)
 
@@ -222,6 +222,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
         plan,
         request: options.request,
         sourceDateEpoch: options.sourceDateEpoch,
+        contents,
         fsync: options.fsync,
         signal: abort.signal,
         onTarBytes: (n) => progress?.bundleBytes(n),

@@ -18,6 +18,11 @@ export function formatChecksums(lines: ChecksumLine[]): string {
     .join('')
 }
 
+/** Length of the line `formatChecksums` writes for `path` (`<64 hex>  <path>\n`). */
+export function checksumLineLength(path: string): number {
+  return 64 + 2 + Buffer.byteLength(path) + 1
+}
+
 export function parseChecksums(text: string, file = 'SHA256SUMS'): ChecksumLine[] {
   const out: ChecksumLine[] = []
   for (const [i, line] of text.split('\n').entries()) {

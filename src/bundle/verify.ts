@@ -9,17 +9,11 @@ import {digestHex, digestOfStream, isDigest, sha256Digest, type Digest} from '..
 import type {ManifestProblem} from '../oci/manifest.js'
 import type {ImageIndex, ImageManifest} from '../oci/types.js'
 import {treeNodes, walkTree, type TreeNode} from '../oci/walk.js'
-import {parseChecksums} from './checksums.js'
-import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
-import {formatReference, parseReference} from '../oci/reference.js'
 import {
   ANNOTATION_CONTAINERD_NAME,
   ANNOTATION_REF_NAME,
   BLOBS_DIR,
   blobPath,
-  CHECKSUMS_FILE,
-  DOCKER_MANIFEST_FILE,
-  dockerFragmentPath,
   INDEX_FILE,
   METADATA_FILE,
   OCI_LAYOUT_FILE,
@@ -27,7 +21,8 @@ import {
 } from './layout.js'
 import {BundleReader} from './reader.js'
 import {BundleSource} from './source.js'
-import {indexDescriptorMediaType} from './writer.js'
+import {indexDescriptorMediaType} from './oci-index.js'
+import {checkRequiredFiles} from './verify-files.js'
 
 export interface VerifyProblem {
   /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
@@ -189,89 +184,10 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     for (const name of indexed.keys()) if (!listed.has(name)) add('METADATA', `index.json lists ${name || '(unnamed)'}, bundle.json does not`, INDEX_FILE)
   }
 
-  // --- manifest.json and docker fragments ---
-  const checkDocker = (entries: DockerManifestEntry[] | undefined, where: string, platform: string | undefined): void => {
-    if (!Array.isArray(entries)) {
-      add('DOCKER', `${where} is not a docker manifest list`)
-      return
-    }
-    for (const e of entries) {
-      for (const p of [e.Config, ...(e.Layers ?? [])]) if (!reader.has(p)) add('DOCKER', `${where}: ${(e.RepoTags ?? []).join(',') || 'entry'} points at missing "${p}"`, p)
-    }
-    if (meta && platform) {
-      const expected = JSON.stringify(normalizeRepoTags(dockerManifest(meta.images ?? [], platform)))
-      if (JSON.stringify(normalizeRepoTags(entries)) !== expected) add('DOCKER', `${where} does not match bundle.json for ${platform}`)
-    }
-  }
-  const dockerBytes = await readSmall(DOCKER_MANIFEST_FILE)
-  if (dockerBytes) checkDocker(parse<DockerManifestEntry[]>(dockerBytes), DOCKER_MANIFEST_FILE, meta?.dockerPlatform)
-  for (const platform of meta?.platforms ?? []) {
-    const name = dockerFragmentPath(platform)
-    const fragment = await readSmall(name)
-    if (!fragment) continue
-    const inner = readFragmentManifest(fragment)
-    if (!inner) add('DOCKER', `"${name}" is not a tar holding one manifest.json`, name)
-    else checkDocker(parse<DockerManifestEntry[]>(inner), name, platform)
-  }
-
-  // --- SHA256SUMS ---
-  const sumsBytes = await readSmall(CHECKSUMS_FILE)
-  if (sumsBytes) {
-    let lines: {hex: string; path: string}[] = []
-    try {
-      lines = parseChecksums(sumsBytes.toString('utf8'), CHECKSUMS_FILE)
-    } catch (error) {
-      add('CHECKSUMS', (error as Error).message, CHECKSUMS_FILE)
-    }
-    const listed = new Set<string>()
-    for (const line of lines) {
-      listed.add(line.path)
-      const entry = entries.get(line.path)
-      if (!entry) {
-        add('CHECKSUMS', `${CHECKSUMS_FILE} lists "${line.path}", which is not in the bundle`, line.path)
-        continue
-      }
-      let actual: string | undefined
-      if (line.path.startsWith(BLOBS_DIR)) actual = hashes.get(line.path)?.slice(7) ?? (options.quick ? line.path.slice(BLOBS_DIR.length) : undefined)
-      else {
-        const bytes = await readSmall(line.path)
-        actual = bytes ? digestHex(sha256Digest(bytes)) : undefined
-      }
-      if (actual !== undefined && actual !== line.hex) add('CHECKSUMS', `"${line.path}" does not match ${CHECKSUMS_FILE}`, line.path)
-    }
-    for (const name of entries.keys()) {
-      if (name !== CHECKSUMS_FILE && !listed.has(name)) add('CHECKSUMS', `"${name}" is in the bundle but not in ${CHECKSUMS_FILE}`, name)
-    }
-  }
+  // --- the rest of the contract's required files: manifest.json, the docker fragments, SHA256SUMS (verify-files.ts) ---
+  await checkRequiredFiles({reader, meta, blobHashes: hashes, quick: options.quick ?? false, add, readSmall, readAlready: [OCI_LAYOUT_FILE, INDEX_FILE, METADATA_FILE]})
 
   return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed})
-}
-
-/**
- * RepoTags compared by what they mean: bundles of kubeferry 0.1 before fully qualified tags wrote docker's familiar
- * form (`busybox:1.36`); both name the same image. An unparsable tag stays as written, so it never matches.
- */
-function normalizeRepoTags(entries: DockerManifestEntry[]): DockerManifestEntry[] {
-  return entries.map((e) => ({
-    ...e,
-    RepoTags: (e.RepoTags ?? []).map((tag) => {
-      try {
-        return formatReference(parseReference(tag))
-      } catch {
-        return tag
-      }
-    }),
-  }))
-}
-
-/** The manifest.json inside a docker fragment (a tiny tar), or undefined. */
-function readFragmentManifest(tarBytes: Buffer): Buffer | undefined {
-  if (tarBytes.length < 1536) return undefined
-  const name = tarBytes.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '')
-  if (name !== DOCKER_MANIFEST_FILE) return undefined
-  const size = Number.parseInt(tarBytes.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8)
-  if (!Number.isSafeInteger(size) || 512 + size > tarBytes.length) return undefined
-  return tarBytes.subarray(512, 512 + size)
 }
 
 /** The walker's problem kinds in verify's words. */

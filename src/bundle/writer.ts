@@ -1,7 +1,7 @@
 /**
- * Writes a bundle (see layout.ts) as a deterministic tar: entries sorted by name, regular files only, uid/gid 0,
- * mode 0644 (install.sh 0755), mtime SOURCE_DATE_EPOCH or 0, plain ustar headers (see tar-header.ts; every name is
- * shorter than 100 bytes), ending with exactly 1024 zero bytes.
+ * Writes a bundle (see layout.ts) as a deterministic tar of the entries contract.ts makes (sorted by name, with
+ * their modes): regular files only, uid/gid 0, mtime SOURCE_DATE_EPOCH or 0, plain ustar headers (see
+ * tar-header.ts; every name is shorter than 100 bytes), ending with exactly 1024 zero bytes.
  *
  * The tar goes to `<output>.partial`; only a complete, flushed file is renamed to `<output>`, then `<output>.sha256`
  * and `<bundle>.install.sh` are written beside it. The file is filled by tar-fill.ts: each blob at its final offset
@@ -9,35 +9,16 @@
  */
 import {readFileSync} from 'node:fs'
 import {open, rename, statfs, unlink, writeFile, type FileHandle} from 'node:fs/promises'
-import {basename, dirname, join} from 'node:path'
+import {dirname} from 'node:path'
 import {KubeferryError} from '../oci/errors.js'
-import {digestHex, sha256Digest} from '../oci/digest.js'
-import {MediaType} from '../oci/media-types.js'
-import {formatChecksums, sideChecksum, type ChecksumLine} from './checksums.js'
-import {dockerManifestBytes} from './docker-manifest.js'
-import {renderInstallScript} from './install-script.js'
-import {
-  ANNOTATION_CONTAINERD_NAME,
-  ANNOTATION_REF_NAME,
-  BUNDLE_SCHEMA_VERSION,
-  blobPath,
-  CHECKSUMS_FILE,
-  DOCKER_MANIFEST_FILE,
-  dockerFragmentPath,
-  END_OF_ARCHIVE_BYTES,
-  INDEX_FILE,
-  INSTALL_SCRIPT_FILE,
-  METADATA_FILE,
-  OCI_LAYOUT_CONTENT,
-  OCI_LAYOUT_FILE,
-  TAR_BLOCK,
-  type BundleMetadata,
-} from './layout.js'
-import type {BundlePlan} from './plan.js'
-import {fillTar, keepsHolesIn, layoutOf, type FillOptions, type LayoutEntry} from './tar-fill.js'
-import {tarOf} from './tar-header.js'
+import {sideChecksum} from './checksums.js'
+import {bundleEntries, checksumFileFor, installScriptPathFor, type BundleEntry} from './contract.js'
+import {BUNDLE_SCHEMA_VERSION, END_OF_ARCHIVE_BYTES, INSTALL_SCRIPT_FILE, TAR_BLOCK, type BundleMetadata} from './layout.js'
+import type {BundlePlan, PlannedBlob} from './plan.js'
+import {fillTar, keepsHolesIn, layoutOf, type FillOptions} from './tar-fill.js'
 import {TarOut} from './tar-out.js'
 
+export {installScriptPathFor} from './contract.js'
 
 export type BundleRequest = BundleMetadata['request']
 
@@ -50,6 +31,15 @@ export interface WriteBundleOptions extends FillOptions {
   sourceDateEpoch?: number
   /** fsync the bundle before renaming it into place (default true). */
   fsync?: boolean
+  /** The bundle's metadata and entries, if the caller made them already (`bundleContents`); else made here. */
+  contents?: BundleContents
+}
+
+/** What a bundle holds, made once per build: its metadata, its entries in tar order (contract.ts), its exact size. */
+export interface BundleContents {
+  metadata: BundleMetadata
+  entries: BundleEntry<PlannedBlob>[]
+  size: number
 }
 
 export interface WriteBundleResult {
@@ -92,49 +82,11 @@ export function buildMetadata(plan: BundlePlan, request: BundleRequest, sourceDa
   }
 }
 
-/**
- * The media type written in index.json's descriptors: Docker types are given as their OCI equivalents (same bytes,
- * same digest). skopeo/podman's `oci-archive:` (containers/image 5.23, skopeo 1.9) skip index.json entries that are
- * not OCI-typed, so a Docker manifest list would be invisible to them; containerd imports either way (its check is
- * structural) and keeps the upstream digest. The true media type stays in bundle.json (`BundleImage.mediaType`),
- * which is what push/serve/load must use.
- */
-export function indexDescriptorMediaType(mediaType: string): string {
-  if (mediaType === MediaType.DockerManifestList) return MediaType.OciIndex
-  if (mediaType === MediaType.DockerManifest) return MediaType.OciManifest
-  return mediaType
-}
-
-export function ociIndexBytes(metadata: BundleMetadata): Buffer {
-  const index = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciIndex,
-    manifests: metadata.images.map((image) => ({
-      mediaType: indexDescriptorMediaType(image.mediaType),
-      digest: image.digest,
-      size: image.size,
-      annotations: {[ANNOTATION_CONTAINERD_NAME]: image.name, [ANNOTATION_REF_NAME]: image.name},
-    })),
-  }
-  return Buffer.from(JSON.stringify(index))
-}
-
-/** A small complete tar held in memory (docker fragments), same rules as the bundle. */
-export async function smallTar(files: {name: string; bytes: Buffer}[], mtime: number): Promise<Buffer> {
-  return tarOf([...files].sort((a, b) => (a.name < b.name ? -1 : 1)), mtime)
-}
-
 const padded = (size: number): number => Math.ceil(size / TAR_BLOCK) * TAR_BLOCK
 
 /** Exact byte size of the tar for these entries (ustar: one header block each, data padded, end marker). */
 export function tarSize(entries: {size: number}[]): number {
   return entries.reduce((n, e) => n + TAR_BLOCK + padded(e.size), 0) + END_OF_ARCHIVE_BYTES
-}
-
-/** `k8s.tar` → `k8s.install.sh` (same directory). */
-export function installScriptPathFor(output: string): string {
-  const base = basename(output).replace(/\.tar$/, '')
-  return join(dirname(output), `${base}.install.sh`)
 }
 
 async function checkSpace(dir: string, needed: number): Promise<void> {
@@ -162,43 +114,19 @@ async function writeAtomic(path: string, content: string | Buffer, mode: number)
   }
 }
 
-/** All entries of the bundle in tar order. Blobs come from the plan; everything else is rendered here. */
-export async function bundleEntries(plan: BundlePlan, metadata: BundleMetadata, mtime: number): Promise<LayoutEntry[]> {
-  const small: {name: string; bytes: Buffer; mode: number}[] = []
-  small.push({name: OCI_LAYOUT_FILE, bytes: Buffer.from(OCI_LAYOUT_CONTENT), mode: 0o644})
-  small.push({name: INDEX_FILE, bytes: ociIndexBytes(metadata), mode: 0o644})
-  small.push({name: DOCKER_MANIFEST_FILE, bytes: dockerManifestBytes(metadata.images, metadata.dockerPlatform), mode: 0o644})
-  small.push({name: METADATA_FILE, bytes: Buffer.from(`${JSON.stringify(metadata, null, 2)}\n`), mode: 0o644})
-  small.push({name: INSTALL_SCRIPT_FILE, bytes: Buffer.from(renderInstallScript(metadata)), mode: 0o755})
-  for (const platform of metadata.platforms) {
-    const fragment = await smallTar([{name: DOCKER_MANIFEST_FILE, bytes: dockerManifestBytes(metadata.images, platform)}], mtime)
-    small.push({name: dockerFragmentPath(platform), bytes: fragment, mode: 0o644})
-  }
-  const sums: ChecksumLine[] = [
-    ...plan.blobs.map((b) => ({hex: digestHex(b.digest), path: blobPath(b.digest)})),
-    ...small.map((f) => ({hex: digestHex(sha256Digest(f.bytes)), path: f.name})),
-  ]
-  small.push({name: CHECKSUMS_FILE, bytes: Buffer.from(formatChecksums(sums)), mode: 0o644})
-
-  const entries: LayoutEntry[] = [
-    ...plan.blobs.map((blob) => ({name: blobPath(blob.digest), size: blob.size, mode: 0o644, blob})),
-    ...small.map((f) => ({name: f.name, size: f.bytes.length, mode: f.mode, bytes: f.bytes})),
-  ]
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  for (const entry of entries) {
-    if (Buffer.byteLength(entry.name) >= 100) throw new KubeferryError('INTERNAL', `tar entry name too long for a plain ustar header: ${entry.name}`)
-  }
-  return entries
+/** The metadata and entries of the bundle for `plan` (see BundleContents). */
+export function bundleContents(plan: BundlePlan, request: BundleRequest, sourceDateEpoch?: number): BundleContents {
+  const metadata = buildMetadata(plan, request, sourceDateEpoch)
+  const entries = bundleEntries(metadata, plan.blobs, sourceDateEpoch ?? 0)
+  return {metadata, entries, size: tarSize(entries)}
 }
 
 export async function writeBundle(options: WriteBundleOptions): Promise<WriteBundleResult> {
   const {output, plan} = options
   const mtime = options.sourceDateEpoch ?? 0
-  const metadata = buildMetadata(plan, options.request, options.sourceDateEpoch)
-  const entries = await bundleEntries(plan, metadata, mtime)
-  const expectedSize = tarSize(entries)
+  const {metadata, entries, size: expectedSize} = options.contents ?? bundleContents(plan, options.request, options.sourceDateEpoch)
   await checkSpace(dirname(output), expectedSize + 64 * 1024)
-  const segments = layoutOf(entries, mtime)
+  const segments = layoutOf(entries.map((e) => ({name: e.path, size: e.size, mode: e.mode, bytes: e.bytes, blob: e.blob})), mtime)
 
   const partial = `${output}.partial`
   let handle: FileHandle | undefined
@@ -231,9 +159,9 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   }
 
   const sha256 = out.hash.digest('hex')
-  const checksumFile = `${output}.sha256`
+  const checksumFile = checksumFileFor(output)
   const installScript = installScriptPathFor(output)
   await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
-  await writeAtomic(installScript, renderInstallScript(metadata), 0o755)
+  await writeAtomic(installScript, entries.find((e) => e.path === INSTALL_SCRIPT_FILE)!.bytes!, 0o755) // the one inside
   return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata}
 }

@@ -7,6 +7,7 @@ import {machine, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {EXIT, planImport, platformFromUname, sandboxImages, summaryLine, canonicalPlatform, type ImportPlan, type PlanImage, type RuntimeName} from '../bundle/import-plan.js'
+import {checksumFileFor} from '../bundle/contract.js'
 import {BundleReader} from '../bundle/reader.js'
 import {verifyBundle} from '../bundle/verify.js'
 import {isKubeferryError, KubeferryError} from '../oci/errors.js'
@@ -95,7 +96,7 @@ export function adapterFor(target: RuntimeTarget, config?: string): RuntimeAdapt
 
 async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
   const path = reader.path
-  const side = `${path}.sha256`
+  const side = checksumFileFor(path)
   let verified: string | undefined
   if (existsSync(side)) {
     const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]

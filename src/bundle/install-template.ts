@@ -1,0 +1,58 @@
+/**
+ * install.sh is a real shell file beside this module (src/bundle/install.sh, copied to dist/src/bundle/ by the build):
+ * POSIX sh only (dash, busybox ash), shellcheck clean as it stands and once rendered. This module fills its
+ * per-bundle data in: @@VERSION@@ @@COUNT@@ @@PLATFORMS@@, and @@PLAN@@ (the import plan's data lines, see
+ * import-plan.ts, then the bundle's entry lines, see contract.ts). Nothing else of the text changes.
+ */
+import {readFileSync} from 'node:fs'
+import {KubeferryError} from '../oci/errors.js'
+import {canonicalPlatform, renderPlanData} from './import-plan.js'
+import type {BundleMetadata} from './layout.js'
+
+let template: string | undefined
+
+/** The install.sh template, read once. The one place that loads it (a single-file build makes it a text import). */
+export function installScriptTemplate(): string {
+  template ??= readFileSync(new URL('./install.sh', import.meta.url), 'utf8')
+  return template
+}
+
+/** One `entry|<path>|<size>|<sha256 or ->` line of install.sh: an entry the script expects in the tar. */
+export interface ListedEntry {
+  path: string
+  size: number
+  /** sha256 hex of the content, for the entries the script checks before any runtime reads the tar. */
+  sha256?: string
+}
+
+/**
+ * The script for `meta`. `listing(selfSize)` gives every entry of the bundle, the script's own included with size
+ * `selfSize`: the script states its own size, and only that number's digits change the length, so the size settles
+ * in a step or two.
+ */
+export function fillInstallScript(meta: BundleMetadata, listing: (selfSize: number) => ListedEntry[]): string {
+  const version = String(meta.tool?.version ?? 'unknown')
+  if (!/^[A-Za-z0-9._+-]+$/.test(version)) throw new KubeferryError('BUNDLE_INVALID', `unsafe tool version in bundle metadata: ${JSON.stringify(version)}`)
+  const platforms = meta.platforms.map(canonicalPlatform).join(' ')
+  const plan = renderPlanData(meta).join('\n')
+  const text = installScriptTemplate()
+  const render = (selfSize: number): string => {
+    const entries = listing(selfSize).map((e) => ['entry', e.path, String(e.size), e.sha256 ?? '-'].join('|'))
+    for (const line of entries) {
+      if (!/^[A-Za-z0-9|/._-]+$/.test(line)) throw new KubeferryError('BUNDLE_INVALID', `unsafe character in a bundle entry name: ${JSON.stringify(line)}`)
+    }
+    return text
+      .replace('@@PLAN@@', () => `${plan}\n${entries.join('\n')}`)
+      .replaceAll('@@VERSION@@', version)
+      .replaceAll('@@COUNT@@', String(meta.images.length))
+      .replaceAll('@@PLATFORMS@@', platforms)
+  }
+  let size = 0
+  for (let i = 0; i < 8; i++) {
+    const script = render(size)
+    const length = Buffer.byteLength(script)
+    if (length === size) return script
+    size = length
+  }
+  throw new KubeferryError('INTERNAL', 'install.sh: its own size does not settle')
+}
