@@ -1,18 +1,23 @@
 import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
-import {MANIFEST_ACCEPT, SCHEMA1_MEDIA_TYPES, MediaType, isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
+import {MANIFEST_ACCEPT, SCHEMA1_MEDIA_TYPES, isImageManifestMediaType, isIndexMediaType} from '../oci/media-types.js'
 import type {ImageIndex, ImageManifest, ParsedManifest, RawManifest} from '../oci/types.js'
 import {defaultCredentialProvider, type CredentialProvider, type LogFn} from './auth/credentials.js'
-import {repositoryScope} from './auth/token.js'
+import {onPullEndpoints, pullScope as pull} from './endpoints.js'
 import {header, networkError, RegistryHttp, statusError} from './http.js'
-import {endpointRepository, pullEndpoints, upstreamEndpoint, type Endpoint} from './mirrors.js'
+import {contentType, digestMismatch, manifestMediaType, readLimited, schema1} from './manifest-response.js'
+import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
 import {formatReference, repositoryName, type Reference} from '../oci/reference.js'
 import {backoffDelay, isRetryableNetworkError, retryPolicy, sleep, type RetryOptions} from './retry.js'
+import {listTags} from './tags.js'
 import {Transport, type TransportResponse} from './transport.js'
+import {blobExists, mountBlob, putManifest, uploadBlob, type BlobDescriptor, type UploadContext} from './upload.js'
 
 export type {CredentialProvider, Credential} from './auth/credentials.js'
 export {defaultCredentialProvider} from './auth/credentials.js'
+export type {BlobDescriptor} from './upload.js'
+export {nextLink} from './tags.js'
 
 export interface RegistryClientOptions {
   /** Upstream host (`registry.k8s.io`, `docker.io`) → mirror base URLs, tried in order before the upstream. */
@@ -27,11 +32,6 @@ export interface RegistryClientOptions {
   log?: LogFn
   /** Give up on a connection that sends nothing for this long (default 60 s). */
   stallTimeoutMs?: number
-}
-
-export interface BlobDescriptor {
-  digest: Digest
-  size: number
 }
 
 /** Manifests larger than this are refused (containerd uses the same bound). */
@@ -49,6 +49,7 @@ export class RegistryClient {
   private readonly http: RegistryHttp
   private readonly mirrors: Record<string, string[]>
   private readonly log: LogFn
+  private readonly uploads: UploadContext
 
   constructor(options: RegistryClientOptions = {}) {
     this.log = options.log ?? (() => {})
@@ -64,6 +65,7 @@ export class RegistryClient {
       log: this.log,
     })
     this.http = new RegistryHttp(this.transport, options.credentials ?? defaultCredentialProvider({log: this.log}))
+    this.uploads = {http: this.http, retry: this.transport.retry, mirrors: this.mirrors, log: this.log}
   }
 
   // ---------------------------------------------------------------- manifests
@@ -231,131 +233,29 @@ export class RegistryClient {
   }
 
   async blobExists(repo: Reference, digest: Digest): Promise<boolean> {
-    try {
-      return await this.onPullEndpoints(repo, async (ep) => {
-        const path = endpointRepository(ep, repo.repository)
-        const res = await this.http.request({endpoint: ep, method: 'HEAD', path: `${path}/blobs/${digest}`, scopes: [pull(path)]})
-        await res.body.dump()
-        if (res.status === 200) return true
-        throw await statusError(ep, res, `blob ${digest} of ${repositoryName(repo)}`)
-      })
-    } catch (error) {
-      if (error instanceof KubeferryError && error.code === 'NOT_FOUND') return false
-      throw error
-    }
+    return blobExists(this.uploads, repo, digest)
   }
 
   /** Every tag of the repository, following `Link: <…>; rel="next"` pages. */
   listTags(repo: Reference): Promise<string[]> {
-    return this.onPullEndpoints(repo, async (ep) => {
-      const path = endpointRepository(ep, repo.repository)
-      const tags: string[] = []
-      let url: URL | undefined = new URL(`${path}/tags/list`, await this.http.baseUrl(ep))
-      for (let page = 0; url && page < 10_000; page++) {
-        const res: TransportResponse = await this.http.request({endpoint: ep, method: 'GET', url, scopes: [pull(path)]})
-        if (res.status !== 200) throw await statusError(ep, res, `tags of ${repositoryName(repo)}`, `repository ${repositoryName(repo)} not found in ${ep.mirror ? ep.label : `registry ${ep.label}`}`)
-        const json = JSON.parse((await readLimited(res, 64 * 1024 * 1024, `tag list of ${repositoryName(repo)}`)).toString('utf8')) as {tags?: unknown}
-        if (Array.isArray(json.tags)) tags.push(...json.tags.filter((t): t is string => typeof t === 'string'))
-        url = nextLink(header(res, 'link'), res.url)
-      }
-      return tags
-    })
+    return this.onPullEndpoints(repo, (ep) => listTags(this.http, ep, repo))
   }
 
   // ---------------------------------------------------------------- push primitives
 
   /** Cross-repository mount: true when the registry mounted it (201), false when it wants an upload. */
-  async mountBlob(repo: Reference, digest: Digest, fromRepository: string): Promise<boolean> {
-    const ep = upstreamEndpoint(repo.registry)
-    const res = await this.http.request({endpoint: ep, method: 'POST', path: `${repo.repository}/blobs/uploads/`, query: {mount: digest, from: fromRepository}, headers: {'content-length': '0'}, scopes: [push(repo.repository), pull(fromRepository)]})
-    await res.body.dump().catch(() => {})
-    if (res.status === 201) return true
-    if (res.status === 202) {
-      // The registry opened an upload session instead; cancel it (best effort) so nothing dangles.
-      const location = header(res, 'location')
-      if (location) {
-        const cancel = await this.http.request({endpoint: ep, method: 'DELETE', url: new URL(location, res.url), scopes: [push(repo.repository)], retries: false}).catch(() => undefined)
-        await cancel?.body.dump().catch(() => {})
-      }
-      return false
-    }
-    throw await statusError(ep, res, `mount of ${digest} into ${repositoryName(repo)}`)
+  mountBlob(repo: Reference, digest: Digest, fromRepository: string): Promise<boolean> {
+    return mountBlob(this.uploads, repo, digest, fromRepository)
   }
 
-  /**
-   * Upload one blob: POST a session, then a monolithic PUT ?digest= with the stream; registries that
-   * refuse that get the stream as one PATCH then an empty PUT. Each retry reopens the stream.
-   */
-  async uploadBlob(repo: Reference, desc: BlobDescriptor, open: () => Promise<Readable>): Promise<void> {
-    const ep = upstreamEndpoint(repo.registry)
-    const policy = this.transport.retry
-    let chunked = false
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const outcome = await this.uploadOnce(ep, repo, desc, open, chunked)
-        if (outcome === 'use-chunked' && !chunked) {
-          chunked = true
-          attempt--
-          continue
-        }
-        return
-      } catch (error) {
-        const retryable = error instanceof KubeferryError && (error.code === 'NETWORK' || (error.code === 'REGISTRY_ERROR' && /HTTP 5\d\d|HTTP 408|rate-limit/.test(error.message)))
-        if (!retryable || attempt >= policy.attempts) throw error
-        this.log('debug', `upload of ${desc.digest} to ${repositoryName(repo)} failed (${(error as Error).message}); retrying`)
-        await sleep(backoffDelay(policy, attempt))
-      }
-    }
-  }
-
-  private async uploadOnce(ep: Endpoint, repo: Reference, desc: BlobDescriptor, open: () => Promise<Readable>, chunked: boolean): Promise<'done' | 'use-chunked'> {
-    const what = `upload of blob ${desc.digest} to ${repositoryName(repo)}`
-    const scopes = [push(repo.repository)]
-    const start = await this.http.request({endpoint: ep, method: 'POST', path: `${repo.repository}/blobs/uploads/`, headers: {'content-length': '0'}, scopes})
-    if (start.status !== 202) throw await statusError(ep, start, what)
-    await start.body.dump()
-    let location = uploadLocation(start, what)
-    const octets = {'content-type': 'application/octet-stream'}
-    if (chunked) {
-      const patch = await this.http.request({endpoint: ep, method: 'PATCH', url: location, headers: {...octets, ...(desc.size > 0 ? {'content-range': `0-${desc.size - 1}`} : {})}, body: open, contentLength: desc.size, scopes, retries: false})
-      if (patch.status !== 202 && patch.status !== 204) throw await statusError(ep, patch, what)
-      await patch.body.dump()
-      location = uploadLocation(patch, what)
-    }
-    location.searchParams.set('digest', desc.digest)
-    const put = chunked
-      ? await this.http.request({endpoint: ep, method: 'PUT', url: location, headers: {...octets, 'content-length': '0'}, scopes, retries: false})
-      : await this.http.request({endpoint: ep, method: 'PUT', url: location, headers: octets, body: open, contentLength: desc.size, scopes, retries: false})
-    if (put.status === 201 || put.status === 204) {
-      await put.body.dump()
-      const stored = header(put, 'docker-content-digest')
-      if (stored && isDigest(stored) && stored !== desc.digest) {
-        throw new KubeferryError('DIGEST_MISMATCH', `${what}: the registry stored ${stored}`, {hint: 'the blob source is corrupt; verify the bundle'})
-      }
-      return 'done'
-    }
-    if (!chunked && (put.status === 405 || put.status === 413 || put.status === 416)) {
-      await put.body.dump()
-      return 'use-chunked'
-    }
-    throw await statusError(ep, put, what)
+  /** Upload one blob (monolithic, else chunked); each retry reopens the stream with `open`. */
+  uploadBlob(repo: Reference, desc: BlobDescriptor, open: () => Promise<Readable>): Promise<void> {
+    return uploadBlob(this.uploads, repo, desc, open)
   }
 
   /** Store manifest bytes exactly as given, under a tag or its digest; returns the digest. */
-  async putManifest(repo: Reference, tagOrDigest: string, raw: RawManifest): Promise<Digest> {
-    const ep = upstreamEndpoint(repo.registry)
-    const name = `${repositoryName(repo)}${isDigest(tagOrDigest) ? '@' : ':'}${tagOrDigest}`
-    if (isDigest(tagOrDigest) && tagOrDigest !== raw.digest) {
-      throw new KubeferryError('DIGEST_MISMATCH', `manifest for ${name} has digest ${raw.digest}`, {hint: 'this is a bug in the caller: push a manifest under its own digest'})
-    }
-    const res = await this.http.request({endpoint: ep, method: 'PUT', path: `${repo.repository}/manifests/${tagOrDigest}`, headers: {'content-type': raw.mediaType}, body: raw.bytes, scopes: [push(repo.repository)]})
-    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await statusError(ep, res, `manifest ${name}`)
-    await res.body.dump()
-    const stored = header(res, 'docker-content-digest')
-    if (stored && isDigest(stored) && stored !== raw.digest) {
-      throw new KubeferryError('DIGEST_MISMATCH', `registry ${ep.label} stored manifest ${name} as ${stored}, expected ${raw.digest}`, {hint: 'the registry rewrote the manifest; it does not keep bytes as pushed'})
-    }
-    return raw.digest
+  putManifest(repo: Reference, tagOrDigest: string, raw: RawManifest): Promise<Digest> {
+    return putManifest(this.uploads, repo, tagOrDigest, raw)
   }
 
   async close(): Promise<void> {
@@ -364,102 +264,14 @@ export class RegistryClient {
 
   // ---------------------------------------------------------------- mirrors
 
-  /**
-   * Run `fn` on each endpoint of `ref.registry` (mirrors first, then upstream) until one succeeds.
-   * When all fail, the most telling error wins: anything the registry said (not found, denied,
-   * corrupt) beats "unreachable", so an offline upstream does not hide the mirror's answer.
-   */
-  private async onPullEndpoints<T>(ref: Reference, fn: (ep: Endpoint) => Promise<T>): Promise<T> {
-    const endpoints = pullEndpoints(ref.registry, this.mirrors)
-    const errors: Array<{ep: Endpoint; error: KubeferryError}> = []
-    for (const [i, ep] of endpoints.entries()) {
-      try {
-        return await fn(ep)
-      } catch (error) {
-        if (!(error instanceof KubeferryError)) throw error
-        errors.push({ep, error})
-        const next = endpoints[i + 1]
-        if (next) this.log(error.code === 'NOT_FOUND' ? 'debug' : 'info', `${error.message}; trying ${next.label}`)
-      }
-    }
-    const best = errors.find((e) => e.error.code !== 'NETWORK') ?? errors[0]
-    if (errors.length === 1) throw best.error
-    const others = errors.filter((e) => e !== best).map((e) => `${e.ep.label}: ${e.error.code === 'NETWORK' ? 'unreachable' : e.error.code.toLowerCase().replace(/_/g, ' ')}`)
-    throw new KubeferryError(best.error.code, best.error.message, {hint: `${best.error.hint ? `${best.error.hint}; ` : ''}also tried ${others.join(', ')}`, cause: best.error.cause})
+  /** `fn` on the mirrors of `ref.registry`, then its upstream, until one answers (see endpoints.ts). */
+  private onPullEndpoints<T>(ref: Reference, fn: (ep: Endpoint) => Promise<T>): Promise<T> {
+    return onPullEndpoints(ref, this.mirrors, this.log, fn)
   }
-}
-
-function pull(repository: string): string {
-  return repositoryScope(repository, ['pull'])
-}
-
-function push(repository: string): string {
-  return repositoryScope(repository, ['pull', 'push'])
 }
 
 function target(ref: Reference): string {
   return ref.digest ?? ref.tag ?? 'latest'
-}
-
-function contentType(res: TransportResponse): string | undefined {
-  const value = header(res, 'content-type')
-  return value ? value.split(';')[0].trim().toLowerCase() : undefined
-}
-
-/** The manifest's media type: its own `mediaType` field, else a specific Content-Type, else inferred from its shape. */
-function manifestMediaType(served: string | undefined, parsed: {mediaType?: unknown; manifests?: unknown; config?: unknown}): string {
-  if (typeof parsed.mediaType === 'string' && parsed.mediaType !== '') return parsed.mediaType
-  if (served && served !== 'application/json' && served !== 'application/octet-stream' && served !== 'text/plain') return served
-  if (Array.isArray(parsed.manifests)) return MediaType.OciIndex
-  if (parsed.config) return MediaType.OciManifest
-  return served ?? ''
-}
-
-function schema1(name: string): KubeferryError {
-  return new KubeferryError('UNSUPPORTED_MEDIA_TYPE', `${name} is a Docker schema 1 manifest, which kubeferry does not support`, {
-    hint: 'schema 1 is deprecated and unsafe; re-push the image with a current docker, buildah or skopeo to convert it',
-  })
-}
-
-function digestMismatch(ep: Endpoint, ref: Reference, actual: string): KubeferryError {
-  return new KubeferryError('DIGEST_MISMATCH', `manifest of ${formatReference(ref)} from ${ep.label} has digest ${actual}, expected ${ref.digest}`, {
-    hint: 'the registry served different content than requested; nothing was kept',
-  })
-}
-
-async function readLimited(res: TransportResponse, limit: number, what: string): Promise<Buffer> {
-  const declared = Number(header(res, 'content-length'))
-  if (Number.isFinite(declared) && declared > limit) {
-    res.body.destroy()
-    throw new KubeferryError('REGISTRY_ERROR', `${what} is ${declared} bytes, more than the ${limit} allowed`)
-  }
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > limit) {
-      res.body.destroy()
-      throw new KubeferryError('REGISTRY_ERROR', `${what} is more than the ${limit} bytes allowed`)
-    }
-    chunks.push(chunk)
-  }
-  return Buffer.concat(chunks)
-}
-
-function uploadLocation(res: TransportResponse, what: string): URL {
-  const location = header(res, 'location')
-  if (!location) throw new KubeferryError('REGISTRY_ERROR', `${what}: the registry sent no upload Location`)
-  return new URL(location, res.url)
-}
-
-/** The `rel="next"` target of a Link header, resolved against the page's URL. */
-export function nextLink(link: string | undefined, base: URL): URL | undefined {
-  if (!link) return undefined
-  for (const part of link.split(',')) {
-    const m = /<([^>]*)>\s*;(.*)$/.exec(part.trim())
-    if (m && /rel="?next"?/i.test(m[2])) return new URL(m[1], base)
-  }
-  return undefined
 }
 
 function drained(stream: DigestVerifier): Promise<void> {

@@ -1,5 +1,5 @@
 import {KubeferryError} from '../oci/errors.js'
-import {AUTH_HINT, AuthManager, type Scope} from './auth/token.js'
+import {AuthManager, type Scope} from './auth/token.js'
 import type {CredentialProvider} from './auth/credentials.js'
 import type {Endpoint} from './mirrors.js'
 import {networkErrorCode} from './retry.js'
@@ -111,49 +111,5 @@ export function networkError(endpoint: Endpoint, error: unknown): KubeferryError
   })
 }
 
-/** Read a registry error body (`{"errors":[{"code","message"}]}`) into a short phrase, if there is one. */
-export async function registryErrorDetail(res: TransportResponse): Promise<string> {
-  let text = ''
-  try {
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of res.body) {
-      if (size < 8192) chunks.push(chunk as Buffer)
-      size += (chunk as Buffer).length
-    }
-    text = Buffer.concat(chunks).toString('utf8').slice(0, 8192)
-  } catch {
-    return ''
-  }
-  try {
-    const json = JSON.parse(text) as {errors?: Array<{code?: string; message?: string}>}
-    const first = json.errors?.[0]
-    if (first) return [first.code, first.message].filter(Boolean).join(': ').slice(0, 200)
-  } catch {
-    // not JSON: say nothing rather than echo an HTML page
-  }
-  return ''
-}
-
-/** Map a non-success status to a KubeferryError. `what` names the object, e.g. `image registry.k8s.io/pause:3.10`. */
-export async function statusError(endpoint: Endpoint, res: TransportResponse, what: string, notFound?: string): Promise<KubeferryError> {
-  const detail = await registryErrorDetail(res)
-  const where = endpoint.mirror ? endpoint.label : `registry ${endpoint.label}`
-  const suffix = detail ? ` (${detail})` : ''
-  switch (res.status) {
-    case 401:
-      return new KubeferryError('UNAUTHORIZED', `${where} requires authentication for ${what}${suffix}`, {hint: AUTH_HINT})
-    case 403:
-      return new KubeferryError('DENIED', `${where} denied access to ${what}${suffix}`, {hint: AUTH_HINT})
-    case 404:
-      return new KubeferryError('NOT_FOUND', notFound ?? `${what} not found in ${where}`, {hint: 'check the name and tag; list tags with the registry API or skopeo list-tags'})
-    case 429:
-      return new KubeferryError('REGISTRY_ERROR', `${where} kept rate-limiting requests for ${what}`, {hint: 'wait and try again, log in for a higher limit, or use --mirror'})
-    default:
-      return new KubeferryError('REGISTRY_ERROR', `${where} answered HTTP ${res.status} for ${what}${suffix}`, {
-        hint: res.status >= 500 ? 'the registry is failing; try again later or use --mirror' : 'the registry refused the request',
-      })
-  }
-}
-
+export {statusError} from './errors.js'
 export {header}

@@ -24,6 +24,8 @@ export interface TransportResponse {
   body: Dispatcher.ResponseData['body']
   /** The URL that answered (after redirects). */
   url: URL
+  /** The method that answered (a 303 turns a PUT into a GET). */
+  method: string
 }
 
 export interface TransportOptions {
@@ -103,7 +105,7 @@ export class Transport {
       this.options.log('debug', `${method} ${redactUrl(url)} -> ${res.statusCode}`)
       const location = res.headers.location
       if (!REDIRECT_STATUSES.has(res.statusCode) || !location) {
-        return {status: res.statusCode, headers: res.headers, body: res.body, url}
+        return {status: res.statusCode, headers: res.headers, body: res.body, url, method}
       }
       await res.body.dump()
       if (hop >= MAX_REDIRECTS) throw Object.assign(new Error(`too many redirects from ${redactUrl(req.url)}`), {code: 'TOO_MANY_REDIRECTS'})
