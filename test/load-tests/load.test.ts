@@ -15,7 +15,7 @@ import {join} from 'node:path'
 import {Agent, request} from 'undici'
 import {peerTest} from '../harness/peers.js'
 import {buildImageSet} from '../images/builder.js'
-import {pushImageSet} from '../images/push.js'
+import {pushImageSet} from '../images/seed.js'
 import {cliPath, projectRoot, runCli} from '../faults/helpers.js'
 import {MANIFEST_ACCEPT} from '../../src/oci/media-types.js'
 
