@@ -10,6 +10,8 @@
  * `spawnCli` starts it without waiting (long-running `serve`, a run killed mid-way).
  */
 import {spawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -46,6 +48,8 @@ export interface CliOptions {
   signal?: AbortSignal
   /** Called once the process runs (to kill it at the right moment, for instance). */
   onSpawn?: (child: ChildProcess) => void
+  /** Run with an empty HOME of its own (no docker or containers credentials of this machine), removed afterwards. */
+  privateHome?: boolean
 }
 
 function environment(extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
@@ -82,8 +86,15 @@ async function slot<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /** Run the CLI to its end; never rejects on a non-zero exit (the result says it), only when it cannot start. */
-export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  return slot(() => runNow(args, options))
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  if (!options.privateHome) return slot(() => runNow(args, options))
+  const home = await mkdtemp(join(tmpdir(), 'kf-cli-home-'))
+  try {
+    const env = {HOME: home, DOCKER_CONFIG: join(home, '.docker'), REGISTRY_AUTH_FILE: join(home, 'auth.json'), ...options.env}
+    return await slot(() => runNow(args, {...options, env}))
+  } finally {
+    await rm(home, {recursive: true, force: true})
+  }
 }
 
 function runNow(args: string[], options: CliOptions): Promise<CliResult> {

@@ -1,22 +1,12 @@
 /** The built CLI (`kubeferry resolve …`, see test/helpers/cli.ts) on bad input: one clear line on stderr, non-zero exit, no stack. */
 import test from 'ava'
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import {sha256Digest} from '../../src/oci/digest.js'
 import {MediaType} from '../../src/oci/media-types.js'
-import {runCli, type CliResult} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
 import {json, startServer} from './fake-server.js'
 
 /** The CLI with an empty HOME: no docker or containers credentials of the machine take part. */
-async function run(args: string[], options: {stdin?: string; env?: Record<string, string>} = {}): Promise<CliResult> {
-  const home = await mkdtemp(join(tmpdir(), 'kf-cli-'))
-  try {
-    return await runCli(args, {stdin: options.stdin, env: {HOME: home, DOCKER_CONFIG: join(home, '.docker'), REGISTRY_AUTH_FILE: join(home, 'auth.json'), ...options.env}})
-  } finally {
-    await rm(home, {recursive: true, force: true})
-  }
-}
+const run = (args: string[], options: {stdin?: string; env?: Record<string, string>} = {}) => runCli(args, {...options, privateHome: true})
 
 function assertOneErrorLine(t: import('ava').ExecutionContext, stderr: string, pattern: RegExp) {
   const lines = stderr.trim().split('\n')
