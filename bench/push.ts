@@ -27,10 +27,11 @@ import {join} from 'node:path'
 import {parseArgs, promisify} from 'node:util'
 import {Agent, request} from 'undici'
 import {buildImageSet} from '../test/images/builder.js'
-import {pushImageSet} from '../test/images/push.js'
+import {pushImageSet} from '../test/images/seed.js'
 import {startRegistry, type StartedRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
-import {bundleIndex, CLI} from '../test/push/helpers.js'
+import {projectRoot} from '../test/helpers/cli.js'
+import {bundleIndex} from '../test/push/helpers.js'
 import {startShaper, type LinkOptions, type Shaper} from './shaper.js'
 
 const exec = promisify(execFile)
@@ -58,6 +59,9 @@ async function cpuMs(pid: number): Promise<number> {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
+
+/** This checkout's CLI; the baseline's is another checkout's bin/run.js (A/B of two builds, both under this node). */
+const CLI = join(projectRoot, 'bin', 'run.js')
 
 async function kubeferry(args: string[], cli = CLI): Promise<string> {
   const {stdout} = await exec(process.execPath, [cli, ...args], {maxBuffer: 64 << 20})

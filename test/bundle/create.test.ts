@@ -8,16 +8,14 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import {mkdir, mkdtemp, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import test from 'ava'
 import {repoTag} from '../../src/bundle/docker-manifest.js'
 import {familiarReference, parseReference} from '../../src/oci/reference.js'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
 import type {Digest} from '../../src/oci/digest.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
-
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+import {runCli} from '../helpers/cli.js'
 const PLATFORMS = ['linux/amd64', 'linux/arm64']
 
 interface Built {
@@ -30,17 +28,17 @@ let first: Built | undefined
 let second: Built | undefined
 let buildError: string | undefined
 
-function create(peers: Peers, output: string, cache: string): Built {
+async function create(peers: Peers, output: string, cache: string): Promise<Built> {
   const url = peers.registries.open.url
   const args = [
-    join(projectRoot, 'bin', 'run.js'), 'create', '-o', output, '--cache-dir', cache, '--json', '--no-progress',
+    'create', '-o', output, '--cache-dir', cache, '--json', '--no-progress',
     '--kubernetes-version', 'v1.31.6', '--runtime', 'containerd@1.7',
     ...peers.images.map((i) => ['--image', i.name]).flat(),
     ...PLATFORMS.flatMap((p) => ['--platform', p]),
     '--mirror', `registry.k8s.io=${url}`, '--mirror', `docker.io=${url}`,
   ]
-  const result = spawnSync(process.execPath, args, {encoding: 'utf8', env: {...process.env, SOURCE_DATE_EPOCH: ''}})
-  if (result.status !== 0) throw new Error(`create failed (${result.status}): ${result.stderr}`)
+  const result = await runCli(args, {env: {SOURCE_DATE_EPOCH: ''}})
+  if (result.code !== 0) throw new Error(`create failed (${result.code}): ${result.stderr}`)
   return {output, summary: JSON.parse(result.stdout) as Built['summary']}
 }
 
@@ -49,9 +47,9 @@ test.before(async () => {
   const peers = loadPeers()!
   work = await mkdtemp(join(tmpdir(), 'kubeferry-create-test-'))
   try {
-    first = create(peers, join(work, 'k8s.tar'), join(work, 'cache-1'))
+    first = await create(peers, join(work, 'k8s.tar'), join(work, 'cache-1'))
     await mkdir(join(work, 'again'))
-    second = create(peers, join(work, 'again', 'k8s.tar'), join(work, 'cache-2'))
+    second = await create(peers, join(work, 'again', 'k8s.tar'), join(work, 'cache-2'))
   } catch (error) {
     buildError = (error as Error).message
   }
@@ -101,14 +99,14 @@ peerTest('create: two builds (separate caches) are byte-identical', ['registries
   t.is(sums[0], b.summary.sha256)
 })
 
-peerTest('create: verify and inspect accept the bundle', ['registries'], (t) => {
+peerTest('create: verify and inspect accept the bundle', ['registries'], async (t) => {
   const b = built(t)
   if (!b) return
-  const verify = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'verify', b.output, '--json'], {encoding: 'utf8'})
-  t.is(verify.status, 0, verify.stdout + verify.stderr)
+  const verify = await runCli(['verify', b.output, '--json'])
+  t.is(verify.code, 0, verify.stdout + verify.stderr)
   t.true((JSON.parse(verify.stdout) as {ok: boolean}).ok)
-  const inspect = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'inspect', b.output], {encoding: 'utf8'})
-  t.is(inspect.status, 0, inspect.stderr)
+  const inspect = await runCli(['inspect', b.output])
+  t.is(inspect.code, 0, inspect.stderr)
   t.regex(inspect.stdout, /registry\.k8s\.io\/pause:3\.8: containerd 1\.7\.\d+ default sandbox image/)
   t.regex(inspect.stdout, /registry\.k8s\.io\/pause:3\.10: kubeadm v1\.31\.6/)
 })
@@ -158,9 +156,9 @@ peerTest('ctr images import (plain, sparse-capable) names every image with its u
 peerTest('ctr import of a one-platform (sparse) bundle keeps the index digests', ['registries', 'containerd'], async (t, peers) => {
   const url = peers.registries.open.url
   const output = join(work, 'sparse.tar')
-  const result = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'create', '-o', output, '--cache-dir', join(work, 'cache-1'), '--json', '--no-progress',
-    '--image', 'registry.k8s.io/pause:3.10', '--image', 'docker.io/library/busybox:1.36', '--platform', 'linux/arm64', '--mirror', `registry.k8s.io=${url}`, '--mirror', `docker.io=${url}`], {encoding: 'utf8'})
-  t.is(result.status, 0, result.stderr)
+  const result = await runCli(['create', '-o', output, '--cache-dir', join(work, 'cache-1'), '--json', '--no-progress',
+    '--image', 'registry.k8s.io/pause:3.10', '--image', 'docker.io/library/busybox:1.36', '--platform', 'linux/arm64', '--mirror', `registry.k8s.io=${url}`, '--mirror', `docker.io=${url}`])
+  t.is(result.code, 0, result.stderr)
   t.is((JSON.parse(result.stdout) as {downloadedBlobs: number}).downloadedBlobs, 0, 'all blobs came from the cache of the first build')
   const meta = metadata(output)
   t.true(meta.images.every((i) => i.sparse))
@@ -192,13 +190,13 @@ peerTest('skopeo reads every image as docker-archive: and oci-archive:', ['regis
   }
 })
 
-test('create: bad input gives one clear line and a non-zero exit', (t) => {
+test('create: bad input gives one clear line and a non-zero exit', async (t) => {
   const out = join(tmpdir(), `kubeferry-bad-${process.pid}.tar`)
-  const noImages = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'create', '-o', out], {encoding: 'utf8'})
-  t.is(noImages.status, 1)
+  const noImages = await runCli(['create', '-o', out])
+  t.is(noImages.code, 1)
   t.regex(noImages.stderr, /error: no images given\n\s+hint: pass --kubernetes-version/)
-  const badPlatform = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'create', '-o', out, '--image', 'pause:3.10', '--platform', 'linux'], {encoding: 'utf8'})
-  t.is(badPlatform.status, 1)
+  const badPlatform = await runCli(['create', '-o', out, '--image', 'pause:3.10', '--platform', 'linux'])
+  t.is(badPlatform.code, 1)
   t.regex(badPlatform.stderr, /invalid platform "linux"/)
   t.notRegex(noImages.stderr + badPlatform.stderr, /\n\s+at /)
 })

@@ -3,17 +3,14 @@
  * and the bundle is byte-identical to one built in a single go. A small in-process proxy in front of the real
  * open registry slows blob answers (so the kill lands mid-download) and records which blobs each run fetched.
  */
-import {spawn, spawnSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {mkdtemp, readdir, readFile, rm} from 'node:fs/promises'
 import {createServer, request as httpRequest, type Server} from 'node:http'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import type {AddressInfo} from 'node:net'
 import {peerTest, type Peers} from '../harness/peers.js'
-
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+import {runCli, spawnCli} from '../helpers/cli.js'
 
 interface Proxy {
   url: string
@@ -67,20 +64,9 @@ async function startProxy(upstream: string): Promise<Proxy> {
   }
 }
 
-function run(argv: string[]): Promise<{status: number | null; stdout: string; stderr: string}> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, argv, {stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    child.on('close', (status) => res({status, stdout, stderr}))
-  })
-}
-
 function args(peers: Peers, mirror: string, output: string, cache: string): string[] {
   return [
-    join(projectRoot, 'bin', 'run.js'), 'create', '-o', output, '--cache-dir', cache, '--json', '--no-progress', '--concurrency', '2',
+    'create', '-o', output, '--cache-dir', cache, '--json', '--no-progress', '--concurrency', '2',
     ...peers.images.flatMap((i) => ['--image', i.name]), '--platform', 'linux/amd64', '--platform', 'linux/arm64',
     '--mirror', `registry.k8s.io=${mirror}`, '--mirror', `docker.io=${mirror}`,
   ]
@@ -91,15 +77,15 @@ peerTest('kill -9 mid-download, rerun: no verified blob is fetched again and the
   const proxy = await startProxy(peers.registries.open.url)
   try {
     // Reference: one uninterrupted build straight from the registry.
-    const reference = spawnSync(process.execPath, args(peers, peers.registries.open.url, join(work, 'reference.tar'), join(work, 'cache-ref')), {encoding: 'utf8'})
-    t.is(reference.status, 0, reference.stderr)
+    const reference = await runCli(args(peers, peers.registries.open.url, join(work, 'reference.tar'), join(work, 'cache-ref')))
+    t.is(reference.code, 0, reference.stderr)
     const total = (JSON.parse(reference.stdout) as {downloadedBlobs: number}).downloadedBlobs
     t.true(total > 20)
 
     const output = join(work, 'k8s.tar')
     const cache = join(work, 'cache')
     proxy.delayMs = 400
-    const child = spawn(process.execPath, args(peers, proxy.url, output, cache), {stdio: 'ignore'})
+    const child = spawnCli(args(peers, proxy.url, output, cache), {stdio: 'ignore'})
     const blobsDir = join(cache, 'blobs', 'sha256')
     // Wait until some (not all) layer blobs are verified in the cache, then kill -9.
     const deadline = Date.now() + 90_000
@@ -123,8 +109,8 @@ peerTest('kill -9 mid-download, rerun: no verified blob is fetched again and the
     proxy.delayMs = 0
     proxy.blobGets = []
     // async: the proxy runs in this process
-    const rerun = await run(args(peers, proxy.url, output, cache))
-    t.is(rerun.status, 0, rerun.stderr)
+    const rerun = await runCli(args(peers, proxy.url, output, cache))
+    t.is(rerun.code, 0, rerun.stderr)
     const again = new Set(proxy.blobGets)
     for (const hex of downloadedBeforeKill) t.false(again.has(`sha256:${hex}`), `verified blob ${hex.slice(0, 12)} not fetched again`)
     t.is(again.size + downloadedBeforeKill.length, total, 'the rerun fetched exactly what was missing')

@@ -20,18 +20,17 @@ import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, posix, resolve} from 'node:path'
+import {join, posix} from 'node:path'
 import {PassThrough, Transform} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import {fileURLToPath} from 'node:url'
 import {createGunzip, gzipSync} from 'node:zlib'
 import test from 'ava'
 import tar from 'tar-stream'
 import {request} from 'undici'
 import {hostPlatform, parsePlatform, platformMatches} from '../../src/oci/platform.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
 
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const host = hostPlatform()
 const sha256 = (data: Buffer | string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`
 
@@ -67,7 +66,7 @@ test.before(async () => {
   work = await mkdtemp(join(tmpdir(), 'kf-unpack-test-'))
   bundle = join(work, 'k8s.tar')
   const url = peers.registries.open.url
-  const r = await exec(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'create', '-o', bundle, '--cache-dir', join(work, 'cache'), '--no-progress', '--json',
+  const r = await runCli(['create', '-o', bundle, '--cache-dir', join(work, 'cache'), '--no-progress', '--json',
     ...peers.images.flatMap((i) => ['--image', i.name]), '--platform', 'linux/amd64', '--platform', 'linux/arm64',
     '--mirror', `registry.k8s.io=${url}`, '--mirror', `docker.io=${url}`])
   if (r.code !== 0) buildError = r.stderr

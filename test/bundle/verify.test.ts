@@ -3,19 +3,14 @@
  * flipped byte in a layer, a missing blob and an extra `../` entry each fail with the right problem, through the
  * library and through the CLI (exit code, one line per problem, --json).
  */
-import {spawnSync} from 'node:child_process'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import test from 'ava'
 import {assertBundleValid, verifyBundle} from '../../src/bundle/verify.js'
+import {projectRoot, runCli} from '../helpers/cli.js'
 
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 const fixture = (name: string): string => join(projectRoot, 'fixtures', 'bundles', name)
 
-function cli(...args: string[]) {
-  const result = spawnSync(process.execPath, [join(projectRoot, 'bin', 'run.js'), ...args], {encoding: 'utf8'})
-  return {code: result.status, stdout: result.stdout, stderr: result.stderr}
-}
+const cli = (...args: string[]) => runCli(args)
 
 test('the good fixture verifies', async (t) => {
   const result = await verifyBundle(fixture('good.tar'))
@@ -53,20 +48,20 @@ test('an extra ../ entry is refused before anything is read', async (t) => {
   t.regex(result.problems[0].message, /path traversal entry "\.\.\/evil"/)
 })
 
-test('verify CLI: exit 0 only when everything holds; problems listed; --json', (t) => {
-  const good = cli('verify', fixture('good.tar'))
+test('verify CLI: exit 0 only when everything holds; problems listed; --json', async (t) => {
+  const good = await cli('verify', fixture('good.tar'))
   t.is(good.code, 0, good.stderr)
   t.regex(good.stdout, /OK \(3 images/)
-  const bad = cli('verify', fixture('missing-blob.tar'))
+  const bad = await cli('verify', fixture('missing-blob.tar'))
   t.is(bad.code, 1)
   t.true(bad.stderr.split('\n').filter((l) => l.includes(': MISSING: ')).length >= 1)
   t.notRegex(bad.stderr, /\n\s+at /, 'no stack trace')
-  const json = cli('verify', fixture('flipped-layer.tar'), '--json')
+  const json = await cli('verify', fixture('flipped-layer.tar'), '--json')
   t.is(json.code, 1)
   const doc = JSON.parse(json.stdout) as {ok: boolean; problems: {kind: string}[]}
   t.false(doc.ok)
   t.true(doc.problems.some((p) => p.kind === 'DIGEST'))
-  const missing = cli('verify', join(projectRoot, 'fixtures', 'bundles', 'nope.tar'))
+  const missing = await cli('verify', join(projectRoot, 'fixtures', 'bundles', 'nope.tar'))
   t.is(missing.code, 1)
   t.regex(missing.stderr, /cannot open bundle .*nope\.tar: ENOENT/)
 })

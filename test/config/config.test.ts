@@ -8,7 +8,8 @@ import {join, relative} from 'node:path'
 import test from 'ava'
 import {parse as parseToml} from 'smol-toml'
 import {parse as parseYaml, parseAllDocuments} from 'yaml'
-import {fixtureBundle, kubeferry} from '../push/helpers.js'
+import {fixtureBundle} from '../push/helpers.js'
+import {runCli} from '../helpers/cli.js'
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = []
@@ -22,9 +23,9 @@ async function walk(dir: string): Promise<string[]> {
 
 type Toml = Record<string, any>
 
-async function generate(args: string[], input?: string): Promise<{dir: string; files: Map<string, string>; stderr: string; stdout: string; code: number}> {
+async function generate(args: string[], input?: string): Promise<{dir: string; files: Map<string, string>; stderr: string; stdout: string; code: number | null}> {
   const dir = await mkdtemp(join(tmpdir(), 'kubeferry-config-'))
-  const r = await kubeferry(['config', ...args, '-o', dir], {input})
+  const r = await runCli(['config', ...args, '-o', dir], {stdin: input})
   const files = new Map<string, string>()
   if (r.code === 0) for (const f of await walk(dir)) files.set(`/${relative(dir, f)}`, await readFile(f, 'utf8'))
   return {dir, files, stderr: r.stderr, stdout: r.stdout, code: r.code}
@@ -156,7 +157,7 @@ test('kubeadm config follows the push name rules (alias, --no-coredns-alias, --f
   t.regex(flat.stderr, /renamed by --flatten\/--map/)
   const moved = await kubeadm(['--map', 'registry.k8s.io/etcd=storage/etcd'])
   t.is(moved.doc.etcd.local.imageRepository, 'registry.corp/k8s/storage')
-  const broken = await kubeferry(['config', '--registry', 'registry.corp/k8s', '--bundle', b, '--for', 'kubeadm', '--map', 'registry.k8s.io/kube-proxy=net/kube-proxy'])
+  const broken = await runCli(['config', '--registry', 'registry.corp/k8s', '--bundle', b, '--for', 'kubeadm', '--map', 'registry.k8s.io/kube-proxy=net/kube-proxy'])
   t.is(broken.code, 1)
   t.regex(broken.stderr, /one imageRepository/)
 })
@@ -166,16 +167,16 @@ test('--serve points hosts.toml at kubeferry serve with upstream paths', async (
   t.is(g.code, 0, g.stderr)
   const hosts = parseToml(g.files.get('/etc/containerd/certs.d/registry.k8s.io/hosts.toml')!) as Toml
   t.deepEqual(hosts.host, {'http://10.0.0.5:5000': {capabilities: ['pull', 'resolve']}})
-  const k = await kubeferry(['config', '--serve', '10.0.0.5:5000', '--for', 'kubeadm'])
+  const k = await runCli(['config', '--serve', '10.0.0.5:5000', '--for', 'kubeadm'])
   t.is(k.code, 1)
   t.regex(k.stderr, /not for --serve/)
 })
 
 test('stdout and --json output; bad input gets one clear line', async (t) => {
-  const out = await kubeferry(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'hosts'])
+  const out = await runCli(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'hosts'])
   t.is(out.code, 0, out.stderr)
   t.regex(out.stdout, /^# ==> \/etc\/containerd\/certs\.d\/docker\.io\/hosts\.toml$/m)
-  const json = await kubeferry(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'kubeadm', '--json'])
+  const json = await runCli(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'kubeadm', '--json'])
   t.is(json.code, 0, json.stderr)
   const doc = JSON.parse(json.stdout) as {files: Array<{path: string; content: string}>}
   t.is((parseYaml(doc.files[0].content) as Record<string, string>).imageRepository, 'registry.corp:5000/k8s')
@@ -190,7 +191,7 @@ test('stdout and --json output; bad input gets one clear line', async (t) => {
     [['--registry', 'registry.corp/k8s', '--for', 'hosts', '--bundle', '/nonexistent.tar'], /nonexistent\.tar/],
   ]
   for (const [args, pattern, input] of cases) {
-    const r = await kubeferry(['config', ...args], {input})
+    const r = await runCli(['config', ...args], {stdin: input})
     t.not(r.code, 0, args.join(' '))
     t.regex(r.stderr, pattern, args.join(' '))
     t.notRegex(r.stderr, /\n\s+at /, 'no stack trace')
@@ -198,7 +199,7 @@ test('stdout and --json output; bad input gets one clear line', async (t) => {
 })
 
 test('the pull Secret reads the password from stdin too, for chosen namespaces', async (t) => {
-  const r = await kubeferry(['config', '--registry', 'registry.corp/k8s', '--for', 'secret', '--username', 'u', '--password-stdin', '--namespace', 'apps', '--secret-name', 'corp-pull'], {input: 'from-stdin\n'})
+  const r = await runCli(['config', '--registry', 'registry.corp/k8s', '--for', 'secret', '--username', 'u', '--password-stdin', '--namespace', 'apps', '--secret-name', 'corp-pull'], {stdin: 'from-stdin\n'})
   t.is(r.code, 0, r.stderr)
   const secretYaml = r.stdout.split('# ==> ').find((s) => s.startsWith('kubeferry-pull-secret.yaml'))!
   const docs = parseAllDocuments(secretYaml.slice(secretYaml.indexOf('\n') + 1)).map((d) => d.toJS() as Record<string, any>)

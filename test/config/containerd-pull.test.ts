@@ -11,7 +11,8 @@ import {join} from 'node:path'
 import {readFile} from 'node:fs/promises'
 import {parse as parseToml} from 'smol-toml'
 import {peerTest} from '../harness/peers.js'
-import {bundleIndex, createBundle, kubeferry, randomName, run} from '../push/helpers.js'
+import {bundleIndex, createBundle, randomName, run} from '../push/helpers.js'
+import {runCli} from '../helpers/cli.js'
 
 peerTest('containerd pulls registry.k8s.io/pause:3.10, the kube images and docker.io/library/busybox by canonical name through the generated hosts.toml', ['registries', 'containerd'], async (t, peers) => {
   const open = peers.registries.open
@@ -19,11 +20,11 @@ peerTest('containerd pulls registry.k8s.io/pause:3.10, the kube images and docke
   const path = await createBundle(open.host)
   const images = await bundleIndex(path)
   const dest = `${open.host}/${randomName('node')}/k8s`
-  const pushed = await kubeferry(['push', path, dest])
+  const pushed = await runCli(['push', path, dest])
   t.is(pushed.code, 0, pushed.stderr)
 
   const dir = await mkdtemp(join(tmpdir(), 'kubeferry-node-'))
-  const cfg = await kubeferry(['config', '--registry', dest, '--bundle', path, '--for', 'containerd', '--insecure-registry', open.host, '-o', dir])
+  const cfg = await runCli(['config', '--registry', dest, '--bundle', path, '--for', 'containerd', '--insecure-registry', open.host, '-o', dir])
   t.is(cfg.code, 0, cfg.stderr)
   const hostsDir = join(dir, 'etc/containerd/certs.d')
   const containerdToml = parseToml(await readFile(join(dir, 'etc/containerd/config.toml'), 'utf8')) as Record<string, any>

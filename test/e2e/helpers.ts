@@ -15,9 +15,9 @@ import type { BundleImage, BundleMetadata } from '../../src/bundle/layout.js';
 import { criNodeUnsupportedReason, startCriNode, type CriNode, type CriNodeOptions } from '../cri/node.js';
 import { peerTest, type PeerName, type Peers, type RegistryPeer } from '../harness/peers.js';
 import { KUBEADM_V1_31_6 } from '../images/catalog.js';
+import { runCli } from '../helpers/cli.js';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const CLI = join(PROJECT_ROOT, 'bin', 'run.js');
 const BRIDGE_LISTENER = join(dirname(fileURLToPath(import.meta.url)), 'bridge-listen.js');
 
 /** kubeadm v1.31.6's own images (what `kubeadm config images list` prints), in kubeadm's order. */
@@ -49,11 +49,6 @@ export function exec(cmd: string, args: string[], opts: { input?: string; env?: 
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
   });
-}
-
-/** The built CLI, `node bin/run.js …`, as an operator runs it. */
-export function kubeferry(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
-  return exec(process.execPath, [CLI, ...args], opts);
 }
 
 export interface Bundle {
@@ -96,7 +91,7 @@ export async function readBundle(path: string): Promise<Bundle> {
 export async function createBundle(peers: Peers, dir: string, name = 'k8s-v1.31.6'): Promise<Bundle> {
   await mkdir(dir, { recursive: true });
   const output = join(dir, `${name}.tar`);
-  const r = await kubeferry([
+  const r = await runCli([
     'create', '-o', output, '--no-progress', '--cache-dir', join(dir, 'cache'),
     '--kubernetes-version', 'v1.31.6', '--runtime', 'containerd@1.6',
     '--platform', 'linux/amd64', '--platform', 'linux/arm64',

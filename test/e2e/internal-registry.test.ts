@@ -7,12 +7,12 @@ import test, { type ExecutionContext } from 'ava';
 import { CriCallError, hostNetworkPod, PodSandboxState } from '../cri/client.js';
 import type { CriNode } from '../cri/node.js';
 import { loadPeers, missingPeer } from '../harness/peers.js';
+import { runCli } from '../helpers/cli.js';
 import {
   bridgeRegistry,
   createBundle,
   e2eTest,
   KUBEADM_IMAGES,
-  kubeferry,
   readNodeConfig,
   nodeFromConfig,
   scratch,
@@ -52,12 +52,12 @@ async function prepare(dir: string): Promise<Setup> {
   const bundle = await createBundle(peers, join(dir, 'bundle'));
   // A prefix of our own: other test files push into the same registry at the same time.
   const dest = `${open.host}/e2e-${process.pid}/k8s`;
-  const push = await kubeferry(['push', bundle.path, dest]);
+  const push = await runCli(['push', bundle.path, dest]);
   if (push.code !== 0) throw new Error(`kubeferry push ${dest} failed (${push.code}): ${push.stderr}`);
   const configFor = async (name: string, extra: string[]): Promise<GeneratedNodeConfig> => {
     const out = join(dir, name);
     // The registry speaks plain HTTP: an operator names it with --insecure-registry (nodes get http:// endpoints).
-    const r = await kubeferry(['config', '--registry', dest, '--bundle', bundle.path, '--for', 'containerd', '--insecure-registry', open.host, '-o', out, ...extra]);
+    const r = await runCli(['config', '--registry', dest, '--bundle', bundle.path, '--for', 'containerd', '--insecure-registry', open.host, '-o', out, ...extra]);
     if (r.code !== 0) throw new Error(`kubeferry config failed (${r.code}): ${r.stderr}`);
     return readNodeConfig(out);
   };

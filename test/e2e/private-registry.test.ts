@@ -9,12 +9,12 @@ import { readFile } from 'node:fs/promises';
 import { CriCallError, hostNetworkPod, PodSandboxState, type AuthConfig } from '../cri/client.js';
 import type { CriNode } from '../cri/node.js';
 import { loadPeers, missingPeer } from '../harness/peers.js';
+import { runCli } from '../helpers/cli.js';
 import {
   bridgeRegistry,
   createBundle,
   e2eTest,
   fillAuthTemplate,
-  kubeferry,
   nodeFromConfig,
   readNodeConfig,
   scratch,
@@ -51,12 +51,12 @@ async function prepare(dir: string): Promise<Setup> {
   const reg = peers.registries.htpasswd;
   const bundle = await createBundle(peers, join(dir, 'bundle'));
   const dest = `${reg.host}/e2e-${process.pid}/k8s`;
-  const push = await kubeferry(['push', bundle.path, dest, '--username', reg.username!, '--password-stdin'], { input: reg.password });
+  const push = await runCli(['push', bundle.path, dest, '--username', reg.username!, '--password-stdin'], { stdin: reg.password });
   if (push.code !== 0) throw new Error(`kubeferry push ${dest} failed (${push.code}): ${push.stderr}`);
   const out = join(dir, 'config');
-  const r = await kubeferry(
+  const r = await runCli(
     ['config', '--registry', dest, '--bundle', bundle.path, '--for', 'containerd', '--for', 'secret', '--insecure-registry', reg.host, '--username', reg.username!, '--password-stdin', '-o', out],
-    { input: reg.password },
+    { stdin: reg.password },
   );
   if (r.code !== 0) throw new Error(`kubeferry config failed (${r.code}): ${r.stderr}`);
   return { bundle, dest, config: await readNodeConfig(out), configStderr: r.stderr, secretYaml: await readFile(join(out, 'kubeferry-pull-secret.yaml'), 'utf8') };

@@ -1,74 +1,17 @@
 /** Running the built CLI as an operator would, and judging the outcome of a faulty run. */
 import type {ExecutionContext} from 'ava'
-import {spawn, type ChildProcess} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {createReadStream, existsSync} from 'node:fs'
 import {readdir} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {dirname} from 'node:path'
+import {projectRoot, runCli as runBuiltCli, type CliOptions, type CliResult} from '../helpers/cli.js'
 
-export const projectRoot = fileURLToPath(new URL('../../../', import.meta.url))
-export const cliPath = join(projectRoot, 'bin/run.js')
+export {projectRoot}
+export type {CliResult}
 
-export interface CliResult {
-  code: number | null
-  signal: NodeJS.Signals | null
-  stdout: string
-  stderr: string
-  ms: number
-}
-
-export interface CliOptions {
-  env?: NodeJS.ProcessEnv
-  stdin?: string
-  timeoutMs?: number
-  cwd?: string
-  /** Called once the process runs (to kill it at the right moment, for instance). */
-  onSpawn?: (child: ChildProcess) => void
-}
-
-/** At most this many CLI processes at once per test file (the machine has 2 cores; timing cases need headroom). */
-const MAX_PARALLEL_CLI = Number(process.env.KUBEFERRY_TEST_CLI_PARALLEL ?? 3)
-let runningCli = 0
-const waitingCli: Array<() => void> = []
-
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (runningCli >= MAX_PARALLEL_CLI) await new Promise<void>((resolve) => waitingCli.push(resolve))
-  runningCli++
-  try {
-    return await fn()
-  } finally {
-    runningCli--
-    waitingCli.shift()?.()
-  }
-}
-
-/** `node bin/run.js ARGS` (SOURCE_DATE_EPOCH=0, no debug), a few at a time. */
+/** The built CLI (test/helpers/cli.ts) with SOURCE_DATE_EPOCH=0 and no debug output. */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  return slot(() => runCliNow(args, options))
-}
-
-function runCliNow(args: string[], options: CliOptions): Promise<CliResult> {
-  const started = Date.now()
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
-      cwd: options.cwd ?? projectRoot,
-      env: {...process.env, KUBEFERRY_DEBUG: '', SOURCE_DATE_EPOCH: '0', ...options.env},
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c))
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c))
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 90_000)
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({code, signal, stdout, stderr, ms: Date.now() - started})
-    })
-    child.stdin!.end(options.stdin ?? '')
-    options.onSpawn?.(child)
-  })
+  return runBuiltCli(args, {timeoutMs: 90_000, ...options, env: {KUBEFERRY_DEBUG: '', SOURCE_DATE_EPOCH: '0', ...options.env}})
 }
 
 export async function sha256File(path: string): Promise<string> {

@@ -13,7 +13,7 @@ import {parseArgs} from 'node:util'
 import type {TestImage} from '../harness/peers.js'
 import {buildImageSet} from './builder.js'
 import {blobPath} from './layer.js'
-import {pushImageSet} from './push.js'
+import {pushImageSet} from './seed.js'
 
 function size(text: string | undefined): number | undefined {
   if (text === undefined) return undefined

@@ -1,28 +1,11 @@
-/** The built CLI (`node bin/run.js images …`, after `npx tsc -p .`): exact output, JSON, and bad input. */
-import {execFile} from 'node:child_process'
+/** The built CLI (`kubeferry images …`, see test/helpers/cli.ts): exact output, JSON, and bad input. */
 import {chmod, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import test from 'ava'
+import {runCli} from '../helpers/cli.js'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-const bin = join(root, 'bin/run.js')
-
-interface Result {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function run(args: string[], input?: string): Promise<Result> {
-  return new Promise((done) => {
-    const child = execFile(process.execPath, [bin, 'images', ...args], {cwd: root, env: {...process.env, NO_COLOR: '1'}}, (error, stdout, stderr) => {
-      done({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr})
-    })
-    child.stdin!.end(input ?? '')
-  })
-}
+const run = (args: string[], input?: string) => runCli(['images', ...args], {stdin: input, env: {NO_COLOR: '1'}})
 
 let dir: string
 test.before(async () => {

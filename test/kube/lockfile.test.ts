@@ -1,24 +1,15 @@
 /** `images --digests --lock FILE` against the harness's real docker-registry, read back with readLockfile(). */
-import {execFile} from 'node:child_process'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import test from 'ava'
 import {readLockfile} from '../../src/kube/lockfile.js'
 import {formatPlatform, normalizePlatform, parsePlatform} from '../../src/oci/platform.js'
 import {parseReference} from '../../src/oci/reference.js'
 import {peerTest} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-
-function images(args: string[]): Promise<{code: number; stdout: string; stderr: string}> {
-  return new Promise((done) => {
-    execFile(process.execPath, [join(root, 'bin/run.js'), 'images', ...args], {cwd: root}, (error, stdout, stderr) => {
-      done({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr})
-    })
-  })
-}
+const images = (args: string[]) => runCli(['images', ...args])
 
 let dir: string
 test.before(async () => {

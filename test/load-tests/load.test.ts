@@ -6,7 +6,6 @@
  *    completes with bounded RSS and open file handles, and the bundle verifies.
  */
 import test from 'ava'
-import {spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {readdirSync, readFileSync} from 'node:fs'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -15,8 +14,9 @@ import {join} from 'node:path'
 import {Agent, request} from 'undici'
 import {peerTest} from '../harness/peers.js'
 import {buildImageSet} from '../images/builder.js'
-import {pushImageSet} from '../images/push.js'
-import {cliPath, projectRoot, runCli} from '../faults/helpers.js'
+import {pushImageSet} from '../images/seed.js'
+import {runCli} from '../faults/helpers.js'
+import {spawnCli} from '../helpers/cli.js'
 import {MANIFEST_ACCEPT} from '../../src/oci/media-types.js'
 
 const SECONDS = Number(process.env.KUBEFERRY_LOAD_SECONDS ?? 8)
@@ -71,7 +71,7 @@ peerTest('serve: 64 concurrent clients for a bounded time keep getting correct a
   const made = await runCli(['create', ...images.flatMap((i) => ['--image', i]), '--platform', 'linux/amd64', '--platform', 'linux/arm64/v8', '--mirror', `registry.k8s.io=${open}`, '--mirror', `docker.io=${open}`, '--cache-dir', join(work, 'cache'), '--no-progress', '-o', bundle])
   t.is(made.code, 0, made.stderr)
 
-  const serve = spawn(process.execPath, [cliPath, 'serve', bundle, '--listen', '127.0.0.1:0', '--json'], {cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe']})
+  const serve = spawnCli(['serve', bundle, '--listen', '127.0.0.1:0', '--json'], {stdio: ['ignore', 'pipe', 'pipe']})
   t.teardown(() => {
     if (serve.exitCode === null) serve.kill('SIGKILL')
   })

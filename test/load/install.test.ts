@@ -8,19 +8,16 @@ import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {copyFile, mkdir, mkdtemp, open, readFile, rm, symlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {dirname, join} from 'node:path'
 import test from 'ava'
 import {EXIT, planImport} from '../../src/bundle/import-plan.js'
 import {BundleReader} from '../../src/bundle/reader.js'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {parseImageList} from '../../src/runtime/containerd.js'
 import {needPeers, type Peers} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
 import {makeBundle, type TestImageSpec} from './make-bundle.js'
 
-const here = dirname(fileURLToPath(import.meta.url))
-const repo = resolve(here, '..', '..', '..') // dist/test/load → repo root
-const cli = join(repo, 'bin', 'run.js')
 
 interface Run {
   code: number
@@ -147,11 +144,11 @@ test.serial('kubeferry load imports into containerd the same way, and says the s
   const peers = needPeers(t, 'containerd')
   if (!peers) return
   const namespace = ns('cli')
-  const first = await exec(process.execPath, [cli, 'load', bundle, '--address', peers.containerd!.address, '--namespace', namespace], env())
+  const first = await runCli(['load', bundle, '--address', peers.containerd!.address, '--namespace', namespace], {env: env()})
   t.is(first.code, 0, first.stderr)
   t.regex(first.stdout, /pinned registry\.k8s\.io\/pause:3\.10 \(io\.cri-containerd\.pinned=pinned\)/)
   expectContainerdHasBundle(t, await ctrImages(peers, namespace), meta)
-  const again = await exec(process.execPath, [cli, 'load', bundle, '--address', peers.containerd!.address, '--namespace', namespace, '--json'], env())
+  const again = await runCli(['load', bundle, '--address', peers.containerd!.address, '--namespace', namespace, '--json'], {env: env()})
   t.is(again.code, 0, again.stderr)
   const result = JSON.parse(again.stdout) as {imported: string[]; present: string[]; summary: string}
   t.deepEqual(result.imported, [])
@@ -179,7 +176,7 @@ test.serial('into docker: install.sh (docker platform) and kubeferry load (other
   t.regex(again.stdout, /0 imported, 4 already present/)
 
   await rmi()
-  const l = await exec(process.execPath, [cli, 'load', dockerBundle, '--runtime', 'docker', '--platform', 'linux/arm64'], denv)
+  const l = await runCli(['load', dockerBundle, '--runtime', 'docker', '--platform', 'linux/arm64'], {env: denv})
   t.is(l.code, 0, l.stderr)
   for (const image of dockerMeta.images) {
     const arm64 = image.platforms.find((p) => p.platform === 'linux/arm64')!
@@ -245,7 +242,7 @@ test.serial('failures leave the store as it was: platform missing, corrupt bundl
     const s = await exec('/usr/bin/dash', [scriptFor(c.file), c.file, ...addressArgs, '--namespace', namespace], e)
     t.is(s.code, c.code, `install.sh, ${c.what}: ${s.stderr}`)
     t.regex(s.stderr, c.message, `install.sh, ${c.what}`)
-    const l = await exec(process.execPath, [cli, 'load', c.file, ...addressArgs, '--namespace', namespace], e)
+    const l = await runCli(['load', c.file, ...addressArgs, '--namespace', namespace], {env: e})
     t.is(l.code, c.code, `kubeferry load, ${c.what}: ${l.stderr}`)
     t.regex(l.stderr, c.message, `kubeferry load, ${c.what}`)
     t.is((await ctrImages(peers, namespace)).size, 0, `${c.what}: nothing imported`)
@@ -315,7 +312,7 @@ test.serial('full disk: a full TMPDIR is refused before anything is imported', a
     const s = await exec('dash', [script, '--address', peers.containerd!.address, '--namespace', namespace], env({TMPDIR: mnt}))
     t.is(s.code, EXIT.noSpace, s.stderr)
     t.regex(s.stderr, /scratch|space/)
-    const l = await exec(process.execPath, [cli, 'load', bundle, '--address', peers.containerd!.address, '--namespace', namespace], env({TMPDIR: mnt}))
+    const l = await runCli(['load', bundle, '--address', peers.containerd!.address, '--namespace', namespace], {env: env({TMPDIR: mnt})})
     t.is(l.code, EXIT.noSpace, l.stderr)
     t.regex(l.stderr, /scratch|space/)
     t.is((await ctrImages(peers, namespace)).size, 0)
@@ -331,7 +328,7 @@ test.serial('full disk: a full TMPDIR is refused before anything is imported', a
     const r = await exec('dash', [scriptFor(big), big, '--address', peers.containerd!.address, '--namespace', namespace, '--config', config], env())
     t.is(r.code, EXIT.noSpace, r.stderr)
     t.regex(r.stderr, /not enough space for .*containerd root/)
-    const r2 = await exec(process.execPath, [cli, 'load', big, '--address', peers.containerd!.address, '--namespace', namespace, '--config', config], env())
+    const r2 = await runCli(['load', big, '--address', peers.containerd!.address, '--namespace', namespace, '--config', config], {env: env()})
     t.is(r2.code, EXIT.noSpace, r2.stderr)
     t.regex(r2.stderr, /not enough space for .*containerd root/)
     t.is((await ctrImages(peers, namespace)).size, 0)
@@ -358,7 +355,7 @@ test.serial('preflight: a containerd sandbox image the bundle lacks gets a warni
     t.is(s.code, 0, s.stderr)
     t.regex(s.stderr, expected)
     t.regex(s.stdout, /dry run, nothing changed/)
-    const l = await exec(process.execPath, [cli, 'load', bundle, '--address', peers.containerd!.address, '--namespace', namespace, '--config', file, '--dry-run'], env())
+    const l = await runCli(['load', bundle, '--address', peers.containerd!.address, '--namespace', namespace, '--config', file, '--dry-run'], {env: env()})
     t.is(l.code, 0, l.stderr)
     t.regex(l.stderr, expected)
   }

@@ -14,16 +14,14 @@
 import {createHash} from 'node:crypto'
 import {mkdir, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {dirname, join} from 'node:path'
 import test, {type ExecutionContext} from 'ava'
 import {hostPlatform, parsePlatform, platformMatches} from '../../src/oci/platform.js'
 import {which} from '../../src/runtime/exec.js'
 import {loadPeers, missingPeer, type Peers, type TestImage} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
 import {exec, makeStore, pathWithout, type PodmanImage} from './store.js'
 
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-const cli = join(projectRoot, 'bin', 'run.js')
 const PLATFORMS = ['linux/amd64', 'linux/arm64']
 const SMALL = ['registry.k8s.io/pause:3.10', 'registry.k8s.io/coredns/coredns:v1.11.3', 'docker.io/library/busybox:1.36']
 const inCI = process.env.CI === 'true' || process.env.CI === '1'
@@ -39,9 +37,9 @@ let setupError: string | undefined
 async function create(peers: Peers, output: string, names: string[]): Promise<void> {
   const url = peers.registries.open.url
   await mkdir(dirname(output), {recursive: true})
-  const args = [cli, 'create', '-o', output, '--cache-dir', join(dirname(output), 'cache'), '--json', '--no-progress', ...names.flatMap((n) => ['--image', n]),
+  const args = ['create', '-o', output, '--cache-dir', join(dirname(output), 'cache'), '--json', '--no-progress', ...names.flatMap((n) => ['--image', n]),
     ...PLATFORMS.flatMap((p) => ['--platform', p]), '--mirror', `registry.k8s.io=${url}`, '--mirror', `docker.io=${url}`]
-  const result = await exec(process.execPath, args, process.env)
+  const result = await runCli(args)
   if (result.code !== 0) throw new Error(`create ${output} failed (${result.code}): ${result.stderr}`)
 }
 
@@ -194,7 +192,7 @@ for (const v of variants) {
     const runOnce = () =>
       v.via === 'install.sh'
         ? exec('dash', [bundle.replace(/\.tar$/, '.install.sh'), '--runtime', v.runtime], env)
-        : exec(process.execPath, [cli, 'load', bundle, '--runtime', v.runtime, '--json'], env)
+        : runCli(['load', bundle, '--runtime', v.runtime, '--json'], {env})
     const n = images.length
     const first = await runOnce()
     t.is(first.code, 0, first.stdout + first.stderr)

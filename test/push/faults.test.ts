@@ -11,7 +11,8 @@ import {RegistryClient} from '../../src/registry/client.js'
 import {isKubeferryError} from '../../src/oci/errors.js'
 import {pushBundle, type PushEvent, type PushRegistry, type PushReport} from '../../src/registry/push.js'
 import {freePort} from '../harness/proc.js'
-import {bundleIndex, createBundle, kubeferry, ownRegistry, restartRegistry, run} from './helpers.js'
+import {bundleIndex, createBundle, ownRegistry, restartRegistry, run} from './helpers.js'
+import {runCli} from '../helpers/cli.js'
 
 async function rawDigest(ref: string): Promise<string | undefined> {
   const r = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])
@@ -55,12 +56,12 @@ peerTest.serial('registry down mid-push: clear error, only finished names report
       const name = images.find((i) => reference.endsWith(i.name.slice(i.name.indexOf('/') + 1)))
       t.is(await rawDigest(reference), name?.digest, reference)
     }
-    const rerun = await kubeferry(['push', path, `${reg.host}/k8s`, '--json'])
+    const rerun = await runCli(['push', path, `${reg.host}/k8s`, '--json'])
     t.is(rerun.code, 0, rerun.stderr)
     const report = JSON.parse(rerun.stdout) as PushReport
     t.true(report.blobs.uploaded > 0, 'the rerun uploads what was missing')
     for (const image of images) t.is(await rawDigest(`${reg.host}/k8s/${image.name.slice(image.name.indexOf('/') + 1)}`), image.digest, image.name)
-    const third = await kubeferry(['push', path, `${reg.host}/k8s`, '--json'])
+    const third = await runCli(['push', path, `${reg.host}/k8s`, '--json'])
     t.is((JSON.parse(third.stdout) as PushReport).blobs.uploaded, 0)
   } finally {
     await reg.stop()
@@ -70,7 +71,7 @@ peerTest.serial('registry down mid-push: clear error, only finished names report
 peerTest('a registry that is not running: one clear line and a non-zero exit', ['registries'], async (t, peers) => {
   const path = await createBundle(peers.registries.open.host, ['linux/amd64'])
   const port = await freePort()
-  const r = await kubeferry(['push', path, `127.0.0.1:${port}/k8s`, '--concurrency', '2'])
+  const r = await runCli(['push', path, `127.0.0.1:${port}/k8s`, '--concurrency', '2'])
   t.is(r.code, 1)
   t.regex(r.stderr, /^error: .*127\.0\.0\.1:\d+.*(connection refused|cannot reach)/m)
   t.notRegex(r.stderr, /\n\s+at /)
@@ -96,12 +97,12 @@ peerTest('a corrupted blob is never committed: push fails on it (and --verify re
 
   const reg = await ownRegistry('push-corrupt')
   try {
-    const verified = await kubeferry(['push', bad, `${reg.host}/v`, '--verify'])
+    const verified = await runCli(['push', bad, `${reg.host}/v`, '--verify'])
     t.is(verified.code, 1)
     t.regex(verified.stderr, /does not verify/)
     t.is((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/v/kube-proxy:v1.31.6`])).code === 0, false, 'nothing pushed')
 
-    const streamed = await kubeferry(['push', bad, `${reg.host}/s`, '--concurrency', '1'])
+    const streamed = await runCli(['push', bad, `${reg.host}/s`, '--concurrency', '1'])
     t.is(streamed.code, 1)
     t.regex(streamed.stderr, /digest|DIGEST/)
     t.regex(streamed.stderr, /incomplete/)

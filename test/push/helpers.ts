@@ -8,9 +8,9 @@ import {buildImageSet, type ImageSet} from '../images/builder.js'
 import {startRegistry, type StartedRegistry} from '../harness/peers/registry.js'
 import {stopDaemon} from '../harness/proc.js'
 import {makeBundle} from '../serve/make-bundle.js'
+import {runCli} from '../helpers/cli.js'
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)))
-export const CLI = join(REPO_ROOT, 'bin', 'run.js')
 
 export async function tempDir(name: string): Promise<string> {
   return await mkdtemp(join(tmpdir(), `kubeferry-${name}-`))
@@ -57,24 +57,14 @@ export async function restartRegistry(reg: StartedRegistry): Promise<StartedRegi
   return {...reg, process: proc, stop: () => stopDaemon(proc, 2000)}
 }
 
-export interface CliResult {
+export interface RunResult {
   code: number
   stdout: string
   stderr: string
 }
 
-export function kubeferry(args: string[], options: {input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<CliResult> {
-  return new Promise((resolvePromise) => {
-    const child = execFile(process.execPath, [CLI, ...args], {env: {...process.env, ...options.env}, timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20}, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
-      resolvePromise({code, stdout, stderr})
-    })
-    child.stdin?.on('error', () => undefined) // the child may exit before reading its input
-    child.stdin?.end(options.input ?? '')
-  })
-}
-
-export function run(cmd: string, args: string[], options: {input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
+/** Runs another tool (skopeo, curl); never rejects on a non-zero exit (the result says it). */
+export function run(cmd: string, args: string[], options: {input?: string; timeoutMs?: number} = {}): Promise<RunResult> {
   return new Promise((resolvePromise) => {
     const child = execFile(cmd, args, {timeout: options.timeoutMs ?? 120_000, maxBuffer: 64 << 20}, (error, stdout, stderr) => {
       const code = error ? (typeof (error as {code?: unknown}).code === 'number' ? ((error as {code: number}).code) : 1) : 0
@@ -91,7 +81,7 @@ export async function createBundle(openHost: string, platforms: string[] = ['lin
   const out = join(dir, 'k8s.tar')
   const args = ['create', '--kubernetes-version', 'v1.31.6', '--image', 'docker.io/library/busybox:1.36', '--mirror', `registry.k8s.io=http://${openHost}`, '--mirror', `docker.io=http://${openHost}`, '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', out]
   for (const p of platforms) args.push('--platform', p)
-  const r = await kubeferry(args)
+  const r = await runCli(args)
   if (r.code !== 0) throw new Error(`kubeferry create failed (${r.code}): ${r.stderr}`)
   return out
 }

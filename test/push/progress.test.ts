@@ -9,14 +9,15 @@ import {join} from 'node:path'
 import {peerTest} from '../harness/peers.js'
 import {BundleReader} from '../../src/bundle/reader.js'
 import {Limiter, type PushReport} from '../../src/registry/push.js'
-import {bundleIndex, createBundle, fixtureBundle, kubeferry, randomName, tempDir} from './helpers.js'
+import {bundleIndex, createBundle, fixtureBundle, randomName, tempDir} from './helpers.js'
+import {runCli} from '../helpers/cli.js'
 
 peerTest('push without a terminal prints one plain line per image (bytes, names, digest); --json prints no progress', ['registries'], async (t, peers) => {
   const peer = peers.registries.open
   const path = await createBundle(peer.host, ['linux/amd64'])
   const images = await bundleIndex(path)
   const dest = `${peer.host}/${randomName('progress')}`
-  const r = await kubeferry(['push', path, dest])
+  const r = await runCli(['push', path, dest])
   t.is(r.code, 0, r.stderr)
   const lines = r.stderr.split('\n').filter((l) => l.startsWith('pushed '))
   t.is(lines.length, images.length, r.stderr)
@@ -32,7 +33,7 @@ peerTest('push without a terminal prints one plain line per image (bytes, names,
   t.regex(coredns, new RegExp(`${dest}/coredns/coredns:v1\\.11\\.3 \\(filtered index\\), ${dest}/coredns:v1\\.11\\.3 \\(filtered index\\) sha256:[a-f0-9]{64}$`))
   t.regex(r.stderr, /to push/)
 
-  const json = await kubeferry(['push', path, `${peer.host}/${randomName('progress-json')}`, '--json'])
+  const json = await runCli(['push', path, `${peer.host}/${randomName('progress-json')}`, '--json'])
   t.is(json.code, 0, json.stderr)
   t.notRegex(json.stderr, /pushed|uploading/)
   t.true((JSON.parse(json.stdout) as PushReport).blobs.uploaded > 0)
@@ -94,21 +95,21 @@ test('opening an unchanged bundle again reuses its index (verify then push: one 
 
 test('config keeps https:// for a loopback registry but says how to get http://; http:// written or --insecure-registry gives http://', async (t) => {
   const dir = await tempDir('config-scheme')
-  const loopback = await kubeferry(['config', '--registry', '127.0.0.1:5000/k8s', '--for', 'hosts', '-o', join(dir, 'a')])
+  const loopback = await runCli(['config', '--registry', '127.0.0.1:5000/k8s', '--for', 'hosts', '-o', join(dir, 'a')])
   t.is(loopback.code, 0, loopback.stderr)
   t.regex(loopback.stderr, /^note: 127\.0\.0\.1:5000 is a loopback address.*--insecure-registry 127\.0\.0\.1:5000/m)
-  const printed = await kubeferry(['config', '--registry', '127.0.0.1:5000/k8s', '--for', 'hosts'])
+  const printed = await runCli(['config', '--registry', '127.0.0.1:5000/k8s', '--for', 'hosts'])
   t.regex(printed.stdout, /\[host\."https:\/\/127\.0\.0\.1:5000\/v2\/k8s"\]/)
 
-  const explicit = await kubeferry(['config', '--registry', 'http://127.0.0.1:5000/k8s', '--for', 'hosts'])
+  const explicit = await runCli(['config', '--registry', 'http://127.0.0.1:5000/k8s', '--for', 'hosts'])
   t.is(explicit.code, 0, explicit.stderr)
   t.regex(explicit.stdout, /\[host\."http:\/\/127\.0\.0\.1:5000\/v2\/k8s"\]/)
   t.notRegex(explicit.stderr, /loopback/)
 
-  const insecure = await kubeferry(['config', '--registry', 'localhost:5000', '--for', 'hosts', '--insecure-registry', 'localhost:5000'])
+  const insecure = await runCli(['config', '--registry', 'localhost:5000', '--for', 'hosts', '--insecure-registry', 'localhost:5000'])
   t.regex(insecure.stdout, /\[host\."http:\/\/localhost:5000"\]/)
   t.notRegex(insecure.stderr, /loopback/)
 
-  const remote = await kubeferry(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'hosts'])
+  const remote = await runCli(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'hosts'])
   t.notRegex(remote.stderr, /loopback/)
 })

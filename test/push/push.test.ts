@@ -8,7 +8,8 @@ import {peerTest, loadPeers, skopeoCreds, type RegistryPeer} from '../harness/pe
 import {RegistryClient} from '../../src/registry/client.js'
 import {staticCredentialProvider} from '../../src/registry/auth/credentials.js'
 import type {PushReport} from '../../src/registry/push.js'
-import {bundleIndex, createBundle, kubeferry, randomName, run} from './helpers.js'
+import {bundleIndex, createBundle, randomName, run} from './helpers.js'
+import {runCli} from '../helpers/cli.js'
 
 let bundle: Promise<string> | undefined
 function twoPlatformBundle(): Promise<string> {
@@ -61,7 +62,7 @@ for (const kind of ['open', 'htpasswd', 'token'] as const) {
     const path = await twoPlatformBundle()
     const dest = `${peer.host}/${randomName(`push-${kind}`)}/k8s`
     const first = pushArgs(peer, path, dest, ['--json'])
-    const r1 = await kubeferry(first.args, {input: first.input})
+    const r1 = await runCli(first.args, {stdin: first.input})
     t.is(r1.code, 0, r1.stderr)
     const report = JSON.parse(r1.stdout) as PushReport
     t.true(report.blobs.uploaded > 0)
@@ -93,7 +94,7 @@ for (const kind of ['open', 'htpasswd', 'token'] as const) {
     }
 
     const second = pushArgs(peer, path, dest, ['--json'])
-    const r2 = await kubeferry(second.args, {input: second.input})
+    const r2 = await runCli(second.args, {stdin: second.input})
     t.is(r2.code, 0, r2.stderr)
     const again = JSON.parse(r2.stdout) as PushReport
     t.is(again.blobs.uploaded, 0, 'a second push uploads no blob')
@@ -112,14 +113,14 @@ peerTest('a sparse bundle (one platform) gets a filtered index on distribution b
   const images = await bundleIndex(path)
   const pause = images.find((i) => i.name === 'registry.k8s.io/pause:3.10')!
 
-  const strict = await kubeferry(['push', path, `${peer.host}/${randomName('sparse')}`, '--platform-policy', 'sparse'])
+  const strict = await runCli(['push', path, `${peer.host}/${randomName('sparse')}`, '--platform-policy', 'sparse'])
   t.not(strict.code, 0)
   t.regex(strict.stderr, /MANIFEST_BLOB_UNKNOWN/)
   t.regex(strict.stderr, /incomplete/)
   t.notRegex(strict.stderr, /\n\s+at /, 'no stack trace')
 
   const destA = `${peer.host}/${randomName('auto')}`
-  const auto = await kubeferry(['push', path, destA, '--json'])
+  const auto = await runCli(['push', path, destA, '--json'])
   t.is(auto.code, 0, auto.stderr)
   const report = JSON.parse(auto.stdout) as PushReport
   const pauseTarget = report.images.find((i) => i.source === pause.name)!.targets[0]
@@ -134,13 +135,13 @@ peerTest('a sparse bundle (one platform) gets a filtered index on distribution b
   t.is(filtered.manifests[0].digest, upstream.manifests.find((m) => m.platform.architecture === 'amd64')!.digest)
 
   const destF = `${peer.host}/${randomName('filtered')}`
-  const forced = await kubeferry(['push', path, destF, '--platform-policy', 'filtered', '--json'])
+  const forced = await runCli(['push', path, destF, '--platform-policy', 'filtered', '--json'])
   t.is(forced.code, 0, forced.stderr)
   const forcedPause = (JSON.parse(forced.stdout) as PushReport).images.find((i) => i.source === pause.name)!.targets[0]
   t.is(forcedPause.digest, pauseTarget.digest, 'the filtered index is the same on every run')
 
   // A rerun accepts the filtered digest as "already there".
-  const rerun = await kubeferry(['push', path, destA, '--json'])
+  const rerun = await runCli(['push', path, destA, '--json'])
   t.is(rerun.code, 0, rerun.stderr)
   t.is((JSON.parse(rerun.stdout) as PushReport).blobs.uploaded, 0)
 })
@@ -155,7 +156,7 @@ peerTest('a tag that exists with another digest is refused before anything is pu
   t.is(cp.code, 0, cp.stderr)
   const before = await skopeoRawDigest(peer, `${dest}/kube-apiserver:v1.31.6`)
 
-  const refused = await kubeferry(['push', path, dest])
+  const refused = await runCli(['push', path, dest])
   t.is(refused.code, 1)
   t.regex(refused.stderr, /kube-apiserver:v1\.31\.6 already exists with digest/)
   t.regex(refused.stderr, /--overwrite/)
@@ -163,11 +164,11 @@ peerTest('a tag that exists with another digest is refused before anything is pu
   const pauseLookup = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${dest}/pause:3.10`])
   t.not(pauseLookup.code, 0, 'nothing else was pushed')
 
-  const dry = await kubeferry(['push', path, dest, '--dry-run'])
+  const dry = await runCli(['push', path, dest, '--dry-run'])
   t.is(dry.code, 1)
   t.regex(dry.stdout, /conflict\s+registry\.k8s\.io\/kube-apiserver/)
 
-  const overwritten = await kubeferry(['push', path, dest, '--overwrite', '--json'])
+  const overwritten = await runCli(['push', path, dest, '--overwrite', '--json'])
   t.is(overwritten.code, 0, overwritten.stderr)
   const report = JSON.parse(overwritten.stdout) as PushReport
   const api = report.images.find((i) => i.source === 'registry.k8s.io/kube-apiserver:v1.31.6')!.targets[0]
@@ -180,7 +181,7 @@ peerTest('--dry-run lists what would be pushed and writes nothing', ['registries
   const peer = peers.registries.open
   const path = await twoPlatformBundle()
   const dest = `${peer.host}/${randomName('dry')}`
-  const r = await kubeferry(['push', path, dest, '--dry-run'])
+  const r = await runCli(['push', path, dest, '--dry-run'])
   t.is(r.code, 0, r.stderr)
   t.regex(r.stdout, /would-push\s+registry\.k8s\.io\/pause:3\.10 → .*\/pause:3\.10/)
   t.regex(r.stdout, /would-push\s+registry\.k8s\.io\/coredns\/coredns:v1\.11\.3 → .*\/coredns:v1\.11\.3/)
@@ -194,7 +195,7 @@ peerTest('wrong password: one clear line, non-zero exit, no secret, no stack', [
   for (const kind of ['htpasswd', 'token'] as const) {
     const peer = peers.registries[kind]
     const wrong = 'definitely-not-the-password'
-    const r = await kubeferry(['push', path, `${peer.host}/${randomName('badpw')}`, '--username', peer.username!, '--password-stdin'], {input: wrong})
+    const r = await runCli(['push', path, `${peer.host}/${randomName('badpw')}`, '--username', peer.username!, '--password-stdin'], {stdin: wrong})
     t.is(r.code, 1, kind)
     t.regex(r.stderr, /error: .*(authentication|denied|credentials|unauthorized)/i, kind)
     t.false(r.stderr.includes(wrong) || r.stdout.includes(wrong))
@@ -211,7 +212,7 @@ test('invalid destinations are refused with a clear line', async (t) => {
     ['127.0.0.1:5000/k8s:v1', /invalid repository prefix/],
     ['docker.io/me', /Docker Hub/],
   ] as const) {
-    const r = await kubeferry(['push', dir, dest])
+    const r = await runCli(['push', dir, dest])
     t.regex(r.stderr, /^error: invalid registry/m, `${dest}: ${r.stderr}`)
     t.is(r.code, 1, dest)
     t.regex(r.stderr, why, dest)

@@ -1,33 +1,12 @@
-/** The built CLI (`node bin/run.js resolve …`) on bad input: one clear line on stderr, non-zero exit, no stack. */
+/** The built CLI (`kubeferry resolve …`, see test/helpers/cli.ts) on bad input: one clear line on stderr, non-zero exit, no stack. */
 import test from 'ava'
-import {spawn} from 'node:child_process'
-import {mkdtemp, rm} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
-import {fileURLToPath} from 'node:url'
 import {sha256Digest} from '../../src/oci/digest.js'
 import {MediaType} from '../../src/oci/media-types.js'
+import {runCli} from '../helpers/cli.js'
 import {json, startServer} from './fake-server.js'
 
-const root = fileURLToPath(new URL('../../../', import.meta.url))
-
-async function run(args: string[], options: {stdin?: string; env?: Record<string, string>} = {}): Promise<{code: number | null; stdout: string; stderr: string}> {
-  const home = await mkdtemp(join(tmpdir(), 'kf-cli-'))
-  try {
-    return await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [join(root, 'bin/run.js'), ...args], {cwd: root, env: {...process.env, HOME: home, DOCKER_CONFIG: join(home, '.docker'), REGISTRY_AUTH_FILE: join(home, 'auth.json'), ...options.env}})
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (c) => (stdout += c))
-      child.stderr.on('data', (c) => (stderr += c))
-      child.on('error', reject)
-      child.on('close', (code) => resolve({code, stdout, stderr}))
-      child.stdin.end(options.stdin ?? '')
-    })
-  } finally {
-    await rm(home, {recursive: true, force: true})
-  }
-}
+/** The CLI with an empty HOME: no docker or containers credentials of the machine take part. */
+const run = (args: string[], options: {stdin?: string; env?: Record<string, string>} = {}) => runCli(args, {...options, privateHome: true})
 
 function assertOneErrorLine(t: import('ava').ExecutionContext, stderr: string, pattern: RegExp) {
   const lines = stderr.trim().split('\n')

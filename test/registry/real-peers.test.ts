@@ -18,6 +18,7 @@ import {RegistryClient} from '../../src/registry/client.js'
 import {parseReference, type Reference} from '../../src/oci/reference.js'
 import {resolveImage} from '../../src/registry/resolve.js'
 import {peerTest, skopeoCreds, type Peers, type RegistryPeer} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
 
 const run = promisify(execFile)
 type PeerKind = 'open' | 'htpasswd' | 'token'
@@ -185,14 +186,7 @@ peerTest('push primitives on the token registry: mount, upload, manifest; skopeo
 peerTest('the built CLI: resolve through --mirror and --username/--password-stdin matches skopeo', ['registries', 'skopeo'], async (t, peers) => {
   const peer = peers.registries.htpasswd
   const image = peers.images.find((i) => i.name.startsWith('docker.io/'))!
-  const root = new URL('../../../', import.meta.url).pathname
-  const child = execFile(process.execPath, [join(root, 'bin/run.js'), 'resolve', familiarName(image.name), '--json', '--mirror', `docker.io=${peer.url}`, '--username', peer.username!, '--password-stdin'], {cwd: root})
-  child.stdin?.end(`${peer.password}\n`)
-  let stdout = ''
-  let stderr = ''
-  child.stdout?.on('data', (c) => (stdout += c))
-  child.stderr?.on('data', (c) => (stderr += c))
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  const {code, stdout, stderr} = await runCli(['resolve', familiarName(image.name), '--json', '--mirror', `docker.io=${peer.url}`, '--username', peer.username!, '--password-stdin'], {stdin: `${peer.password}\n`})
   t.is(code, 0, stderr)
   const [result] = JSON.parse(stdout) as Array<{reference: string; digest: string}>
   t.is(result.reference, image.name)

@@ -8,6 +8,7 @@ import {AccessLog} from '../../src/serve/access-log.js'
 import type {Catalog} from '../../src/serve/catalog.js'
 import {loadCatalog, startRegistryServer, type RunningServer} from '../../src/serve/server.js'
 import type {Peers} from '../harness/peers.js'
+import {spawnCli} from '../helpers/cli.js'
 import {makeBundle, testImageLayout, type ImageLayout} from './make-bundle.js'
 
 export interface TestServer extends RunningServer {
@@ -86,8 +87,7 @@ export interface CliServer {
 
 /** Run `kubeferry serve …`; resolves with the first stdout line, or rejects with stderr when it exits first. */
 export async function startCli(args: string[], timeoutMs = 30_000): Promise<CliServer> {
-  const {spawn} = await import('node:child_process')
-  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'run.js'), 'serve', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawnCli(['serve', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8')

@@ -1,7 +1,7 @@
 /** Table-driven tests of reference parsing: docker's normalisation rules (distribution/reference ParseNormalizedNamed). */
 import test from 'ava'
-import {KubeferryError} from '../src/oci/errors.js'
-import {apiHost, familiarReference, formatReference, parseReference, referenceTarget, repositoryName} from '../src/oci/reference.js'
+import {KubeferryError} from '../../src/oci/errors.js'
+import {apiHost, familiarReference, formatReference, parseReference, referenceTarget, repositoryName} from '../../src/oci/reference.js'
 
 const D = `sha256:${'0123456789abcdef'.repeat(4)}`
 

@@ -11,11 +11,11 @@ import {fileURLToPath} from 'node:url'
 import {promisify} from 'node:util'
 import {createGunzip} from 'node:zlib'
 import {request} from 'undici'
-import {allBlobDigests, buildImageSet, hostPlatformString} from './images/builder.js'
-import {KUBEADM_V1_31_6} from './images/catalog.js'
-import {peerTest, skopeoCreds, type Peers, type RegistryPeer, type TestImage} from './harness/peers.js'
-import {countTap, summaryLine} from './harness/tap.js'
-import {mapLimit} from '../src/util/async.js'
+import {allBlobDigests, buildImageSet, hostPlatformString} from '../images/builder.js'
+import {KUBEADM_V1_31_6} from '../images/catalog.js'
+import {peerTest, skopeoCreds, type Peers, type RegistryPeer, type TestImage} from './peers.js'
+import {countTap, summaryLine} from './tap.js'
+import {mapLimit} from '../../src/util/async.js'
 
 const execFileP = promisify(execFile)
 
@@ -48,7 +48,7 @@ test('the builder is deterministic: two builds give the same digests and bytes',
   const b = await buildImageSet({dir: join(dir, 'b')})
   t.deepEqual(a.images, b.images)
   // and in another process (through the CLI), so nothing per-process (time, randomness) leaks in
-  const cli = fileURLToPath(new URL('./images/cli.js', import.meta.url))
+  const cli = fileURLToPath(new URL('../images/cli.js', import.meta.url))
   const {stdout} = await execFileP(process.execPath, [cli, 'build', '--dir', join(dir, 'c')], {maxBuffer: 16 << 20})
   t.deepEqual(JSON.parse(stdout), a.images)
   t.is(await readFile(join(dir, 'a', 'index.json'), 'utf8'), await readFile(join(dir, 'b', 'index.json'), 'utf8'))

@@ -1,7 +1,7 @@
 /** The byte-paced young-generation collection (src/util/gc-pacer.ts), and digestOfStream (src/oci/digest.ts), which feeds it. */
 import test from 'ava'
 import {Readable} from 'node:stream'
-import {GcPacer, streamed, v8MinorGc} from '../src/oci/gc-pacer.js'
+import {GcPacer, streamed, v8MinorGc} from '../../src/oci/gc-pacer.js'
 
 test('collects once per full interval of bytes streamed, not per chunk', (t) => {
   let collections = 0
@@ -39,7 +39,7 @@ test('V8\'s minor gc is reachable on this Node.js (else the pacer is a silent no
 })
 
 test('digestOfStream: the sha256 and length of the whole stream, each chunk reported', async (t) => {
-  const {digestOfStream, sha256Digest} = await import('../src/oci/digest.js')
+  const {digestOfStream, sha256Digest} = await import('../../src/oci/digest.js')
   const chunks = [Buffer.from('hello '), Buffer.alloc(0), Buffer.from('world')]
   const seen: number[] = []
   const result = await digestOfStream(Readable.from(chunks), (n) => seen.push(n))

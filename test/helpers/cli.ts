@@ -1,0 +1,123 @@
+/**
+ * The one way tests run the built CLI, as an operator would.
+ *
+ * Which build runs is one switch: KUBEFERRY_TEST_CLI=/path/to/executable (a single-file executable, an installed
+ * `kubeferry`, …); a path ending in .js/.mjs runs under this Node. Default: `node bin/run.js` of this checkout.
+ *
+ *   const r = await runCli(['verify', bundle, '--json'], {stdin, env, timeoutMs, signal})
+ *   r.code, r.signal, r.stdout, r.stderr, r.ms
+ *
+ * `spawnCli` starts it without waiting (long-running `serve`, a run killed mid-way).
+ */
+import {spawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+/** The checkout (dist/test/helpers/cli.js is three levels below it). */
+export const projectRoot = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** The command that runs kubeferry: `[file, ...leading args]`. */
+export function cliCommand(env: NodeJS.ProcessEnv = process.env): {file: string; args: string[]} {
+  const chosen = env.KUBEFERRY_TEST_CLI?.trim()
+  const target = chosen || join(projectRoot, 'bin', 'run.js')
+  return /\.m?js$/.test(target) ? {file: process.execPath, args: [target]} : {file: target, args: []}
+}
+
+export interface CliResult {
+  /** Exit code; null when a signal ended it. */
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  /** Wall time from spawn to exit. */
+  ms: number
+}
+
+export interface CliOptions {
+  /** Written to stdin, which is then closed (default: empty). */
+  stdin?: string | Buffer
+  /** Added to this process's environment (a value of undefined removes the variable). */
+  env?: NodeJS.ProcessEnv
+  /** Default: the project root. */
+  cwd?: string
+  /** SIGKILL after this long (default 180 s). */
+  timeoutMs?: number
+  /** Aborting it sends SIGTERM (the process may still clean up; the result says how it ended). */
+  signal?: AbortSignal
+  /** Called once the process runs (to kill it at the right moment, for instance). */
+  onSpawn?: (child: ChildProcess) => void
+  /** Run with an empty HOME of its own (no docker or containers credentials of this machine), removed afterwards. */
+  privateHome?: boolean
+}
+
+function environment(extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  const env = {...process.env, ...extra}
+  for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key]
+  return env
+}
+
+/** Start the CLI and return the child (stdio: pipes unless `stdio` says otherwise); the caller waits for it. */
+export function spawnCli(args: string[], options: Omit<CliOptions, 'stdin' | 'timeoutMs' | 'onSpawn'> & {stdio?: SpawnOptions['stdio']} = {}): ChildProcess {
+  const {file, args: lead} = cliCommand()
+  return spawn(file, [...lead, ...args], {
+    cwd: options.cwd ?? projectRoot,
+    env: environment(options.env),
+    stdio: options.stdio ?? ['pipe', 'pipe', 'pipe'],
+    ...(options.signal ? {signal: options.signal, killSignal: 'SIGTERM' as const} : {}),
+  })
+}
+
+/** At most this many CLI runs at once per test file (the machine has 2 cores; timing cases need headroom). */
+const MAX_PARALLEL = Number(process.env.KUBEFERRY_TEST_CLI_PARALLEL ?? 3)
+let running = 0
+const waiting: Array<() => void> = []
+
+async function slot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_PARALLEL) await new Promise<void>((resolve) => waiting.push(resolve))
+  running++
+  try {
+    return await fn()
+  } finally {
+    running--
+    waiting.shift()?.()
+  }
+}
+
+/** Run the CLI to its end; never rejects on a non-zero exit (the result says it), only when it cannot start. */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  if (!options.privateHome) return slot(() => runNow(args, options))
+  const home = await mkdtemp(join(tmpdir(), 'kf-cli-home-'))
+  try {
+    const env = {HOME: home, DOCKER_CONFIG: join(home, '.docker'), REGISTRY_AUTH_FILE: join(home, 'auth.json'), ...options.env}
+    return await slot(() => runNow(args, {...options, env}))
+  } finally {
+    await rm(home, {recursive: true, force: true})
+  }
+}
+
+function runNow(args: string[], options: CliOptions): Promise<CliResult> {
+  const started = Date.now()
+  return new Promise((resolve, reject) => {
+    const child = spawnCli(args, options)
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c))
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c))
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 180_000)
+    child.on('error', (error) => {
+      // An abort is reported through 'close' with the signal; anything else means it never ran.
+      if ((error as {name?: string}).name === 'AbortError') return
+      clearTimeout(timer)
+      reject(error)
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({code, signal, stdout, stderr, ms: Date.now() - started})
+    })
+    child.stdin!.on('error', () => undefined) // the child may exit before reading its input
+    child.stdin!.end(options.stdin ?? '')
+    options.onSpawn?.(child)
+  })
+}
