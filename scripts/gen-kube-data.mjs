@@ -3,7 +3,7 @@
  * Generates src/kube/data/kubeadm-releases.json and src/kube/data/runtime-pause.json from git directories of
  * public repositories (read with `git show`, never copied):
  *
- *   node scripts/gen-kube-data.mjs --minikube DIR [--containerd DIR] [--crio DIR] [--cri-dockerd DIR] [--out DIR]
+ *   node scripts/gen-kube-data.mjs [--minikube DIR] [--containerd DIR --crio DIR --cri-dockerd DIR] [--out DIR]
  *
  * kubeadm facts: kubernetes/minikube keeps pkg/minikube/constants/constants_kubeadm_images.go, written by
  * hack/update/kubeadm_constants: for every kubernetes/kubernetes GitHub release it downloads that release's kubeadm
@@ -12,8 +12,10 @@
  * (the registry prefix and the print order) changed at known releases of kubeadm itself; those few rules are below,
  * each with the kubeadm change that made it, and are applied here so the JSON holds one finished row per release.
  *
- * Runtime facts: the default sandbox (pause) image of every containerd, CRI-O and cri-dockerd release tag, read
- * from each tag's default configuration source file.
+ * Runtime facts: the default sandbox (pause) image of every containerd (from 1.4), CRI-O and cri-dockerd release
+ * tag, read from each tag's default configuration source file, plus per series the setting that overrides it (and
+ * for containerd the config version `containerd config default` writes and whether the CRI reads hosts.toml via
+ * config_path); every value is stored with the TAG:PATH:LINE it was read from.
  */
 import {execFileSync} from 'node:child_process'
 import {writeFileSync, mkdirSync} from 'node:fs'
@@ -54,12 +56,12 @@ function parseArgs(argv) {
     out[a.slice(2)] = value
     i++
   }
-  if (!out.minikube) usage('--minikube DIR is required')
+  if (!out.minikube && !out.containerd) usage('give --minikube DIR (kubeadm table) and/or --containerd, --crio, --cri-dockerd (runtime tables)')
   return out
 }
 
 function usage(message) {
-  process.stderr.write(`gen-kube-data: ${message}\nusage: node scripts/gen-kube-data.mjs --minikube GITDIR [--containerd GITDIR] [--crio GITDIR] [--cri-dockerd GITDIR] [--out DIR]\n`)
+  process.stderr.write(`gen-kube-data: ${message}\nusage: node scripts/gen-kube-data.mjs [--minikube GITDIR] [--containerd GITDIR --crio GITDIR --cri-dockerd GITDIR] [--out DIR]\n`)
   process.exit(2)
 }
 
@@ -200,6 +202,11 @@ function kubeadmRow(v, images, tag) {
 }
 
 // ---------------------------------------------------------------- runtimes
+/*
+ * Every value below is read from the runtime's own source at each release tag (`git show TAG:PATH`) and recorded
+ * with where it was read: `TAG:PATH:LINE`. A series whose value cannot be read as a fully qualified image is left
+ * out of `releases` and listed in `omitted` with the reason, never filled in by hand.
+ */
 function stableTags(dir, pattern) {
   return git(dir, 'tag', '-l', pattern)
     .split('\n')
@@ -208,75 +215,182 @@ function stableTags(dir, pattern) {
     .sort((a, b) => cmp(a.v, b.v))
 }
 
-function firstMatch(dir, tag, paths, regex) {
+/** First line of the first existing path matching regex → {value: group 1, at: 'TAG:PATH:LINE'}. */
+function findLine(dir, tag, paths, regex) {
   for (const path of paths) {
-    const text = tryShow(dir, tag, path)
-    if (!text) continue
-    const m = regex.exec(text)
-    if (m) return {image: m[1], path}
+    const lines = (tryShow(dir, tag, path) ?? '').split('\n')
+    const index = lines.findIndex((line) => regex.test(line))
+    if (index >= 0) return {value: regex.exec(lines[index])[1], at: `${tag}:${path}:${index + 1}`, line: lines[index]}
   }
   return undefined
 }
 
-function containerdTable() {
-  const dir = args.containerd
-  const releases = []
-  for (const {tag, v} of stableTags(dir, 'v*')) {
-    if (cmp(v, {major: 1, minor: 6, patch: 0}) < 0) continue
-    const found = firstMatch(dir, tag, ['internal/cri/config/config.go', 'pkg/cri/config/config_unix.go'], /(?:DefaultSandboxImage\s*=|SandboxImage:)\s*"([^"]+)"/)
-    if (!found) throw new Error(`containerd ${tag}: no default sandbox image found`)
-    releases.push({version: fmt(v), sandboxImage: found.image, file: found.path})
+function need(found, what) {
+  if (!found) throw new Error(`${what}: not found in its source`)
+  return found
+}
+
+const seriesOf = (v) => `${v.major}.${v.minor}`
+
+/** An image reference whose first component names a registry (domain with a dot or a port, or localhost). */
+function isQualified(image) {
+  const first = image.split('/')[0]
+  return image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')
+}
+
+/**
+ * Per-series facts: computed at every tag of the series and required to agree (the row keeps the newest tag's
+ * source lines); a disagreement stops the generator rather than picking one.
+ */
+function seriesTable(tags, factsOf) {
+  const bySeries = new Map()
+  for (const {tag, v} of tags) {
+    const facts = factsOf(tag, v)
+    const key = seriesOf(v)
+    const previous = bySeries.get(key)
+    if (previous) {
+      for (const [name, value] of Object.entries(facts)) {
+        if (name.endsWith('Source')) continue
+        if (JSON.stringify(value) !== JSON.stringify(previous[name])) throw new Error(`${tag}: ${name} ${JSON.stringify(value)} differs from earlier ${key} tags (${JSON.stringify(previous[name])})`)
+      }
+    }
+    bySeries.set(key, {series: key, ...facts})
   }
+  return [...bySeries.values()]
+}
+
+const CONTAINERD_OLDEST = {major: 1, minor: 4, patch: 0}
+
+/** Where containerd keeps the CRI plugin: vendored containerd/cri (1.4), pkg/cri (1.5–1.7), internal/cri + plugins/cri (2.x). */
+function containerdPaths(v) {
+  if (v.major >= 2) return {config: 'internal/cri/config/config.go', unix: 'internal/cri/config/config_unix.go', plugin: 'plugins/cri/images/plugin.go', types: 'plugins/types.go'}
+  const cri = v.minor <= 4 ? {config: 'vendor/github.com/containerd/cri/pkg/config/', plugin: 'vendor/github.com/containerd/cri/cri.go'} : {config: 'pkg/cri/config/', plugin: 'pkg/cri/cri.go'}
+  return {config: `${cri.config}config.go`, unix: `${cri.config}config_unix.go`, plugin: cri.plugin, types: 'plugin/plugin.go'}
+}
+
+function containerdFacts(dir, tag, v) {
+  const p = containerdPaths(v)
+  const what = `containerd ${tag}`
+  if (v.major >= 2) {
+    const configVersion = need(findLine(dir, tag, ['version/version.go'], /^const ConfigVersion = (\d+)/), `${what} ConfigVersion`)
+    const type = need(findLine(dir, tag, [p.types], /^\s*CRIServicePlugin\s+plugin\.Type\s*=\s*"([^"]+)"/), `${what} CRIServicePlugin`)
+    const id = need(findLine(dir, tag, [p.plugin], /^\s*ID:\s*"([^"]+)"/), `${what} images plugin ID`)
+    const table = need(findLine(dir, tag, [p.config], /^\s*PinnedImages\s+map\[string\]string\s+`toml:"([^"]+)"/), `${what} pinned_images`)
+    const key = need(findLine(dir, tag, [p.unix], /^\s*"([^"]+)":\s*DefaultSandboxImage,/), `${what} pinned sandbox key`)
+    const configPath = findLine(dir, tag, [p.config], /^\s*ConfigPath\s+string\s+`toml:"(config_path)"/)
+    return {
+      configVersion: Number(configVersion.value),
+      configVersionSource: `${configVersion.at} ConfigVersion (what \`containerd config default\` writes)`,
+      setting: `[plugins."${type.value}.${id.value}".${table.value}] ${key.value}`,
+      settingSource: [`${type.at} CRIServicePlugin`, `${id.at} ID`, `${table.at} PinnedImages`, `${key.at} DefaultSandboxImage key`],
+      registryConfigPath: Boolean(configPath),
+      registryConfigPathSource: configPath ? `${configPath.at} Registry.ConfigPath` : `no config_path field in ${tag}:${p.config}`,
+    }
+  }
+  const configVersion = need(findLine(dir, tag, ['cmd/containerd/command/config.go'], /^\s*config\.Config\.Version = (\d+)/), `${what} config default version`)
+  const type = need(findLine(dir, tag, [p.types], /^\s*GRPCPlugin\s+Type\s*=\s*"([^"]+)"/), `${what} GRPCPlugin`)
+  need(findLine(dir, tag, [p.plugin], /^\s*Type:\s*(plugin\.GRPCPlugin),/), `${what} CRI plugin type`)
+  const id = need(findLine(dir, tag, [p.plugin], /^\s*ID:\s*"([^"]+)"/), `${what} CRI plugin ID`)
+  const key = need(findLine(dir, tag, [p.config], /^\s*SandboxImage\s+string\s+`toml:"([^"]+)"/), `${what} SandboxImage toml key`)
+  const configPath = findLine(dir, tag, [p.config], /^\s*ConfigPath\s+string\s+`toml:"(config_path)"/)
   return {
-    name: 'containerd',
-    source: {repository: 'https://github.com/containerd/containerd', files: ['pkg/cri/config/config_unix.go (1.x)', 'internal/cri/config/config.go (2.x)'], ...head(dir)},
-    settings: {
-      '1': {file: '/etc/containerd/config.toml', setting: '[plugins."io.containerd.grpc.v1.cri"] sandbox_image'},
-      '2': {file: '/etc/containerd/config.toml', setting: '[plugins."io.containerd.cri.v1.images".pinned_images] sandbox'},
-    },
-    releases: releases.map(({file, ...r}) => r),
+    configVersion: Number(configVersion.value),
+    configVersionSource: `${configVersion.at} (\`containerd config default\` writes version ${configVersion.value})`,
+    setting: `[plugins."${type.value}.${id.value}"] ${key.value}`,
+    settingSource: [`${type.at} GRPCPlugin`, `${id.at} ID`, `${key.at} SandboxImage`],
+    registryConfigPath: Boolean(configPath),
+    registryConfigPathSource: configPath ? `${configPath.at} Registry.ConfigPath` : `no config_path field in ${tag}:${p.config}`,
   }
 }
 
+function containerdTable() {
+  const dir = args.containerd
+  const tags = stableTags(dir, 'v*').filter(({v}) => cmp(v, CONTAINERD_OLDEST) >= 0)
+  const releases = []
+  for (const {tag, v} of tags) {
+    const p = containerdPaths(v)
+    const found = v.major >= 2 ? findLine(dir, tag, [p.config], /^\s*DefaultSandboxImage\s*=\s*"([^"]+)"/) : findLine(dir, tag, [p.unix], /^\s*SandboxImage:\s*"([^"]+)"/)
+    need(found, `containerd ${tag} default sandbox image`)
+    if (!isQualified(found.value)) throw new Error(`containerd ${tag}: default sandbox image ${found.value} is not fully qualified`)
+    releases.push({version: fmt(v), sandboxImage: found.value, source: `${found.at} ${v.major >= 2 ? 'DefaultSandboxImage' : 'SandboxImage'}`})
+  }
+  return {
+    name: 'containerd',
+    source: {repository: 'https://github.com/containerd/containerd', ...head(dir)},
+    file: '/etc/containerd/config.toml',
+    series: seriesTable(tags, (tag, v) => containerdFacts(dir, tag, v)),
+    releases,
+    omitted: [...new Set(stableTags(dir, 'v*').filter(({v}) => cmp(v, CONTAINERD_OLDEST) < 0 && v.major >= 1).map(({v}) => seriesOf(v)))].map((series) => ({
+      series,
+      reason: `older than containerd ${seriesOf(CONTAINERD_OLDEST)}, where the table starts: not read`,
+    })),
+  }
+}
+
+const CRIO_PAUSE_FILES = ['pkg/config/config_linux.go', 'pkg/config/config.go', 'lib/config/config.go', 'lib/config.go', 'libkpod/config.go']
+const CRIO_PAUSE = /^\s*(?:DefaultPauseImage\s+(?:string\s+)?=|PauseImage:|pauseImage\s*=)\s*"([^"]+)"/
+
 function crioTable() {
   const dir = args.crio
+  const tags = stableTags(dir, 'v1.*')
   const releases = []
-  for (const {tag, v} of stableTags(dir, 'v1.*')) {
-    if (v.minor < 18) continue
-    const found = firstMatch(dir, tag, ['pkg/config/config_linux.go', 'pkg/config/config.go'], /(?:DefaultPauseImage\s+(?:string\s+)?=|PauseImage:)\s*"([^"]+)"/)
-    if (!found) throw new Error(`cri-o ${tag}: no default pause image found`)
-    releases.push({version: fmt(v), sandboxImage: found.image})
+  const unqualified = new Map()
+  for (const {tag, v} of tags) {
+    const found = need(findLine(dir, tag, CRIO_PAUSE_FILES, CRIO_PAUSE), `cri-o ${tag} default pause image`)
+    if (!isQualified(found.value)) {
+      const key = seriesOf(v)
+      unqualified.set(key, {series: key, value: found.value, source: [...(unqualified.get(key)?.source ?? []), found.at]})
+      continue
+    }
+    releases.push({version: fmt(v), sandboxImage: found.value, source: `${found.at} ${/\w*[Pp]auseImage/.exec(found.line)[0]}`})
+  }
+  const known = new Set(releases.map((r) => seriesOf(parseVersion(r.version))))
+  const listed = tags.filter(({v}) => known.has(seriesOf(v)))
+  const facts = (tag) => {
+    const field = need(findLine(dir, tag, CRIO_PAUSE_FILES.slice(1), /^\s*PauseImage\s+string\s+`toml:"([^"]+)"/), `cri-o ${tag} pause_image field`)
+    const table = need(findLine(dir, tag, CRIO_PAUSE_FILES.slice(1), /^\s*Image\s+struct\{\s*(?:\w+\.)?ImageConfig\s*\}\s+`toml:"([^"]+)"/), `cri-o ${tag} image table`)
+    const root = need(findLine(dir, tag, CRIO_PAUSE_FILES.slice(1), /^\s*\}\s+`toml:"(crio)"`/), `cri-o ${tag} crio table`)
+    return {setting: `[${root.value}.${table.value}] ${field.value}`, settingSource: [`${root.at} crio`, `${table.at} Image`, `${field.at} PauseImage`]}
   }
   return {
     name: 'cri-o',
-    source: {repository: 'https://github.com/cri-o/cri-o', files: ['pkg/config/config.go', 'pkg/config/config_linux.go'], ...head(dir)},
-    settings: {'1': {file: '/etc/crio/crio.conf (or a drop-in in /etc/crio/crio.conf.d/)', setting: '[crio.image] pause_image'}},
+    source: {repository: 'https://github.com/cri-o/cri-o', ...head(dir)},
+    file: '/etc/crio/crio.conf (or a drop-in in /etc/crio/crio.conf.d/)',
+    series: seriesTable(listed, facts),
     releases,
+    omitted: [...unqualified.values()].map((u) => ({
+      series: u.series,
+      reason: `default pause image "${u.value}" is an unqualified name: CRI-O resolves it through the node's own \`registries\` list (no default in the source), so no single image can be named`,
+      source: `${u.source[0]} … ${u.source.at(-1)}`,
+    })),
   }
 }
 
 function criDockerdTable() {
   const dir = args['cri-dockerd']
+  const tags = stableTags(dir, 'v*').filter(({v}) => cmp(v, {major: 0, minor: 2, patch: 0}) >= 0)
   const releases = []
-  for (const {tag, v} of stableTags(dir, 'v*')) {
-    if (cmp(v, {major: 0, minor: 2, patch: 0}) < 0) continue
-    let image
+  for (const {tag, v} of tags) {
+    let found
     for (const file of git(dir, 'ls-tree', '-r', '--name-only', tag).split('\n')) {
       if (!file.endsWith('.go') || file.endsWith('_test.go') || file.startsWith('vendor/')) continue
-      const m = /"([a-z0-9.\-/]*\/pause:[0-9.]+)"/.exec(tryShow(dir, tag, file) ?? '')
-      if (m) {
-        image = m[1]
-        break
-      }
+      found = findLine(dir, tag, [file], /"([a-z0-9.\-/]*\/pause:[0-9.]+)"/)
+      if (found) break
     }
-    if (!image) throw new Error(`cri-dockerd ${tag}: no default pause image found`)
-    releases.push({version: fmt(v), sandboxImage: image})
+    need(found, `cri-dockerd ${tag} default pause image`)
+    releases.push({version: fmt(v), sandboxImage: found.value, source: `${found.at} ${/\w+\s*=/.exec(found.line)?.[0].replace(/\s*=$/, '') ?? 'pause image literal'}`})
+  }
+  const flag = (tag) => {
+    const found = need(findLine(dir, tag, ['config/options.go', 'src/config/options.go'], /"(pod-infra-container-image)"/), `cri-dockerd ${tag} flag`)
+    return {setting: `--${found.value}`, settingSource: [found.at]}
   }
   return {
     name: 'cri-dockerd',
-    source: {repository: 'https://github.com/Mirantis/cri-dockerd', files: ['core/sandbox_helpers.go (defaultSandboxImage)'], ...head(dir)},
-    settings: {'0': {file: 'cri-docker.service (ExecStart)', setting: '--pod-infra-container-image'}},
+    source: {repository: 'https://github.com/Mirantis/cri-dockerd', ...head(dir)},
+    file: 'cri-docker.service (ExecStart)',
+    series: seriesTable(tags, flag),
     releases,
+    omitted: [],
   }
 }
 
@@ -286,16 +400,19 @@ function toJson(value) {
 }
 
 mkdirSync(outDir, {recursive: true})
-const kubeadm = kubeadmTable()
-writeFileSync(join(outDir, 'kubeadm-releases.json'), toJson(kubeadm))
-process.stdout.write(`kubeadm-releases.json: ${kubeadm.releases.length} releases (${kubeadm.releases[0].version} … ${kubeadm.releases.at(-1).version}), ${kubeadm.prereleases.length} pre-releases\n`)
+if (args.minikube) {
+  const kubeadm = kubeadmTable()
+  writeFileSync(join(outDir, 'kubeadm-releases.json'), toJson(kubeadm))
+  process.stdout.write(`kubeadm-releases.json: ${kubeadm.releases.length} releases (${kubeadm.releases[0].version} … ${kubeadm.releases.at(-1).version}), ${kubeadm.prereleases.length} pre-releases\n`)
+}
 
 if (args.containerd || args.crio || args['cri-dockerd']) {
   if (!(args.containerd && args.crio && args['cri-dockerd'])) usage('runtime tables need --containerd, --crio and --cri-dockerd together')
   const runtimes = {
     $comment: 'Generated by scripts/gen-kube-data.mjs — do not edit by hand; re-run the script to refresh.',
+    $sources: 'Every value names where it was read: TAG:PATH:LINE in the runtime repository (source.repository); series facts are checked equal at every tag of the series and cite the newest.',
     runtimes: {containerd: containerdTable(), 'cri-o': crioTable(), 'cri-dockerd': criDockerdTable()},
   }
   writeFileSync(join(outDir, 'runtime-pause.json'), toJson(runtimes))
-  for (const r of Object.values(runtimes.runtimes)) process.stdout.write(`runtime-pause.json: ${r.name} ${r.releases.length} releases\n`)
+  for (const r of Object.values(runtimes.runtimes)) process.stdout.write(`runtime-pause.json: ${r.name} ${r.releases.length} releases, series ${r.series.map((s) => s.series).join(' ')}${r.omitted.length ? `; omitted ${r.omitted.map((o) => o.series).join(', ')}` : ''}\n`)
 }

@@ -1,13 +1,14 @@
 /** The flags that say which images to carry, shared by `images` and `create`, and their mapping to the resolver. */
 import * as Flags from '@oclif/core/flags'
 import type {ImageListOptions} from '../kube/resolve.js'
+import {runtimeFlagDescription} from '../kube/runtime-pause.js'
 
 export const imageListFlags = {
   'kubernetes-version': Flags.string({description: 'Kubernetes version: v1.31.6, 1.31.6, or 1.31 (newest known patch).', helpValue: 'VERSION', helpGroup: 'IMAGES'}),
   'image-repository': Flags.string({description: 'Registry/prefix for the control plane images (kubeadm --image-repository).', helpValue: 'REPO', helpGroup: 'IMAGES'}),
   config: Flags.string({description: 'kubeadm configuration file (ClusterConfiguration v1beta2/v1beta3/v1beta4).', helpValue: 'FILE', helpGroup: 'IMAGES'}),
   runtime: Flags.string({
-    description: "Add this runtime's default sandbox image: containerd@1.6|1.7|2.0|2.1, cri-o@1.30, docker@cri-dockerd (repeatable).",
+    description: runtimeFlagDescription(),
     multiple: true,
     helpValue: 'RUNTIME@VERSION',
     helpGroup: 'IMAGES',

@@ -3,6 +3,7 @@ import {dirname, join} from 'node:path'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {KubeferryError} from '../oci/errors.js'
+import {knownRuntimeSeries} from '../kube/runtime-pause.js'
 import {
   bundleImages,
   CONFIG_TARGETS,
@@ -71,7 +72,7 @@ export default class Config extends BaseCommand {
     bundle: Flags.string({description: 'The bundle that was pushed: its registries, tags and pause image are used.', helpValue: 'FILE'}),
     for: Flags.string({description: 'What to generate (repeatable).', options: [...CONFIG_TARGETS], multiple: true, required: true}),
     output: Flags.string({char: 'o', description: 'Write the files under DIR (at their destination paths) instead of printing them.', helpValue: 'DIR'}),
-    'containerd-version': Flags.string({description: 'containerd version on the nodes: 1.x → config version 2 (sandbox_image), 2.x → version 3 (pinned_images.sandbox).', default: '1.7'}),
+    'containerd-version': Flags.string({description: `containerd version on the nodes (known series: ${knownRuntimeSeries('containerd').join(', ')}): 1.x → config version 2 (sandbox_image), 2.x → version 3 (pinned_images.sandbox).`, default: '1.7'}),
     flatten: Flags.boolean({description: 'Images were pushed with --flatten.', default: false}),
     map: Flags.string({description: 'Images were pushed with these --map FROM=TO rules (repeatable).', multiple: true, helpValue: 'FROM=TO'}),
     'no-coredns-alias': Flags.boolean({description: 'Images were pushed with --no-coredns-alias.', default: false}),

@@ -1,7 +1,7 @@
 import {readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
-import {parseAllDocuments} from 'yaml'
 import {KubeferryError} from '../oci/errors.js'
+import {decodeManifestStream} from './manifest-stream.js'
 
 /** An image found in Kubernetes YAML, with where it was found. */
 export interface ManifestImage {
@@ -50,7 +50,13 @@ function describe(object: Obj): string {
 function collect(object: unknown, origin: string, out: ManifestImage[]): void {
   if (!isObj(object)) return
   if (typeof object.kind === 'string' && object.kind.endsWith('List') && Array.isArray(object.items)) {
-    for (const item of object.items) collect(item, origin, out)
+    // Items of a typed list (PodList, DeploymentList from the API) carry no kind: kubectl gives them the list's kind
+    // without "List" when they have neither kind nor apiVersion (apimachinery unstructured helpers.go).
+    const itemKind = object.kind.slice(0, -'List'.length)
+    for (const item of object.items) {
+      const inherits = isObj(item) && item.kind === undefined && item.apiVersion === undefined && itemKind !== ''
+      collect(inherits ? {...item, kind: itemKind} : item, origin, out)
+    }
     return
   }
   const spec = podSpecOf(object)
@@ -69,25 +75,20 @@ function collect(object: unknown, origin: string, out: ManifestImage[]): void {
   }
 }
 
+/** Called with each warning about the input (a duplicated key, …); the default drops them. */
+export type ManifestWarn = (message: string) => void
+
 /**
- * Images of the Pod-bearing objects in Kubernetes YAML text (multi-document; `List` and `*List` items; Pod,
- * Deployment, DaemonSet, StatefulSet, ReplicaSet, ReplicationController, Job, CronJob, PodTemplate; containers,
- * initContainers, ephemeralContainers), in document order. Other kinds are ignored.
+ * Images of the Pod-bearing objects in Kubernetes manifests as kubectl reads them (YAML documents, or a stream of
+ * JSON objects; see manifest-stream.ts): `List` and `*List` items; Pod, Deployment, DaemonSet, StatefulSet,
+ * ReplicaSet, ReplicationController, Job, CronJob, PodTemplate; containers, initContainers, ephemeralContainers),
+ * in document order. Other kinds are ignored.
  */
-export function scanManifestText(text: string, origin: string): ManifestImage[] {
-  const docs = parseAllDocuments(text)
-  const list = Array.isArray(docs) ? docs : [docs]
+export function scanManifestText(text: string, origin: string, warn: ManifestWarn = () => {}): ManifestImage[] {
+  const decoded = decodeManifestStream(text, origin)
+  for (const warning of decoded.warnings) warn(warning)
   const out: ManifestImage[] = []
-  for (const doc of list) {
-    if (doc.errors.length > 0) {
-      const error = doc.errors[0]
-      const line = error.linePos?.[0]?.line
-      throw new KubeferryError('INVALID_ARGUMENT', `${origin}: invalid YAML${line ? ` at line ${line}` : ''}: ${error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`, {
-        hint: 'fix the manifest (or render the chart with helm template first)',
-      })
-    }
-    collect(doc.toJS(), origin, out)
-  }
+  for (const doc of decoded.documents) collect(doc.value, origin, out)
   return out
 }
 
@@ -99,28 +100,29 @@ async function readText(path: string, what: string): Promise<string> {
   }
 }
 
-async function yamlFilesUnder(dir: string): Promise<string[]> {
+/** kubectl -f DIR reads *.json, *.yaml and *.yml (this goes into subdirectories too, as kubectl -R does). */
+async function manifestFilesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, {withFileTypes: true})
   const files: string[] = []
   for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const path = join(dir, entry.name)
-    if (entry.isDirectory()) files.push(...(await yamlFilesUnder(path)))
-    else if (/\.ya?ml$/i.test(entry.name)) files.push(path)
+    if (entry.isDirectory()) files.push(...(await manifestFilesUnder(path)))
+    else if (/\.(ya?ml|json)$/i.test(entry.name)) files.push(path)
   }
   return files
 }
 
-/** Scan a file, a directory (its *.yaml / *.yml files, recursively, in name order) or `-` (stdin text given by `readStdin`). */
-export async function scanManifests(path: string, readStdin: () => Promise<string>): Promise<ManifestImage[]> {
-  if (path === '-') return scanManifestText(await readStdin(), 'stdin')
+/** Scan a file, a directory (its *.yaml / *.yml / *.json files, recursively, in name order) or `-` (stdin text given by `readStdin`). */
+export async function scanManifests(path: string, readStdin: () => Promise<string>, warn: ManifestWarn = () => {}): Promise<ManifestImage[]> {
+  if (path === '-') return scanManifestText(await readStdin(), 'stdin', warn)
   let isDir: boolean
   try {
     isDir = (await stat(path)).isDirectory()
   } catch (error) {
-    throw new KubeferryError('IO', `cannot read manifests ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, {hint: 'give a YAML file, a directory of YAML files, or - for stdin', cause: error})
+    throw new KubeferryError('IO', `cannot read manifests ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, {hint: 'give a YAML or JSON file, a directory of them, or - for stdin', cause: error})
   }
-  if (!isDir) return scanManifestText(await readText(path, 'manifests'), path)
+  if (!isDir) return scanManifestText(await readText(path, 'manifests'), path, warn)
   const out: ManifestImage[] = []
-  for (const file of await yamlFilesUnder(path)) out.push(...scanManifestText(await readText(file, 'manifests'), file))
+  for (const file of await manifestFilesUnder(path)) out.push(...scanManifestText(await readText(file, 'manifests'), file, warn))
   return out
 }

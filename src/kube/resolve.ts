@@ -122,7 +122,7 @@ export async function resolveImageList(options: ImageListOptions): Promise<Image
   const extras: ManifestImage[] = (options.images ?? []).map((image) => ({image, source: '--image'}))
   for (const file of options.imagesFiles ?? []) extras.push(...(await readImagesFile(file)))
   const readStdin = options.readStdin ?? readProcessStdin
-  for (const path of options.manifests ?? []) extras.push(...(await (await import('./manifests.js')).scanManifests(path, readStdin)))
+  for (const path of options.manifests ?? []) extras.push(...(await (await import('./manifests.js')).scanManifests(path, readStdin, (warning) => warnings.push(warning))))
   for (const extra of extras) list.add(extra.image, 'extra', extra.source)
 
   if (list.entries.length === 0) {

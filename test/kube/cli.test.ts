@@ -77,7 +77,7 @@ test('broken YAML (config and manifests) and an unreadable --images-file', async
   const broken = join(dir, 'broken.yaml')
   await writeFile(broken, 'apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: "v1.31.6\n')
   await expectOneLineError(t, ['--config', broken], /^error: .*broken\.yaml: invalid YAML/)
-  await expectOneLineError(t, ['--from-manifests', broken], /^error: .*broken\.yaml: invalid YAML/)
+  await expectOneLineError(t, ['--from-manifests', broken], /^error: .*broken\.yaml:\d+: invalid YAML/)
   await expectOneLineError(t, ['--images-file', join(dir, 'missing.txt')], /^error: cannot read --images-file .*missing\.txt: ENOENT/)
   const unreadable = join(dir, 'unreadable.txt')
   await writeFile(unreadable, 'nginx\n')
