@@ -19,7 +19,7 @@ import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, digestHex, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {BlobFill, FillSink} from './blob-fill.js'
-import {claimPartial, hashPrefix, keepPartial, PARTIAL_MAX_AGE_MS, PARTIAL_SUFFIX, startOf, type ResumeFrom} from './partial.js'
+import {claimPartial, hashPrefix, keepPartial, PARTIAL_MAX_AGE_MS, PARTIAL_MIN_BYTES, PARTIAL_SUFFIX, startOf, type ResumeFrom} from './partial.js'
 
 export {BlobFill} from './blob-fill.js'
 export type {ResumeFrom} from './partial.js'
@@ -232,7 +232,7 @@ export class BlobStore {
 
   /**
    * Temp files of processes that no longer run (a killed build) become the partials of their blobs, unless the blob is
-   * stored by now; partials nobody continued for weeks are removed.
+   * stored by now or the file is too short to matter; partials nobody continued for weeks are removed.
    */
   private async adoptStaleTemps(): Promise<void> {
     const dir = join(this.root, 'tmp')
@@ -253,7 +253,8 @@ export class BlobStore {
       const pid = Number.parseInt(owner ?? '', 10)
       if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue
       const digest = `sha256:${hex}`
-      if (isDigest(digest) && !existsSync(this.pathOf(digest))) await keepPartial(path, this.partialPath(digest))
+      const size = statSync(path, {throwIfNoEntry: false})?.size ?? 0
+      if (isDigest(digest) && size >= PARTIAL_MIN_BYTES && !existsSync(this.pathOf(digest))) await keepPartial(path, this.partialPath(digest))
       else await unlink(path).catch(() => undefined)
     }
   }

@@ -18,6 +18,9 @@ import {rename, stat, truncate, unlink} from 'node:fs/promises'
 /** Where a blob's resumable bytes rest between runs (`<root>/tmp/<hex>.partial`). */
 export const PARTIAL_SUFFIX = '.partial'
 
+/** A killed run's temp file shorter than this is not worth continuing (manifests, configs): it is removed. */
+export const PARTIAL_MIN_BYTES = 64 * 1024
+
 /** Partials nobody continued for this long are removed when the store opens (a blob no longer wanted). */
 export const PARTIAL_MAX_AGE_MS = 14 * 24 * 3600 * 1000
 
