@@ -53,6 +53,8 @@ async function sameDevice(a: string, b: string): Promise<boolean> {
   }
 }
 
+export type FsProbe = (dir: string) => Promise<{free: number; type: number} | undefined>
+
 async function fsInfo(dir: string): Promise<{free: number; type: number} | undefined> {
   try {
     const info = await statfs(dir)
@@ -66,9 +68,9 @@ async function fsInfo(dir: string): Promise<{free: number; type: number} | undef
  * The bundle (`bundleBytes`) fits the output's filesystem (file-size limit, free space), and the blobs still to fetch
  * (`missingBytes`) fit the cache (which holds the bundle too when it is on the same filesystem).
  */
-export async function checkBundleFits(output: string, bundleBytes: number, missingBytes: number, cacheDir: string, images: number): Promise<void> {
+export async function checkBundleFits(output: string, bundleBytes: number, missingBytes: number, cacheDir: string, images: number, probe: FsProbe = fsInfo): Promise<void> {
   const outDir = dirname(output)
-  const out = await fsInfo(outDir)
+  const out = await probe(outDir)
   const limit = out && fileSizeLimit(out.type)
   if (limit && bundleBytes > limit.bytes) {
     throw new KubeferryError('NO_SPACE', `the bundle of ${images} images is ${mb(bundleBytes)} (${bundleBytes} bytes), more than the ${limit.bytes} bytes (4 GiB − 1) a file can hold on the ${limit.filesystem} filesystem of ${outDir}`, {
@@ -76,7 +78,7 @@ export async function checkBundleFits(output: string, bundleBytes: number, missi
     })
   }
   const shared = await sameDevice(cacheDir, outDir)
-  const cache = await fsInfo(cacheDir)
+  const cache = await probe(cacheDir)
   const needCache = missingBytes + (shared ? bundleBytes : 0)
   if (cache !== undefined && cache.free < needCache) {
     throw new KubeferryError('NO_SPACE', `not enough space for ${images} images: ${mb(needCache)} needed in ${cacheDir}${shared ? ' (cache + bundle)' : ''}, ${mb(cache.free)} free`, {
