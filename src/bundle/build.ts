@@ -1,26 +1,27 @@
 /**
- * `create` as a library: plan (references → platforms → blobs), fetch missing blobs into the content-addressed
- * store in parallel (see downloads.ts: each image's blobs start as soon as its manifest is read, the rest in tar
- * order once the plan is complete), and write the bundle while the downloads run: the writer's copiers follow the
- * blobs' temp files as their bytes land (BlobFill), so every layer in flight is copied into the tar while it still
- * downloads. A blob already verified in the store is never fetched again, so a rerun after a crash or a second
- * build of overlapping images downloads only what is missing.
+ * `create` as a library: check that the output can take a bundle (preflight.ts), plan (references → platforms →
+ * blobs, each looked up in the store as it is found), check that the bundle fits the output, then fetch missing blobs
+ * into the content-addressed store in parallel, in tar order (downloads.ts), and write the bundle while the downloads
+ * run: the writer's copiers follow the blobs' temp files as their bytes land (BlobFill), so every layer in flight is
+ * copied into the tar while it still downloads. A blob already verified in the store is never fetched again, and what
+ * a stopped or killed build had fetched of a blob is continued (store/partial.ts), so a rerun downloads only what is
+ * missing.
  *
  * What is verified where: a downloaded blob is hashed once, by the registry client while it streams (the store
  * trusts that DigestVerifier, see blob-store.ts), and the copier waits for that verdict before it takes the next
  * blob; a blob taken from the cache (verified by an earlier build) is hashed again while it is copied into the tar.
  * The tar itself is hashed in order while it fills (for BUNDLE.sha256, see tar-out.ts).
  */
-import {open, stat, statfs, type FileHandle} from 'node:fs/promises'
-import {dirname} from 'node:path'
+import {open, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {RegistryClient} from '../registry/client.js'
-import type {BlobFill, BlobStore} from '../store/blob-store.js'
+import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
 import {mapLimit} from '../util/async.js'
 import {Downloads} from './downloads.js'
+import {checkBundleFits, checkOutputDir} from './preflight.js'
 import type {BlobFile} from './tar-fill.js'
 import {bundleContents, writeBundle, type BundleRequest} from './writer.js'
 
@@ -50,9 +51,16 @@ export interface BuildSummary {
   dockerPlatform: string
   uniqueBlobs: number
   blobBytes: number
+  /** Blobs (layers, configs) fetched by this build; `downloadedBytes` counts only the bytes it fetched. */
   downloadedBlobs: number
   downloadedBytes: number
+  /** Of those, downloads that continued what an earlier run kept, and the bytes kept. */
+  resumedBlobs: number
+  resumedBytes: number
+  /** Blobs (layers, configs) taken from the cache, not fetched. */
   cachedBlobs: number
+  /** Manifests and indexes: always read from the registry while planning. */
+  manifests: number
   seconds: number
   warnings: string[]
 }
@@ -100,42 +108,6 @@ function storedFile(store: BlobStore, blob: PlannedBlob): BlobFile {
   }
 }
 
-async function sameDevice(a: string, b: string): Promise<boolean> {
-  try {
-    return (await stat(a)).dev === (await stat(b)).dev
-  } catch {
-    return false
-  }
-}
-
-async function freeBytes(dir: string): Promise<number | undefined> {
-  try {
-    const info = await statfs(dir)
-    return Number(info.bavail) * Number(info.bsize)
-  } catch {
-    return undefined
-  }
-}
-
-async function checkSpace(plan: BundlePlan, missingBytes: number, bundleBytes: number, store: BlobStore, output: string): Promise<void> {
-  const outDir = dirname(output)
-  const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`
-  const shared = await sameDevice(store.root, outDir)
-  const cacheFree = await freeBytes(store.root)
-  const needCache = missingBytes + (shared ? bundleBytes : 0)
-  if (cacheFree !== undefined && cacheFree < needCache) {
-    throw new KubeferryError('NO_SPACE', `not enough space for ${plan.images.length} images: ${mb(needCache)} needed in ${store.root}${shared ? ` (cache + bundle)` : ''}, ${mb(cacheFree)} free`, {
-      hint: 'free some space, or put the cache (--cache-dir) and the bundle (--output) on a larger disk',
-    })
-  }
-  if (!shared) {
-    const outFree = await freeBytes(outDir)
-    if (outFree !== undefined && outFree < bundleBytes) {
-      throw new KubeferryError('NO_SPACE', `not enough space in ${outDir} for the bundle: ${mb(bundleBytes)} needed, ${mb(outFree)} free`, {hint: 'free some space or write the bundle elsewhere with --output'})
-    }
-  }
-}
-
 export async function buildBundle(options: BuildOptions): Promise<BuildSummary> {
   const startedAt = Date.now()
   const {store, source} = options
@@ -144,23 +116,22 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   const abort = new AbortController()
   const onOuterAbort = (): void => abort.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', onOuterAbort)
-  // Progress: each blob is credited to the first image that uses it; bytes that arrive before the plan is complete
-  // (and the progress display started) are credited when it starts.
+  // Progress: each blob is credited to the first image that uses it. Transfers wait until the output was checked and
+  // the display started (see Downloads' `paused`); only cache hits finish before, and they are never pending.
   const owners = new Map<Digest, string>()
-  const early = new Map<string, number>()
-  const earlyDone = new Set<Digest>()
   let progressStarted = false
-  const downloads = new Downloads(store, source, concurrency, abort, {
-    onBytes: (digest, n) => {
-      const owner = owners.get(digest)!
-      if (progressStarted) progress?.bytes(owner, n)
-      else early.set(owner, (early.get(owner) ?? 0) + n)
+  const downloads = new Downloads(
+    store,
+    source,
+    concurrency,
+    abort,
+    {
+      onBytes: (digest, n) => progressStarted && progress?.bytes(owners.get(digest)!, n),
+      onDone: (digest) => progressStarted && finishBlob(digest),
+      onResume: (digest, kept) => progressStarted && progress?.reused(owners.get(digest)!, kept),
     },
-    onDone: (digest) => {
-      if (progressStarted) finishBlob(digest)
-      else earlyDone.add(digest)
-    },
-  })
+    {paused: true},
+  )
   const pending = new Map<string, number>()
   const finishBlob = (digest: Digest): void => {
     const owner = owners.get(digest)!
@@ -170,6 +141,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   }
 
   try {
+    await checkOutputDir(options.output)
     progress?.note(`resolving ${options.requests.length} image reference(s)…`)
     const plan = await planBundle(source, options.requests, {
       platforms: options.platforms,
@@ -193,7 +165,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     const contents = bundleContents(plan, options.request, options.sourceDateEpoch) // once: its size here, its bytes in writeBundle
     const bundleBytes = contents.size
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
-    await checkSpace(plan, Math.max(0, missingBytes - downloads.downloadedBytes), bundleBytes, store, options.output)
+    await checkBundleFits(options.output, bundleBytes, missingBytes, store.root, plan.images.length)
 
     const totals = new Map<string, {total: number; done: number}>()
     for (const image of plan.images) totals.set(image.name, {total: 0, done: 0})
@@ -211,9 +183,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     }
     progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
     progressStarted = true
-    for (const [owner, n] of early) progress?.bytes(owner, n) // downloaded while the plan was completed: not "cached"
-    // Downloads that finished before the display started (cache hits were never pending).
-    fetched.forEach((blob, i) => !cached[i] && earlyDone.has(blob.digest) && finishBlob(blob.digest))
+    downloads.start()
 
     let result
     try {
@@ -273,7 +243,11 @@ function summaryOf(plan: BundlePlan, result: Awaited<ReturnType<typeof writeBund
     blobBytes: plan.blobs.reduce((n, b) => n + b.size, 0),
     downloadedBlobs: downloads.downloadedBlobs,
     downloadedBytes: downloads.downloadedBytes,
-    cachedBlobs: plan.blobs.length - downloads.downloadedBlobs,
+    resumedBlobs: downloads.resumedBlobs,
+    resumedBytes: downloads.resumedBytes,
+    // Not fetched by this build: in the cache before, or stored meanwhile by another build sharing it.
+    cachedBlobs: plan.blobs.filter((b) => !b.bytes).length - downloads.downloadedBlobs,
+    manifests: plan.blobs.filter((b) => b.bytes).length,
     seconds: (Date.now() - startedAt) / 1000,
     warnings: plan.warnings,
   }

@@ -1,15 +1,23 @@
 /**
  * The blob downloads of one build: at most `concurrency` at once, each into the content-addressed store (verified
- * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them, so downloads start while other
- * references are still being resolved; once the whole plan is known the waiting ones are put in tar order, so the
- * writer (whose copiers follow that order) rarely waits. The writer asks `fillOf(digest)` for the file to follow: the BlobFill
+ * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them and looked up in the store at once;
+ * with `paused` (what create does) the transfers begin only at `start()`, once the whole plan is known and the output
+ * was found able to take the bundle, and the waiting ones are put in tar order first, so the writer (whose copiers
+ * follow that order) rarely waits. A blob an earlier run left part of is continued (see store/partial.ts). The writer asks `fillOf(digest)` for the file to follow: the BlobFill
  * of a download in progress, or undefined when the blob was already in the store.
  */
 import type {Digest} from '../oci/digest.js'
 import type {Reference} from '../oci/reference.js'
+import type {ImageSource} from '../oci/source.js'
 import type {BlobFill, BlobStore} from '../store/blob-store.js'
 import {deferred, type Deferred} from '../util/async.js'
-import type {ImageSource} from './plan.js'
+
+/**
+ * Where blobs come from: an ImageSource's `blob`. `resume` asks for the rest of a blob an earlier run kept part of; a
+ * source that honours it says so with `startsAt` on its stream (see store/partial.ts), one that does not simply sends
+ * the whole blob.
+ */
+export type BlobSource = Pick<ImageSource, 'blob'>
 
 export interface WantedBlob {
   digest: Digest
@@ -31,6 +39,8 @@ export interface DownloadEvents {
   onBytes?: (digest: Digest, n: number) => void
   /** `digest` is verified and in the store. */
   onDone?: (digest: Digest) => void
+  /** The download of `digest` continues `kept` bytes an earlier run left in the cache. */
+  onResume?: (digest: Digest, kept: number) => void
 }
 
 export class Downloads {
@@ -41,17 +51,31 @@ export class Downloads {
   private lookups = 0
   private idle = deferred<void>()
   private failure: unknown
+  /** Until start(): lookups run, transfers wait (create checks the output before the first download). */
+  private paused: boolean
   downloadedBlobs = 0
+  /** Bytes fetched by this build (not counting kept bytes it continued). */
   downloadedBytes = 0
+  /** Downloads that continued bytes an earlier run kept, and how many bytes that saved. */
+  resumedBlobs = 0
+  resumedBytes = 0
 
   constructor(
     private readonly store: BlobStore,
-    private readonly source: ImageSource,
+    private readonly source: BlobSource,
     private readonly concurrency: number,
     private readonly abort: AbortController,
     private readonly events: DownloadEvents = {},
+    options: {paused?: boolean} = {},
   ) {
+    this.paused = options.paused ?? false
     this.idle.resolve()
+  }
+
+  /** Let the transfers begin (see `paused`). */
+  start(): void {
+    this.paused = false
+    this.pump()
   }
 
   /** The first error of any download (every later call fails with it). */
@@ -131,7 +155,7 @@ export class Downloads {
   }
 
   private pump(): void {
-    while (this.running < this.concurrency && this.queue.length > 0 && this.failure === undefined) {
+    while (!this.paused && this.running < this.concurrency && this.queue.length > 0 && this.failure === undefined) {
       const entry = this.queue.shift()!
       this.running++
       this.fetch(entry).finally(() => {
@@ -150,13 +174,18 @@ export class Downloads {
     const {blob} = entry
     const signal = this.abort.signal
     try {
-      const result = await this.store.ingest(blob, () => this.source.blob(blob.from, blob, {signal}), {
+      const result = await this.store.ingest(blob, (resume) => this.source.blob(blob.from, blob, {signal, ...(resume ? {resume} : {})}), {
         signal,
         onBytes: (n) => {
           this.downloadedBytes += n
           this.events.onBytes?.(blob.digest, n)
         },
         onFill: (fill) => entry.fill.resolve(fill),
+        onResume: (kept) => {
+          this.resumedBlobs++
+          this.resumedBytes += kept
+          this.events.onResume?.(blob.digest, kept)
+        },
       })
       entry.fill.resolve(undefined) // no effect when the fill was announced
       if (result.downloaded) this.downloadedBlobs++

@@ -117,7 +117,8 @@ export default class Create extends BaseCommand {
     this.log(`wrote ${summary.output} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)
     this.log(
       `  ${summary.images} images, ${summary.platforms.length} platform(s) ${summary.platforms.join(', ')} (docker load: ${summary.dockerPlatform}), ` +
-        `${summary.uniqueBlobs} unique blobs (${formatBytes(summary.blobBytes)}; ${summary.downloadedBlobs} downloaded, ${summary.cachedBlobs} cached) in ${summary.seconds.toFixed(1)} s`,
+        `${summary.uniqueBlobs} unique blobs (${formatBytes(summary.blobBytes)}; ${summary.downloadedBlobs} downloaded${summary.resumedBlobs ? ` (${summary.resumedBlobs} continued, ${formatBytes(summary.resumedBytes)} kept from an earlier run)` : ''}, ` +
+        `${summary.cachedBlobs} from the cache, ${summary.manifests} manifests) in ${summary.seconds.toFixed(1)} s`,
     )
     this.log(`  ${summary.checksumFile}`)
     this.log(`  ${summary.installScript}`)

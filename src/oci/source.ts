@@ -5,6 +5,7 @@
  * bundle → registry, `load` bundle → runtime, `serve` bundle → HTTP; a future registry → registry copy needs nothing
  * new. Images travel as walked trees (walk.ts), so every sink sees manifests already checked by the same rules.
  */
+import type {Hash} from 'node:crypto'
 import type {Readable} from 'node:stream'
 import type {Digest} from './digest.js'
 import type {Reference} from './reference.js'
@@ -22,6 +23,18 @@ export interface BlobReadOptions {
   onBytes?: (bytes: number) => void
   /** Read size hint for bulk copies. */
   highWaterMark?: number
+  /**
+   * Continue a download an earlier run kept the first `offset` bytes of (their hash in `hash`): the source asks for
+   * the rest and still verifies the whole blob. The stream's `startsAt` says where its first byte is: `offset` when
+   * the source honoured it, 0 when it sent the whole blob instead (a registry ignoring Range).
+   */
+  resume?: ResumeFrom
+}
+
+/** A download to continue: the hash of the kept bytes (`offset` of them), to be fed the rest. */
+export interface ResumeFrom {
+  offset: number
+  hash: Hash
 }
 
 export interface ImageSource {

@@ -1,3 +1,4 @@
+import type {Hash} from 'node:crypto'
 import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
@@ -143,38 +144,60 @@ export class RegistryClient {
    * ignores Range is read again from the start, skipping what was already delivered).
    * `onProgress` gets each increment of bytes delivered (never counting a byte twice across resumes);
    * aborting `signal` destroys the stream.
+   *
+   * `resume` continues a download an earlier run kept: the first request asks for the bytes from `resume.offset`,
+   * and the hash of the kept ones (`resume.hash`) is continued. The stream's `startsAt` says where its first byte is:
+   * `resume.offset` when the registry honoured the Range request, else 0 (the whole blob, hashed afresh).
    */
-  async openBlob(repo: Reference, desc: BlobDescriptor, options: {onProgress?: (bytes: number) => void; signal?: AbortSignal} = {}): Promise<Readable> {
+  async openBlob(
+    repo: Reference,
+    desc: BlobDescriptor,
+    options: {onProgress?: (bytes: number) => void; signal?: AbortSignal; resume?: {offset: number; hash: Hash}} = {},
+  ): Promise<Readable & {startsAt: number}> {
     options.signal?.throwIfAborted()
     const label = `blob ${desc.digest} of ${repositoryName(repo)}`
+    const offset = options.resume && options.resume.offset > 0 && options.resume.offset < desc.size ? options.resume.offset : 0
     let ep: Endpoint | undefined
-    const first = await this.onPullEndpoints(repo, async (candidate) => {
-      const res = await this.blobRequest(candidate, repo, desc.digest, 0)
+    let first = await this.onPullEndpoints(repo, async (candidate) => {
+      const res = await this.blobRequest(candidate, repo, desc.digest, offset)
       ep = candidate
       return res
     })
+    let startsAt = first.status === 206 ? rangeStart(first) : 0
+    if (startsAt !== offset && startsAt !== 0) {
+      // A range we did not ask for: take the whole blob instead.
+      await first.body.dump()
+      first = await this.blobRequest(ep as Endpoint, repo, desc.digest, 0)
+      startsAt = 0
+    }
     // A 1 MiB buffer each side: with the default 16 KiB every 64 KiB socket chunk would wait for a 'drain'.
-    const verifier = new DigestVerifier(desc.digest, desc.size, {label, highWaterMark: 1024 * 1024})
+    const continued = startsAt > 0 ? {hash: options.resume!.hash, offset: startsAt} : {}
+    const verifier = new DigestVerifier(desc.digest, desc.size, {label, highWaterMark: 1024 * 1024, ...continued})
     const signal = options.signal
     if (signal) {
       const abort = () => verifier.destroy(new KubeferryError('INTERNAL', `${label}: download cancelled`, {cause: signal.reason}))
       signal.addEventListener('abort', abort, {once: true})
       verifier.once('close', () => signal.removeEventListener('abort', abort))
     }
-    void this.pump(ep as Endpoint, repo, desc, first, verifier, label, options.onProgress)
-    return verifier
+    void this.pump(ep as Endpoint, repo, desc, first, startsAt, verifier, label, options.onProgress)
+    return Object.assign(verifier, {startsAt})
   }
 
   private async blobRequest(ep: Endpoint, repo: Reference, digest: Digest, offset: number): Promise<TransportResponse> {
     const path = endpointRepository(ep, repo.repository)
     const res = await this.http.request({endpoint: ep, method: 'GET', path: `${path}/blobs/${digest}`, headers: offset > 0 ? {range: `bytes=${offset}-`} : {}, scopes: [pull(path)]})
     if (res.status === 200 || res.status === 206) return res
+    if (res.status === 416 && offset > 0) {
+      await res.body.dump() // the registry will not serve that range: the whole blob then
+      return this.blobRequest(ep, repo, digest, 0)
+    }
     throw await statusError(ep, res, `blob ${digest} of ${repositoryName(repo)}`)
   }
 
-  private async pump(ep: Endpoint, repo: Reference, desc: BlobDescriptor, first: TransportResponse, out: DigestVerifier, label: string, onProgress?: (bytes: number) => void): Promise<void> {
+  /** Feed `out` from `first` (whose first byte is blob byte `start`), resuming with Range when the connection drops. */
+  private async pump(ep: Endpoint, repo: Reference, desc: BlobDescriptor, first: TransportResponse, start: number, out: DigestVerifier, label: string, onProgress?: (bytes: number) => void): Promise<void> {
     let res = first
-    let delivered = 0
+    let delivered = start
     let skip = 0
     let stalled = 0
     let resumes = 0
@@ -213,8 +236,7 @@ export class RegistryClient {
           res = await this.blobRequest(ep, repo, desc.digest, delivered)
           skip = 0
           if (res.status === 206) {
-            const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')
-            if (!start || Number(start[1]) !== delivered) skip = Number.NaN
+            if (rangeStart(res) !== delivered) skip = Number.NaN
           } else {
             skip = delivered
           }
@@ -272,6 +294,12 @@ export class RegistryClient {
 
 function target(ref: Reference): string {
   return ref.digest ?? ref.tag ?? 'latest'
+}
+
+/** Where a 206 answer's body starts in the blob (Content-Range `bytes N-…`); -1 when it does not say. */
+function rangeStart(res: TransportResponse): number {
+  const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')
+  return start ? Number(start[1]) : -1
 }
 
 function drained(stream: DigestVerifier): Promise<void> {

@@ -30,6 +30,7 @@ export class RegistrySource implements ImageSource {
     return this.client.openBlob(ref, {digest: desc.digest, size: desc.size}, {
       ...(options.onBytes ? {onProgress: options.onBytes} : {}),
       ...(options.signal ? {signal: options.signal} : {}),
+      ...(options.resume ? {resume: options.resume} : {}),
     })
   }
 }

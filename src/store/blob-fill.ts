@@ -62,18 +62,29 @@ function writeFully(fd: number, buffers: Buffer[], position: number, callback: (
 }
 
 /**
- * A Writable onto an open file descriptor that reports each completed write to a BlobFill (and `onBytes`).
- * Chunks that queue up while a write is in flight are written together (one syscall).
+ * A Writable onto an open file descriptor, from `position` on, that reports each completed write to `onBytes` and,
+ * when `follow` (default), to the BlobFill (a reader follows those bytes). Chunks that queue up while a write is in
+ * flight are written together (one syscall).
  */
 export class FillSink extends Writable {
-  private position = 0
+  private position: number
+  private readonly follow: boolean
+  private inFlight: Promise<void> = Promise.resolve()
 
   constructor(
     private readonly fd: number,
     private readonly fill: BlobFill,
     private readonly onBytes?: (n: number) => void,
+    options: {position?: number; follow?: boolean} = {},
   ) {
     super({highWaterMark: 1024 * 1024})
+    this.position = options.position ?? 0
+    this.follow = options.follow ?? true
+  }
+
+  /** Resolves once no write is in flight (after a failure, before the file is closed or renamed). */
+  idle(): Promise<void> {
+    return this.inFlight
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -83,12 +94,15 @@ export class FillSink extends Writable {
   override _writev(chunks: Array<{chunk: Buffer}>, callback: (error?: Error | null) => void): void {
     const buffers = chunks.map((c) => c.chunk)
     const n = buffers.reduce((sum, b) => sum + b.length, 0)
-    writeFully(this.fd, buffers, this.position, (error) => {
-      if (error) return callback(error)
-      this.position += n
-      this.fill.advance(n)
-      this.onBytes?.(n)
-      callback()
+    this.inFlight = new Promise((settled) => {
+      writeFully(this.fd, buffers, this.position, (error) => {
+        settled()
+        if (error) return callback(error)
+        this.position += n
+        if (this.follow) this.fill.advance(n)
+        this.onBytes?.(n)
+        callback()
+      })
     })
   }
 }

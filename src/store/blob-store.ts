@@ -1,8 +1,8 @@
 /**
  * The content-addressed blob cache shared by builds: `<root>/blobs/sha256/<hex>`, each file complete and verified.
  * Bytes go to `<root>/tmp/<hex>.<pid>.<random>` while they are hashed, and are renamed into place only once the
- * digest and size match, so a file under `blobs/` is always whole; a killed build leaves at most a temp file that
- * the next open removes. A hit is a file with the right size; the bundle writer re-hashes hits that were not
+ * digest and size match, so a file under `blobs/` is always whole. What a stopped or killed build had downloaded of a
+ * blob is kept as `<root>/tmp/<hex>.partial` and continued by the next build (partial.ts). A hit is a file with the right size; the bundle writer re-hashes hits that were not
  * downloaded by the same build, so a silently damaged cache file is caught there.
  *
  * Verification happens once per download: a source stream that is itself a DigestVerifier for the same digest and
@@ -10,17 +10,19 @@
  * is hashed here.
  */
 import {randomBytes} from 'node:crypto'
-import {createReadStream, statSync} from 'node:fs'
-import {mkdir, open as openFile, readdir, rename, unlink, writeFile} from 'node:fs/promises'
+import {createReadStream, existsSync, statSync} from 'node:fs'
+import {mkdir, open as openFile, readdir, rename, stat, unlink, writeFile, type FileHandle} from 'node:fs/promises'
 import {homedir} from 'node:os'
 import {join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
-import {DigestVerifier, digestHex, sha256Digest, type Digest} from '../oci/digest.js'
+import {DigestVerifier, digestHex, isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {BlobFill, FillSink} from './blob-fill.js'
+import {claimPartial, hashPrefix, keepPartial, PARTIAL_MAX_AGE_MS, PARTIAL_MIN_BYTES, PARTIAL_SUFFIX, startOf, type ResumeFrom} from './partial.js'
 
 export {BlobFill} from './blob-fill.js'
+export type {ResumeFrom} from './partial.js'
 
 export interface StoredDescriptor {
   digest: Digest
@@ -39,6 +41,11 @@ function ioError(what: string, error: unknown): KubeferryError {
     return new KubeferryError('NO_SPACE', `no space left while ${what}`, {hint: 'free some space or point --cache-dir / --output at a larger disk', cause: error})
   }
   return new KubeferryError('IO', `${what}: ${code ?? (error as Error).message}`, {hint: 'check the cache directory (--cache-dir) and its permissions', cause: error})
+}
+
+/** The bytes were wrong (not merely cut short): never kept. */
+function isIntegrityError(error: unknown): boolean {
+  return error instanceof KubeferryError && (error.code === 'DIGEST_MISMATCH' || error.code === 'SIZE_MISMATCH')
 }
 
 function alive(pid: number): boolean {
@@ -61,7 +68,7 @@ export class BlobStore {
     } catch (error) {
       throw ioError(`creating the cache directory ${root}`, error)
     }
-    await store.removeStaleTemps()
+    await store.adoptStaleTemps()
     return store
   }
 
@@ -114,31 +121,47 @@ export class BlobStore {
    * Make sure the blob is in the store: a hit returns at once (`downloaded: false`); otherwise `openSource()` is
    * streamed (digest checked while it flows, see above) into a temp file that is renamed into place only when it
    * verified. `onFill` gets the BlobFill once the temp file exists, so a reader can follow the bytes as they land.
+   *
+   * What an earlier run kept of the blob (see partial.ts) is continued: its bytes are hashed again while read back,
+   * and `openSource(resume)` is asked for the rest; a source that answers from 0 instead replaces them. Those kept
+   * bytes are shown to the reader only once the whole blob verified; if it does not, they are dropped and the blob is
+   * fetched once more from 0. A download that stops without a verdict keeps its bytes for the next run.
    */
   async ingest(
     desc: StoredDescriptor,
-    openSource: () => Promise<NodeJS.ReadableStream>,
-    options: {onBytes?: (n: number) => void; signal?: AbortSignal; onFill?: (fill: BlobFill) => void} = {},
-  ): Promise<{path: string; downloaded: boolean}> {
+    openSource: (resume?: ResumeFrom) => Promise<NodeJS.ReadableStream>,
+    options: {onBytes?: (n: number) => void; signal?: AbortSignal; onFill?: (fill: BlobFill) => void; onResume?: (kept: number) => void} = {},
+  ): Promise<{path: string; downloaded: boolean; resumedFrom: number}> {
     const target = this.pathOf(desc.digest)
-    if (await this.has(desc)) return {path: target, downloaded: false}
+    if (await this.has(desc)) return {path: target, downloaded: false, resumedFrom: 0}
     options.signal?.throwIfAborted()
     const temp = this.tempPath(desc.digest)
-    // The temp file first: between opening the source and piping it nothing may wait, or an early error of the
-    // source would find no listener.
-    let handle
+    const partial = this.partialPath(desc.digest)
+    let handle: FileHandle | undefined
+    let kept: number
     try {
-      handle = await openFile(temp, 'w', 0o644)
+      kept = await claimPartial(partial, temp, desc.size)
+      handle = await openFile(temp, kept > 0 ? 'r+' : 'w', 0o644)
     } catch (error) {
+      await unlink(temp).catch(() => undefined)
       throw ioError(`caching blob ${desc.digest}`, error)
     }
     const fill = new BlobFill(temp, target, desc.size)
+    options.onFill?.(fill)
+    let resumedFrom = 0
     try {
-      const source = (await openSource()) as Readable
-      const verified = source instanceof DigestVerifier && source.expected === desc.digest && source.expectedSize === desc.size
-      const stages: NodeJS.ReadWriteStream[] = verified ? [] : [new DigestVerifier(desc.digest, desc.size)]
-      options.onFill?.(fill)
-      await pipeline([source, ...stages, new FillSink(handle.fd, fill, options.onBytes)], {signal: options.signal})
+      if (kept > 0) {
+        try {
+          const resume = {offset: kept, hash: await hashPrefix(temp, kept, options.signal)}
+          resumedFrom = await this.transfer(handle, desc, fill, openSource, resume, options)
+        } catch (error) {
+          if (!isIntegrityError(error)) throw error
+          // The kept bytes (or what followed them) were wrong: drop them and fetch the whole blob, once.
+          await handle.truncate(0)
+          kept = 0
+        }
+      }
+      if (kept === 0) await this.transfer(handle, desc, fill, openSource, undefined, options)
       await handle.close()
       handle = undefined
       await rename(temp, target)
@@ -146,11 +169,51 @@ export class BlobStore {
     } catch (error) {
       fill.fail(error)
       await handle?.close().catch(() => undefined)
-      await unlink(temp).catch(() => undefined)
+      // Bytes that failed the digest are worthless; anything else (interrupted, network, disk full) is kept.
+      if (isIntegrityError(error)) await unlink(temp).catch(() => undefined)
+      else await keepPartial(temp, partial)
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC' || (error as NodeJS.ErrnoException).code === 'EDQUOT') throw ioError(`caching blob ${desc.digest}`, error)
       throw error
     }
-    return {path: target, downloaded: true}
+    return {path: target, downloaded: true, resumedFrom}
+  }
+
+  /**
+   * One transfer into `handle`: from `resume.offset` if the source continues there (returns that offset), else from 0
+   * (returns 0). Continued bytes are held back from the BlobFill until the digest verdict; fresh ones are shown as
+   * they land.
+   */
+  private async transfer(
+    handle: FileHandle,
+    desc: StoredDescriptor,
+    fill: BlobFill,
+    openSource: (resume?: ResumeFrom) => Promise<NodeJS.ReadableStream>,
+    resume: ResumeFrom | undefined,
+    options: {onBytes?: (n: number) => void; signal?: AbortSignal; onResume?: (kept: number) => void},
+  ): Promise<number> {
+    if (resume && resume.offset === desc.size) {
+      // Killed between the last byte and the rename: the kept file may be the whole blob.
+      if (`sha256:${resume.hash.digest('hex')}` !== desc.digest) throw new KubeferryError('DIGEST_MISMATCH', `kept partial of ${desc.digest} does not match its digest`)
+      options.onResume?.(resume.offset)
+      fill.advance(desc.size)
+      return resume.offset
+    }
+    const source = (await openSource(resume)) as Readable
+    const startsAt = resume && startOf(source) === resume.offset ? resume.offset : 0
+    if (resume && startsAt === 0) await handle.truncate(0) // the source ignored the range: a full download replaces the kept bytes
+    if (startsAt > 0) options.onResume?.(startsAt)
+    const verified = source instanceof DigestVerifier && source.expected === desc.digest && source.expectedSize === desc.size
+    const continued = startsAt > 0 ? {hash: resume!.hash, offset: startsAt} : {}
+    const stages: NodeJS.ReadWriteStream[] = verified ? [] : [new DigestVerifier(desc.digest, desc.size, continued)]
+    const sink = new FillSink(handle.fd, fill, options.onBytes, {position: startsAt, follow: startsAt === 0})
+    try {
+      await pipeline([source, ...stages, sink], {signal: options.signal})
+    } catch (error) {
+      await sink.idle() // no write may land after the file is closed or renamed
+      throw error
+    }
+    if (startsAt > 0) fill.advance(desc.size) // verified: the reader may take the whole blob now
+    return startsAt
   }
 
   /** Remove a damaged entry (e.g. found corrupt when copied into a bundle). */
@@ -158,21 +221,41 @@ export class BlobStore {
     await unlink(this.pathOf(digest)).catch(() => undefined)
   }
 
+  /** Where the blob's resumable bytes rest between runs (see partial.ts): never under blobs/. */
+  partialPath(digest: Digest): string {
+    return join(this.root, 'tmp', `${digestHex(digest)}${PARTIAL_SUFFIX}`)
+  }
+
   private tempPath(digest: Digest): string {
     return join(this.root, 'tmp', `${digestHex(digest)}.${process.pid}.${randomBytes(4).toString('hex')}`)
   }
 
-  /** Temp files of processes that no longer run (a killed build). */
-  private async removeStaleTemps(): Promise<void> {
+  /**
+   * Temp files of processes that no longer run (a killed build) become the partials of their blobs, unless the blob is
+   * stored by now or the file is too short to matter; partials nobody continued for weeks are removed.
+   */
+  private async adoptStaleTemps(): Promise<void> {
+    const dir = join(this.root, 'tmp')
     let names: string[] = []
     try {
-      names = await readdir(join(this.root, 'tmp'))
+      names = await readdir(dir)
     } catch {
       return
     }
     for (const name of names) {
-      const pid = Number.parseInt(name.split('.')[1] ?? '', 10)
-      if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) await unlink(join(this.root, 'tmp', name)).catch(() => undefined)
+      const path = join(dir, name)
+      const [hex, owner] = name.split('.')
+      if (owner === PARTIAL_SUFFIX.slice(1)) {
+        const info = await stat(path).catch(() => undefined)
+        if (info && Date.now() - info.mtimeMs > PARTIAL_MAX_AGE_MS) await unlink(path).catch(() => undefined)
+        continue
+      }
+      const pid = Number.parseInt(owner ?? '', 10)
+      if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue
+      const digest = `sha256:${hex}`
+      const size = statSync(path, {throwIfNoEntry: false})?.size ?? 0
+      if (isDigest(digest) && size >= PARTIAL_MIN_BYTES && !existsSync(this.pathOf(digest))) await keepPartial(path, this.partialPath(digest))
+      else await unlink(path).catch(() => undefined)
     }
   }
 }

@@ -15,6 +15,8 @@ export interface ProgressItem {
 export interface Progress {
   start(items: ProgressItem[], bundleTotal: number): void
   bytes(name: string, n: number): void
+  /** Bytes of the item found in the cache after start (what an earlier run kept of a download it continues). */
+  reused(name: string, n: number): void
   /** The item finished; `detail` (e.g. a digest) is appended to its plain line. */
   itemDone(name: string, detail?: string): void
   bundleBytes(n: number): void
@@ -46,7 +48,7 @@ class Counter {
   constructor(
     readonly name: string,
     readonly total: number,
-    readonly initial: number,
+    public initial: number,
   ) {
     this.done = initial
   }
@@ -62,6 +64,7 @@ class Counter {
 class SilentProgress implements Progress {
   start(): void {}
   bytes(): void {}
+  reused(): void {}
   itemDone(): void {}
   bundleBytes(): void {}
   note(): void {}
@@ -92,6 +95,13 @@ class PlainProgress implements Progress {
   bytes(name: string, n: number): void {
     const item = this.items.get(name)
     if (item) item.done += n
+  }
+
+  reused(name: string, n: number): void {
+    const item = this.items.get(name)
+    if (!item) return
+    item.done += n
+    item.initial += n
   }
 
   itemDone(name: string, detail?: string): void {
@@ -168,6 +178,13 @@ class TtyProgress implements Progress {
     if (item) item.done += n
   }
 
+  reused(name: string, n: number): void {
+    const item = this.items.get(name)
+    if (!item) return
+    item.done += n
+    item.initial += n
+  }
+
   itemDone(name: string): void {
     const item = this.items.get(name)
     if (!item) return
@@ -198,10 +215,23 @@ class TtyProgress implements Progress {
   }
 }
 
-/** `auto`: bars on a TTY, plain lines otherwise; `plain`: always plain lines (--no-progress); `none`: nothing. */
+/**
+ * Narrower than this, a bar line wraps and redrawing it (cursor up one line per line drawn) breaks. A terminal that
+ * reports no width at all (0 or none: `script`, many CI wrappers, `stty cols 0`) gets plain lines too.
+ */
+const MIN_BAR_COLUMNS = 40
+
+/** Whether `stream` can show redrawn bars: a TTY with a known, usable width, and not TERM=dumb or CI. */
+export function canDrawBars(stream: Pick<NodeJS.WriteStream, 'isTTY' | 'columns'>, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!stream.isTTY || env.TERM === 'dumb' || env.CI === 'true') return false
+  const columns = Number(stream.columns)
+  return Number.isFinite(columns) && columns >= MIN_BAR_COLUMNS
+}
+
+/** `auto`: bars on a TTY that can draw them (see canDrawBars), plain lines otherwise; `plain`: always plain lines (--no-progress); `none`: nothing. */
 export function createProgress(options: {mode: 'auto' | 'plain' | 'none'; stream?: NodeJS.WriteStream; labels?: ProgressLabels}): Progress {
   const stream = options.stream ?? process.stderr
   if (options.mode === 'none') return new SilentProgress()
-  if (options.mode === 'auto' && stream.isTTY && process.env.TERM !== 'dumb' && process.env.CI !== 'true') return new TtyProgress(options.labels?.total)
+  if (options.mode === 'auto' && canDrawBars(stream)) return new TtyProgress(options.labels?.total)
   return new PlainProgress(stream, options.labels?.done)
 }

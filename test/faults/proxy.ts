@@ -21,6 +21,8 @@ export type Fault =
   | {kind: 'truncate'; afterBytes: number}
   /** Flip one byte of the response body at `offset` (XOR 0xff). */
   | {kind: 'corrupt'; offset: number}
+  /** Forward the request without its Range header: a registry that ignores Range (answers 200, the whole blob). */
+  | {kind: 'ignore-range'}
   /** Send the response body in `chunkBytes` pieces, `delayMs` apart. */
   | {kind: 'trickle'; chunkBytes: number; delayMs: number}
   /** Forward `afterBytes` body bytes, then send nothing for `ms` before the rest. */
@@ -59,6 +61,8 @@ export interface LoggedRequest {
   authorization: boolean
   range?: string
   time: number
+  /** Response body bytes sent to the client (so far). */
+  bytes: number
 }
 
 interface LiveRule extends Rule {
@@ -159,7 +163,12 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
   }
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const entry: LoggedRequest = {method: req.method ?? '', path: req.url ?? '', authorization: Boolean(req.headers.authorization), time: Date.now()}
+    const entry: LoggedRequest = {method: req.method ?? '', path: req.url ?? '', authorization: Boolean(req.headers.authorization), time: Date.now(), bytes: 0}
+    const write = res.write.bind(res) as (chunk: unknown, ...rest: unknown[]) => boolean
+    res.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) entry.bytes += Buffer.byteLength(chunk)
+      return write(chunk, ...rest)
+    }) as typeof res.write
     if (typeof req.headers.range === 'string') entry.range = req.headers.range
     log.push(entry)
     const rule = pick(req)
@@ -180,7 +189,7 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
       method: req.method,
       path: req.url,
       // The client's Host is kept, so the registry's absolute upload Locations point back at the proxy.
-      headers: copyHeaders(req.headers),
+      headers: copyHeaders(req.headers, fault?.kind === 'ignore-range' ? ['range'] : []),
     })
     upstreams.add(upstreamReq)
     upstreamReq.on('close', () => upstreams.delete(upstreamReq))
@@ -243,7 +252,7 @@ export async function startFaultProxy(upstream: string, options: {host?: string;
         return
       }
       res.writeHead(up.statusCode ?? 502, copyHeaders(up.headers))
-      if (!fault || fault.kind === 'redirect' || fault.kind.startsWith('request-')) {
+      if (!fault || fault.kind === 'redirect' || fault.kind === 'ignore-range' || fault.kind.startsWith('request-')) {
         up.pipe(res)
         return
       }

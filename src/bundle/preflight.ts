@@ -1,0 +1,91 @@
+/**
+ * What create checks before the first download, so that an output that cannot take the bundle fails in a second, not
+ * after gigabytes: the output's directory exists and is writable (before the plan), then, once the plan gives the
+ * bundle's size, that the file fits the filesystem's file-size limit (FAT/exFAT: 4 GiB − 1 byte) and that there is
+ * space for it and for the blobs still to fetch.
+ */
+import {constants} from 'node:fs'
+import {access, stat, statfs} from 'node:fs/promises'
+import {dirname} from 'node:path'
+import {KubeferryError} from '../oci/errors.js'
+
+/** statfs f_type of filesystems whose files cannot reach 4 GiB: FAT (msdos/vfat) and exFAT. */
+const FAT_TYPES = new Map<number, string>([
+  [0x4d44, 'FAT'],
+  [0x2011bab0, 'exFAT'],
+])
+/** The largest file FAT and (as Linux mounts it for removable media) exFAT hold: 4 GiB − 1 byte. */
+export const FAT_MAX_FILE_BYTES = 4 * 1024 ** 3 - 1
+
+const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`
+
+/** The largest file a filesystem of statfs type `type` holds, and its name; undefined when no limit that matters. */
+export function fileSizeLimit(type: number): {bytes: number; filesystem: string} | undefined {
+  const filesystem = FAT_TYPES.get(type)
+  return filesystem ? {bytes: FAT_MAX_FILE_BYTES, filesystem} : undefined
+}
+
+/** The output's directory exists, is a directory, and can be written; the output itself is not a directory. */
+export async function checkOutputDir(output: string): Promise<void> {
+  const dir = dirname(output)
+  const info = await stat(dir).catch((error: NodeJS.ErrnoException) => error)
+  if (info instanceof Error) {
+    if (info.code === 'ENOENT') throw new KubeferryError('IO', `the output directory ${dir} does not exist`, {hint: `create it (mkdir -p ${dir}) or choose another --output`})
+    throw new KubeferryError('IO', `cannot use the output directory ${dir}: ${info.code ?? info.message}`, {hint: 'check the path and its permissions, or choose another --output'})
+  }
+  if (!info.isDirectory()) throw new KubeferryError('IO', `${dir} (the directory of --output) is not a directory`, {hint: 'choose another --output'})
+  const existing = await stat(output).catch(() => undefined)
+  if (existing?.isDirectory()) throw new KubeferryError('IO', `--output ${output} is a directory`, {hint: `name the bundle file, e.g. --output ${output.replace(/\/+$/, '')}/bundle.tar`})
+  try {
+    await access(dir, constants.W_OK | constants.X_OK)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const why = code === 'EROFS' ? 'it is on a read-only filesystem' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (code ?? String(error))
+    throw new KubeferryError('IO', `cannot write the bundle into ${dir}: ${why}`, {hint: 'choose a directory you can write with --output, or fix its permissions'})
+  }
+}
+
+async function sameDevice(a: string, b: string): Promise<boolean> {
+  try {
+    return (await stat(a)).dev === (await stat(b)).dev
+  } catch {
+    return false
+  }
+}
+
+export type FsProbe = (dir: string) => Promise<{free: number; type: number} | undefined>
+
+async function fsInfo(dir: string): Promise<{free: number; type: number} | undefined> {
+  try {
+    const info = await statfs(dir)
+    return {free: Number(info.bavail) * Number(info.bsize), type: Number(info.type)}
+  } catch {
+    return undefined // unknown: the write fails clearly if it must
+  }
+}
+
+/**
+ * The bundle (`bundleBytes`) fits the output's filesystem (file-size limit, free space), and the blobs still to fetch
+ * (`missingBytes`) fit the cache (which holds the bundle too when it is on the same filesystem).
+ */
+export async function checkBundleFits(output: string, bundleBytes: number, missingBytes: number, cacheDir: string, images: number, probe: FsProbe = fsInfo): Promise<void> {
+  const outDir = dirname(output)
+  const out = await probe(outDir)
+  const limit = out && fileSizeLimit(out.type)
+  if (limit && bundleBytes > limit.bytes) {
+    throw new KubeferryError('NO_SPACE', `the bundle of ${images} images is ${mb(bundleBytes)} (${bundleBytes} bytes), more than the ${limit.bytes} bytes (4 GiB − 1) a file can hold on the ${limit.filesystem} filesystem of ${outDir}`, {
+      hint: 'write to another filesystem (ext4, XFS, NTFS…) with --output, or bundle fewer images',
+    })
+  }
+  const shared = await sameDevice(cacheDir, outDir)
+  const cache = await probe(cacheDir)
+  const needCache = missingBytes + (shared ? bundleBytes : 0)
+  if (cache !== undefined && cache.free < needCache) {
+    throw new KubeferryError('NO_SPACE', `not enough space for ${images} images: ${mb(needCache)} needed in ${cacheDir}${shared ? ' (cache + bundle)' : ''}, ${mb(cache.free)} free`, {
+      hint: 'free some space, or put the cache (--cache-dir) and the bundle (--output) on a larger disk',
+    })
+  }
+  if (!shared && out !== undefined && out.free < bundleBytes) {
+    throw new KubeferryError('NO_SPACE', `not enough space in ${outDir} for the bundle: ${mb(bundleBytes)} needed, ${mb(out.free)} free`, {hint: 'free some space or write the bundle elsewhere with --output'})
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * create checks the output before the work: a missing or read-only directory fails before the plan (no registry is
+ * even asked), a bundle that does not fit (free space, FAT/exFAT's 4 GiB − 1 file size) fails before the first blob
+ * download. The free-space and read-only cases use real tmpfs mounts (root only); FAT cannot be mounted here (no vfat
+ * in this kernel), so its limit is checked through the statfs probe.
+ */
+import test from 'ava'
+import {execFileSync} from 'node:child_process'
+import {existsSync} from 'node:fs'
+import {mkdir, mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {checkBundleFits, FAT_MAX_FILE_BYTES, fileSizeLimit} from '../../src/bundle/preflight.js'
+import {KubeferryError} from '../../src/oci/errors.js'
+import {needPeers} from '../harness/peers.js'
+import {assertCleanError, runCli} from '../faults/helpers.js'
+import {startFaultProxy} from '../faults/proxy.js'
+
+let work: string
+const mounts: string[] = []
+
+test.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kf-preflight-'))
+})
+
+test.after.always(async () => {
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', [m])
+    } catch {
+      // already gone
+    }
+  }
+  await rm(work, {recursive: true, force: true})
+})
+
+/** A tmpfs of `size` at a new directory, or undefined when this process may not mount. */
+async function tmpfs(name: string, options: string): Promise<string | undefined> {
+  const dir = join(work, name)
+  await mkdir(dir)
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], {stdio: 'ignore'})
+  } catch {
+    return undefined
+  }
+  mounts.push(dir)
+  return dir
+}
+
+const IMAGES = ['--image', 'registry.k8s.io/pause:3.10', '--image', 'registry.k8s.io/kube-proxy:v1.31.6', '--image', 'docker.io/library/busybox:1.36']
+
+test.serial('a missing output directory fails at once, naming it, before any registry is asked', async (t) => {
+  const output = join(work, 'no', 'such', 'dir', 'k8s.tar')
+  // An unreachable mirror: were the registry asked first, the error would be about the network.
+  const r = await runCli(['create', ...IMAGES, '--mirror', 'registry.k8s.io=http://127.0.0.1:9', '--mirror', 'docker.io=http://127.0.0.1:9', '--cache-dir', join(work, 'cache'), '--no-progress', '-o', output])
+  assertCleanError(t, r, new RegExp(`output directory ${join(work, 'no', 'such', 'dir')} does not exist`), 'missing dir')
+  t.regex(r.stderr, /mkdir -p/)
+  t.true(r.ms < 15_000)
+})
+
+test.serial('a read-only output directory fails before the plan', async (t) => {
+  const dir = await tmpfs('ro', 'ro,size=1m')
+  if (!dir) return void t.log('SKIPPED: cannot mount tmpfs here')
+  const r = await runCli(['create', ...IMAGES, '--mirror', 'registry.k8s.io=http://127.0.0.1:9', '--mirror', 'docker.io=http://127.0.0.1:9', '--cache-dir', join(work, 'cache'), '--no-progress', '-o', join(dir, 'k8s.tar')])
+  assertCleanError(t, r, new RegExp(`cannot write the bundle into ${dir}: it is on a read-only filesystem`), 'read-only')
+})
+
+test.serial('an output filesystem too small for the bundle fails before the first blob download', async (t) => {
+  const peers = needPeers(t, 'registries')
+  if (!peers) return
+  const dir = await tmpfs('small', 'size=64k')
+  if (!dir) return void t.log('SKIPPED: cannot mount tmpfs here')
+  const proxy = await startFaultProxy(peers.registries.open.url)
+  t.teardown(() => proxy.close())
+  const r = await runCli(['create', ...IMAGES, '--mirror', `registry.k8s.io=${proxy.url}`, '--mirror', `docker.io=${proxy.url}`, '--cache-dir', join(work, 'cache-small'), '--no-progress', '-o', join(dir, 'k8s.tar')])
+  assertCleanError(t, r, new RegExp(`not enough space in ${dir} for the bundle: [\\d.]+ MB needed, [\\d.]+ MB free`), 'small fs')
+  t.true(proxy.log.some((l) => l.path.includes('/manifests/')), 'the plan ran')
+  t.deepEqual(proxy.log.filter((l) => l.path.includes('/blobs/')), [], 'no blob was downloaded')
+  t.false(existsSync(join(dir, 'k8s.tar.partial')))
+})
+
+test('FAT and exFAT limit a file to 4 GiB - 1; other filesystems have no limit that matters', (t) => {
+  t.deepEqual(fileSizeLimit(0x4d44), {bytes: 4 * 1024 ** 3 - 1, filesystem: 'FAT'})
+  t.deepEqual(fileSizeLimit(0x2011bab0), {bytes: 4 * 1024 ** 3 - 1, filesystem: 'exFAT'})
+  for (const type of [0xef53, 0x58465342, 0x01021994, 0x5346544e]) t.is(fileSizeLimit(type), undefined)
+})
+
+test('a bundle over 4 GiB - 1 on FAT fails with its size, the limit, and what to do; one byte less passes', async (t) => {
+  const fat = async () => ({free: 64 * 1024 ** 3, type: 0x4d44})
+  const output = '/media/usb/k8s.tar'
+  const error = await t.throwsAsync(checkBundleFits(output, FAT_MAX_FILE_BYTES + 1, 0, '/var/cache/kubeferry', 12, fat))
+  t.true(error instanceof KubeferryError)
+  t.is(error!.message, `the bundle of 12 images is 4295.0 MB (4294967296 bytes), more than the 4294967295 bytes (4 GiB − 1) a file can hold on the FAT filesystem of /media/usb`)
+  t.regex((error as KubeferryError).hint ?? '', /write to another filesystem/)
+  await t.notThrowsAsync(checkBundleFits(output, FAT_MAX_FILE_BYTES, 0, '/var/cache/kubeferry', 12, fat))
+})
