@@ -24,6 +24,8 @@ export interface TransportResponse {
   body: Dispatcher.ResponseData['body']
   /** The URL that answered (after redirects). */
   url: URL
+  /** Set by RegistryHttp on a final 401 that answered credentials sent: whose (never the password). */
+  refusedUser?: string
 }
 
 export interface TransportOptions {
