@@ -2,7 +2,6 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
 import {BaseCommand} from '../cli/base-command.js'
-import {isKubeferryError} from '../oci/errors.js'
 
 export default class Load extends BaseCommand {
   static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."
@@ -29,30 +28,25 @@ export default class Load extends BaseCommand {
     const {args, flags} = await this.parse(Load)
     const {loadBundle} = await import('../runtime/load.js') // not at the top: oclif may import every command to list them
     const json = flags.json
-    try {
-      const result = await loadBundle({
-        bundle: args.bundle,
-        runtime: flags.runtime as RuntimeName,
-        address: flags.address,
-        namespace: flags.namespace,
-        platform: flags.platform,
-        config: flags.config,
-        dryRun: flags['dry-run'],
-        verifyOnly: flags['verify-only'],
-        onLine: (line, kind) => {
-          if (kind === 'info') {
-            if (!json) process.stdout.write(`${line}\n`)
-          } else process.stderr.write(`${line}\n`)
-        },
-      })
-      if (json) this.printJson(result)
-      process.exitCode = result.exitCode
-    } catch (error) {
-      if (!isKubeferryError(error)) throw error
-      // same wording as install.sh
-      if (json) this.printJson({error: error.toJSON()})
-      process.stderr.write(`kubeferry: error: ${error.message}\n${error.hint ? `  hint: ${error.hint}\n` : ''}`)
-      process.exitCode = error.exitCode
-    }
+    // Errors thrown (bad bundle, no runtime, …) go through the base command like every other command's, keeping
+    // their exit codes. The runtime's own lines carry install.sh's "kubeferry: " prefix: on stderr, warnings and
+    // errors read like the other commands' ("warning: …", "error: …").
+    const result = await loadBundle({
+      bundle: args.bundle,
+      runtime: flags.runtime as RuntimeName,
+      address: flags.address,
+      namespace: flags.namespace,
+      platform: flags.platform,
+      config: flags.config,
+      dryRun: flags['dry-run'],
+      verifyOnly: flags['verify-only'],
+      onLine: (line, kind) => {
+        if (kind === 'info') {
+          if (!json) process.stdout.write(`${line}\n`)
+        } else process.stderr.write(`${line.replace(/^kubeferry: (?=(?:error|warning): )/, '')}\n`)
+      },
+    })
+    if (json) this.printJson(result)
+    process.exitCode = result.exitCode
   }
 }

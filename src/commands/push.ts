@@ -5,6 +5,7 @@ import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-
 import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport, type TargetResult} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
 import {createProgress} from '../ui/progress.js'
+import {forPush} from '../cli/push-errors.js'
 
 
 // Mirrors are for pulls; push writes to exactly the registry it is given.
@@ -59,11 +60,20 @@ export default class Push extends BaseCommand {
     ...pushRegistryFlags,
   }
 
+  /** Set once parsed: the error hints name them. */
+  private target: {bundle?: string; registry?: string} = {}
+
+  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    return super.catch(forPush(error, this.target.bundle, this.target.registry) as typeof error)
+  }
+
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Push)
+    this.target = {bundle: args.bundle}
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{BundleReader}, {assertBundleValid}, {RegistryClient}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js')])
     const destination = parseDestination(args.registry)
+    this.target.registry = destination.registry
     const rules = nameRulesFrom(destination, flags)
     // Structure and references always (cheap); every blob's hash up front only with --verify — blobs are verified
     // while they stream anyway, so a corrupt one can never be committed, but --verify fails before pushing anything.

@@ -11,7 +11,7 @@ type Outcome = {input: string; image?: ResolvedImage; error?: KubeferryError}
 
 export default class Resolve extends BaseCommand {
   static override summary = 'Resolve image references to digests, media types, sizes and platforms.'
-  static override description = 'Asks each registry (or its --mirror) for the manifest of every reference and prints what to pin. A reference that fails prints one "error:" line on stderr; the others are still resolved and the exit status is 1.'
+  static override description = 'Asks each registry (or its --mirror) for the manifest of every reference and prints what to pin. A reference that fails prints an "error:" line (and a hint) on stderr; the others are still resolved and the exit status is 1.'
   static override examples = [
     '<%= config.bin %> resolve registry.k8s.io/pause:3.10',
     '<%= config.bin %> resolve registry.k8s.io/pause:3.10 registry.k8s.io/etcd:3.5.15-0 --platform linux/arm64 --json',
@@ -53,7 +53,8 @@ export default class Resolve extends BaseCommand {
       await client.close()
     }
 
-    for (const o of outcomes) if (o.error) process.stderr.write(`error: ${o.input}: ${o.error.message}${o.error.hint ? ` (hint: ${o.error.hint})` : ''}\n`)
+    // Each failed reference as every command prints an error: "error: REF: …" and "  hint: …".
+    for (const o of outcomes) if (o.error) process.stderr.write(`error: ${o.input}: ${describeError(o.error)}\n`)
     if (flags.json) {
       this.printJson(outcomes.map((o) => (o.image ? o.image : {reference: o.input, error: o.error?.toJSON()})))
     } else {

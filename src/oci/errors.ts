@@ -5,6 +5,8 @@
 export type ErrorCode =
   | 'INVALID_REFERENCE'
   | 'INVALID_ARGUMENT'
+  /** The command line itself is wrong (unknown command or flag, missing argument, unparsable value): exit 2. */
+  | 'USAGE'
   | 'UNKNOWN_VERSION'
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'

@@ -5,7 +5,7 @@
  * read them and never the operator's message, whose wording may change.
  */
 import {KubeferryError, type ErrorCode} from '../oci/errors.js'
-import {AUTH_HINT} from './auth/token.js'
+import {AUTH_HINT, refusedHint} from './auth/token.js'
 import type {Endpoint} from './mirrors.js'
 import {redactUrl, type TransportResponse} from './transport.js'
 
@@ -111,6 +111,9 @@ export async function statusError(endpoint: Endpoint, res: TransportResponse, wh
   const suffix = detail ? ` (${detail})` : ''
   switch (res.status) {
     case 401:
+      if (res.refusedUser !== undefined) {
+        return new RegistryError('UNAUTHORIZED', `${where} refused user "${res.refusedUser}" for ${what}: wrong user name or password?${suffix}`, fields, {hint: refusedHint(endpoint.host, res.refusedUser)})
+      }
       return new RegistryError('UNAUTHORIZED', `${where} requires authentication for ${what}${suffix}`, fields, {hint: AUTH_HINT})
     case 403:
       return new RegistryError('DENIED', `${where} denied access to ${what}${suffix}`, fields, {hint: AUTH_HINT})

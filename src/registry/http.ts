@@ -58,6 +58,12 @@ export class RegistryHttp {
     return found
   }
 
+  /** A final 401 to credentials we sent says whose they were, so the error can tell a wrong password from none. */
+  private refused(res: TransportResponse, host: string, authorization: string | undefined, sent: boolean): TransportResponse {
+    if (res.status === 401 && sent) res.refusedUser = this.auth.basicUser(host, authorization)
+    return res
+  }
+
   async request(req: ApiRequest): Promise<TransportResponse> {
     const url = req.url ?? new URL(req.path ?? '', await this.baseUrl(req.endpoint))
     for (const [k, v] of Object.entries(req.query ?? {})) url.searchParams.set(k, v)
@@ -74,9 +80,9 @@ export class RegistryHttp {
         if (error instanceof KubeferryError) throw error
         throw networkError(req.endpoint, error)
       }
-      if (res.status !== 401 || round >= 2 || !sameHost) return res
+      if (res.status !== 401 || round >= 2 || !sameHost) return this.refused(res, host, authorization, sameHost)
       const next = await this.auth.unauthorized(host, res.headers['www-authenticate'], req.scopes, authorization)
-      if (next === undefined) return res
+      if (next === undefined) return this.refused(res, host, authorization, sameHost)
       await res.body.dump()
       authorization = next
     }

@@ -26,6 +26,8 @@ export interface TransportResponse {
   url: URL
   /** The method that answered (a 303 turns a PUT into a GET). */
   method: string
+  /** Set by RegistryHttp on a final 401 that answered credentials sent: whose (never the password). */
+  refusedUser?: string
 }
 
 export interface TransportOptions {

@@ -21,6 +21,11 @@ const DEFAULT_TOKEN_LIFETIME_S = 60
 
 export const AUTH_HINT = 'check --username/--password-stdin or run docker login for this registry'
 
+/** What to check when the registry refused the credentials that were sent (never names the password). */
+export function refusedHint(host: string, username: string | undefined): string {
+  return `check the password${username ? ` of ${username}` : ''} for ${host} (what --password-stdin read, or log in again: docker login ${host}), and that the user may access this repository`
+}
+
 /**
  * Answers registry auth challenges. Remembers each host's challenge (so later requests get a token
  * up front), caches one Bearer token per host+service+scope until shortly before `expires_in`, and
@@ -30,6 +35,8 @@ export class AuthManager {
   private readonly challenges = new Map<string, Challenge>()
   private readonly tokens = new Map<string, CachedToken>()
   private readonly pending = new Map<string, Promise<CachedToken>>()
+  /** The user whose password went to each host as Basic auth (to say who was refused). */
+  private readonly basicUsers = new Map<string, string>()
 
   constructor(
     private readonly transport: Transport,
@@ -56,10 +63,16 @@ export class AuthManager {
     return next === sent ? undefined : next
   }
 
+  /** The user named in a Basic `authorization` header sent to `host`, if that header is one of ours. */
+  basicUser(host: string, authorization: string | undefined): string | undefined {
+    return authorization?.startsWith('Basic ') ? this.basicUsers.get(host) : undefined
+  }
+
   private async answer(host: string, challenge: Challenge, scopes: Scope[], refresh: boolean): Promise<string | undefined> {
     if (challenge.scheme === 'basic') {
       const cred = await this.credentials.get(host)
       if (!cred || !('username' in cred)) return undefined
+      this.basicUsers.set(host, cred.username)
       return basicHeader(cred.username, cred.password)
     }
     if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined
@@ -106,7 +119,10 @@ export class AuthManager {
     }
     if (res.status === 401 || res.status === 403) {
       await res.body.dump()
-      throw new KubeferryError(res.status === 401 ? 'UNAUTHORIZED' : 'DENIED', `registry ${host} refused ${cred ? 'the credentials' : 'anonymous access'} (token service answered ${res.status})`, {hint: AUTH_HINT})
+      const who = !cred ? 'anonymous access' : 'username' in cred ? `user "${cred.username}"` : 'the identity token'
+      throw new KubeferryError(res.status === 401 ? 'UNAUTHORIZED' : 'DENIED', `registry ${host} refused ${who} (its token service answered ${res.status}${cred && res.status === 401 ? ': wrong user name or password?' : ''})`, {
+        hint: cred ? refusedHint(host, 'username' in cred ? cred.username : undefined) : AUTH_HINT,
+      })
     }
     if (res.status < 200 || res.status > 299) {
       await res.body.dump()
