@@ -1,5 +1,5 @@
 /**
- * install.sh for a bundle, from its metadata alone: the shell file src/bundle/install.sh (see install-template.ts)
+ * install.sh for a bundle, from its metadata alone: the shell parts in src/bundle/install/ (see install-template.ts)
  * with the import plan `kubeferry load` uses (import-plan.ts) and the bundle's exact entry list (contract.ts)
  * rendered in as data lines; the shell only follows them.
  *

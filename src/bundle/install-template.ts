@@ -1,6 +1,7 @@
 /**
- * install.sh is a real shell file beside this module (src/bundle/install.sh, copied to dist/src/bundle/ by the build):
- * POSIX sh only (dash, busybox ash), shellcheck clean as it stands and once rendered. This module fills its
+ * install.sh is real shell, kept beside this module as consecutive parts (src/bundle/install/NN-*.sh, copied to
+ * dist/src/bundle/install/ by the build) so that no file is a monolith: the template is their concatenation in
+ * INSTALL_PARTS order, byte for byte. POSIX sh only (dash, busybox ash), shellcheck clean as a whole and once rendered. This module fills its
  * per-bundle data in: @@VERSION@@ @@COUNT@@ @@PLATFORMS@@, and @@PLAN@@ (the import plan's data lines, see
  * import-plan.ts, then the bundle's entry lines, see contract.ts). Nothing else of the text changes.
  */
@@ -11,9 +12,19 @@ import type {BundleMetadata} from './layout.js'
 
 let template: string | undefined
 
+/** install.sh's parts in script order (each starts at a `# --- section` line of the script but the first). */
+export const INSTALL_PARTS = [
+  '10-options-bundle-platform.sh',
+  '20-bundle-checks.sh',
+  '30-runtime-preflight.sh',
+  '40-state-and-checks.sh',
+  '50-import.sh',
+  '60-names-pins-summary.sh',
+] as const
+
 /** The install.sh template, read once. The one place that loads it (a single-file build makes it a text import). */
 export function installScriptTemplate(): string {
-  template ??= readFileSync(new URL('./install.sh', import.meta.url), 'utf8')
+  template ??= INSTALL_PARTS.map((part) => readFileSync(new URL(`./install/${part}`, import.meta.url), 'utf8')).join('')
   return template
 }
 

@@ -52,6 +52,8 @@ export abstract class BaseCommand extends Command {
         argv,
       )
     } catch (error) {
+      // The arguments were read (and refused): oclif would otherwise warn "did not parse its arguments" outside production.
+      this.parsed = true
       throw fromParseError(error, this.shape, argv) ?? error
     }
   }

@@ -10,6 +10,7 @@ import {header, networkError, RegistryHttp, statusError} from './http.js'
 import {contentType, digestMismatch, manifestMediaType, readLimited, schema1} from './manifest-response.js'
 import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
 import {formatReference, repositoryName, type Reference} from '../oci/reference.js'
+import {drained, rangeStart} from './blob-response.js'
 import {backoffDelay, isRetryableNetworkError, retryPolicy, sleep, type RetryOptions} from './retry.js'
 import {listTags} from './tags.js'
 import {Transport, type TransportResponse} from './transport.js'
@@ -294,22 +295,4 @@ export class RegistryClient {
 
 function target(ref: Reference): string {
   return ref.digest ?? ref.tag ?? 'latest'
-}
-
-/** Where a 206 answer's body starts in the blob (Content-Range `bytes N-…`); -1 when it does not say. */
-function rangeStart(res: TransportResponse): number {
-  const start = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '')
-  return start ? Number(start[1]) : -1
-}
-
-function drained(stream: DigestVerifier): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done)
-      stream.off('close', done)
-      resolve()
-    }
-    stream.on('drain', done)
-    stream.on('close', done)
-  })
 }

@@ -4,18 +4,18 @@
  *    metadata (the committed fixtures' bundle.json), equal the values taken with the code before contract.ts;
  *  - (transitional) the renderer before contract.ts (legacy-render.ts) and the contract agree on every metadata the
  *    tests make;
- *  - src/bundle/install.sh is shellcheck clean as it stands, and the build ships it beside the compiled module.
+ *  - install.sh (src/bundle/install/*.sh, concatenated) is shellcheck clean, and the build ships its parts.
  * No peers needed.
  */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import test from 'ava'
 import {blobsOf, bundleEntries, mtimeOf} from '../../src/bundle/contract.js'
-import {installScriptTemplate} from '../../src/bundle/install-template.js'
+import {INSTALL_PARTS, installScriptTemplate} from '../../src/bundle/install-template.js'
 import {expectedEntries, renderInstallScript} from '../../src/bundle/install-script.js'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {BundleReader} from '../../src/bundle/reader.js'
@@ -99,12 +99,17 @@ test('(transitional) the renderer before contract.ts and the contract agree on e
   }
 })
 
-test('the install.sh template is a shell file, shellcheck clean as it stands, and the build ships it beside its module', async (t) => {
-  const source = join(projectRoot, 'src', 'bundle', 'install.sh')
+test('the install.sh template is shell, shellcheck clean as a whole, made of its parts in order, and the build ships them', async (t) => {
+  const parts = join(projectRoot, 'src', 'bundle', 'install')
+  t.deepEqual([...INSTALL_PARTS], (await readdir(parts)).filter((n) => n.endsWith('.sh')).sort(), 'every part is listed, in name order')
+  const source = (await Promise.all(INSTALL_PARTS.map((p) => readFile(join(parts, p), 'utf8')))).join('')
+  const whole = join(await mkdtemp(join(tmpdir(), 'kf-install-sh-')), 'install.sh')
+  await writeFile(whole, source)
   const r = await new Promise<{code: number; out: string}>((done) => {
-    execFile('shellcheck', ['-s', 'sh', source], (error, stdout, stderr) => done({code: error ? Number(error.code ?? 1) : 0, out: `${stdout}${stderr}`}))
+    execFile('shellcheck', ['-s', 'sh', whole], (error, stdout, stderr) => done({code: error ? Number(error.code ?? 1) : 0, out: `${stdout}${stderr}`}))
   })
+  await rm(dirname(whole), {recursive: true, force: true})
   t.is(r.code, 0, r.out)
-  t.is(installScriptTemplate(), await readFile(source, 'utf8'), 'dist/src/bundle/install.sh is src/bundle/install.sh')
+  t.is(installScriptTemplate(), source, 'dist/src/bundle/install/ holds src/bundle/install/')
   for (const placeholder of ['@@VERSION@@', '@@COUNT@@', '@@PLATFORMS@@', '@@PLAN@@']) t.true(installScriptTemplate().includes(placeholder), placeholder)
 })

@@ -63,5 +63,5 @@ test('verify CLI: exit 0 only when everything holds; problems listed; --json', a
   t.true(doc.problems.some((p) => p.kind === 'DIGEST'))
   const missing = await cli('verify', join(projectRoot, 'fixtures', 'bundles', 'nope.tar'))
   t.is(missing.code, 1)
-  t.regex(missing.stderr, /cannot open bundle .*nope\.tar: ENOENT/)
+  t.regex(missing.stderr, /cannot open bundle .*nope\.tar: no such file or directory/)
 })

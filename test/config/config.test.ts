@@ -185,7 +185,7 @@ test('stdout and --json output; bad input gets one clear line', async (t) => {
     [['--registry', 'registry.corp:5000/K8s', '--for', 'hosts'], /invalid registry/],
     [['--for', 'hosts'], /--registry REGISTRY\[\/PREFIX\] or --serve/],
     [['--registry', 'registry.corp/k8s', '--for', 'secret'], /needs a credential/],
-    [['--registry', 'registry.corp/k8s', '--for', 'secret', '--username', 'u', '--password', 'x'], /Nonexistent flag: --password|Unexpected argument/],
+    [['--registry', 'registry.corp/k8s', '--for', 'secret', '--username', 'u', '--password', 'x'], /unknown flag --password for kubeferry config/],
     [['--registry', 'registry.corp/k8s', '--for', 'secret', '--username', 'u', '--password-stdin'], /password read is empty/, ''],
     [['--registry', 'registry.corp/k8s', '--for', 'containerd', '--containerd-version', '3.1'], /unsupported --containerd-version/],
     [['--registry', 'registry.corp/k8s', '--for', 'hosts', '--bundle', '/nonexistent.tar'], /nonexistent\.tar/],

@@ -78,12 +78,12 @@ test('broken YAML (config and manifests) and an unreadable --images-file', async
   await writeFile(broken, 'apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: "v1.31.6\n')
   await expectOneLineError(t, ['--config', broken], /^error: .*broken\.yaml: invalid YAML/)
   await expectOneLineError(t, ['--from-manifests', broken], /^error: .*broken\.yaml:\d+: invalid YAML/)
-  await expectOneLineError(t, ['--images-file', join(dir, 'missing.txt')], /^error: cannot read --images-file .*missing\.txt: ENOENT/)
+  await expectOneLineError(t, ['--images-file', join(dir, 'missing.txt')], /^error: cannot read --images-file .*missing\.txt: no such file or directory/)
   const unreadable = join(dir, 'unreadable.txt')
   await writeFile(unreadable, 'nginx\n')
   await chmod(unreadable, 0o000)
-  if (process.getuid?.() !== 0) await expectOneLineError(t, ['--images-file', unreadable], /^error: cannot read --images-file .*unreadable\.txt: EACCES/)
-  await expectOneLineError(t, ['--images-file', dir], /^error: cannot read --images-file .*: EISDIR/)
+  if (process.getuid?.() !== 0) await expectOneLineError(t, ['--images-file', unreadable], /^error: cannot read --images-file .*unreadable\.txt: permission denied/)
+  await expectOneLineError(t, ['--images-file', dir], /^error: cannot read --images-file .*: is a directory, not a file/)
 })
 
 test('--images-file with comments; a bad reference names file and line', async (t) => {

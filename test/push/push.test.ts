@@ -197,7 +197,8 @@ peerTest('wrong password: one clear line, non-zero exit, no secret, no stack', [
     const wrong = 'definitely-not-the-password'
     const r = await runCli(['push', path, `${peer.host}/${randomName('badpw')}`, '--username', peer.username!, '--password-stdin'], {stdin: wrong})
     t.is(r.code, 1, kind)
-    t.regex(r.stderr, /error: .*(authentication|denied|credentials|unauthorized)/i, kind)
+    t.regex(r.stderr, new RegExp(`error: .*refused user "${peer.username!}".*wrong user name or password`), kind)
+    t.regex(r.stderr, /hint: check the password of /, kind)
     t.false(r.stderr.includes(wrong) || r.stdout.includes(wrong))
     t.notRegex(r.stderr, /\n\s+at /)
   }

@@ -1,5 +1,5 @@
 import {spawn} from 'node:child_process'
-import type {Credential} from './credentials.js'
+import type {Credential} from './credential.js'
 
 export type HelperResult =
   | {kind: 'found'; credential: Credential}

@@ -1,7 +1,9 @@
 import {runCredentialHelper} from './cred-helper.js'
 import {containersAuthPaths, dockerConfigPath, findEntry, helperServerUrl, readDockerConfig, type DockerConfigFile} from './docker-config.js'
 
-export type Credential = {username: string; password: string} | {identityToken: string}
+import type {Credential} from './credential.js'
+
+export type {Credential} from './credential.js'
 
 export interface CredentialProvider {
   get(registryHost: string): Promise<Credential | undefined>
