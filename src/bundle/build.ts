@@ -15,7 +15,6 @@
 import {open, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
-import type {RegistryClient} from '../registry/client.js'
 import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
@@ -65,8 +64,6 @@ export interface BuildSummary {
   warnings: string[]
 }
 
-/** The registry client as an ImageSource: registry/source.ts (kept here for the callers that import it from build). */
-export {registrySource} from '../registry/source.js'
 
 async function openEither(first: string, second: string): Promise<FileHandle> {
   try {

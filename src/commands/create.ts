@@ -39,8 +39,9 @@ export default class Create extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Create)
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
-    const [{buildBundle, registrySource}, {sourceDateEpochFromEnv}, {readLockfile}, {resolveImageList}, {RegistryClient}, {BlobStore, defaultCacheDir}] = await Promise.all([
+    const [{buildBundle}, {registrySource}, {sourceDateEpochFromEnv}, {readLockfile}, {resolveImageList}, {RegistryClient}, {BlobStore, defaultCacheDir}] = await Promise.all([
       import('../bundle/build.js'),
+      import('../registry/source.js'),
       import('../bundle/writer.js'),
       import('../kube/lockfile.js'),
       import('../kube/resolve.js'),
