@@ -164,21 +164,23 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
     await checkBundleFits(options.output, bundleBytes, missingBytes, store.root, plan.images.length)
 
-    const totals = new Map<string, {total: number; done: number}>()
-    for (const image of plan.images) totals.set(image.name, {total: 0, done: 0})
+    const totals = new Map<string, {total: number; done: number; cached: number}>()
+    for (const image of plan.images) totals.set(image.name, {total: 0, done: 0, cached: 0})
     fetched.forEach((blob, i) => {
       const owner = owners.get(blob.digest)!
       const t = totals.get(owner)!
       t.total += blob.size
-      if (cached[i]) t.done += blob.size
-      else pending.set(owner, (pending.get(owner) ?? 0) + 1)
+      if (cached[i]) {
+        t.done += blob.size
+        t.cached += blob.size
+      } else pending.set(owner, (pending.get(owner) ?? 0) + 1)
     })
     for (const blob of plan.blobs.filter((b) => b.bytes)) {
       const t = totals.get(owners.get(blob.digest)!)! // manifests: in memory, so done from the start
       t.total += blob.size
       t.done += blob.size
     }
-    progress?.start(plan.images.map((i) => ({name: i.name, total: totals.get(i.name)!.total, done: totals.get(i.name)!.done})), bundleBytes)
+    progress?.start(plan.images.map((i) => ({name: i.name, ...totals.get(i.name)!})), bundleBytes)
     progressStarted = true
     downloads.start()
 

@@ -83,7 +83,7 @@ export default class Create extends BaseCommand {
     const progress = createProgress({mode: flags.progress ? 'auto' : 'plain'})
     const abort = new AbortController()
     const onSignal = (): void =>
-      abort.abort(new KubeferryError('INTERNAL', 'interrupted: no bundle was written', {exitCode: 130, hint: 'run the same command again: blobs already verified stay in the cache and are not downloaded twice'}))
+      abort.abort(new KubeferryError('INTERNAL', 'interrupted: no bundle was written', {exitCode: 130, hint: 'run the same command again: it continues from what this run downloaded (verified blobs and partly fetched layers stay in the cache)'}))
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     let summary

@@ -8,8 +8,10 @@
 export interface ProgressItem {
   name: string
   total: number
-  /** Bytes already there (cache hits). */
+  /** Bytes already there at the start (cache hits, and manifests read while planning). */
   done: number
+  /** Of `done`, the bytes that came from the cache (shown as such); the default is none. */
+  cached?: number
 }
 
 export interface Progress {
@@ -49,6 +51,8 @@ class Counter {
     readonly name: string,
     readonly total: number,
     public initial: number,
+    /** Bytes taken from the cache (not fetched now), for the label. */
+    public fromCache = 0,
   ) {
     this.done = initial
   }
@@ -56,7 +60,7 @@ class Counter {
   line(): string {
     const seconds = Math.max((Date.now() - this.started) / 1000, 0.001)
     const rate = (this.done - this.initial) / seconds
-    const cached = this.initial > 0 ? `, ${formatBytes(this.initial)} cached` : ''
+    const cached = this.fromCache > 0 ? `, ${formatBytes(this.fromCache)} from the cache` : ''
     return `${this.name}  ${formatBytes(this.done)}/${formatBytes(this.total)}${this.finished ? '' : `  ${formatBytes(rate)}/s`}${cached}`
   }
 }
@@ -88,7 +92,7 @@ class PlainProgress implements Progress {
   ) {}
 
   start(items: ProgressItem[], bundleTotal: number): void {
-    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done))
+    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done, item.cached ?? 0))
     this.bundle = new Counter('bundle', bundleTotal, 0)
   }
 
@@ -102,6 +106,7 @@ class PlainProgress implements Progress {
     if (!item) return
     item.done += n
     item.initial += n
+    item.fromCache += n
   }
 
   itemDone(name: string, detail?: string): void {
@@ -135,7 +140,7 @@ class TtyProgress implements Progress {
   }
 
   start(items: ProgressItem[], bundleTotal: number): void {
-    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done))
+    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done, item.cached ?? 0))
     this.bundle = new Counter(this.totalTitle, bundleTotal, 0)
     const task = (counter: Counter, register: (resolve: () => void) => void) => ({
       title: counter.line(),
@@ -183,6 +188,7 @@ class TtyProgress implements Progress {
     if (!item) return
     item.done += n
     item.initial += n
+    item.fromCache += n
   }
 
   itemDone(name: string): void {

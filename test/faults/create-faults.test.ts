@@ -313,7 +313,7 @@ async function waitUntil(check: () => boolean, timeoutMs: number): Promise<boole
   return true
 }
 
-/** The `N downloaded, M cached` figures of create's summary line. */
+/** The `N downloaded, M from the cache` figures of create's summary line. */
 function downloadedCount(stdout: string): number | undefined {
   const m = /(\d+) downloaded(?: \([^)]*\))?, (\d+) from the cache/.exec(stdout)
   return m ? Number(m[1]) : undefined

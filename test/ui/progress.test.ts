@@ -77,4 +77,8 @@ test('an empty cache counts nothing as cached; a warm rerun counts every layer a
   t.regex(warm.stdout, new RegExp(`${first.uniqueBlobs} unique blobs \\([^;]+; 0 downloaded, ${first.downloadedBlobs} from the cache, ${first.manifests} manifests\\)`))
   const coldText = await runCli([...createArgs(peers, join(work, 'count3.tar'), join(work, 'count-cache-3')), '--no-progress'])
   t.regex(coldText.stdout, new RegExp(`; ${first.downloadedBlobs} downloaded, 0 from the cache, ${first.manifests} manifests\\)`))
+  // The per-image lines too: manifests read while planning are not "from the cache" (an empty cache gave "2.2 kB cached").
+  t.regex(coldText.stderr, /^fetched /m)
+  t.notRegex(coldText.stderr, /from the cache|cached/)
+  t.regex(warm.stderr, /^fetched .* from the cache$/m)
 })
