@@ -83,17 +83,12 @@ export interface ProgressLabels {
   total?: string
 }
 
-class PlainProgress implements Progress {
-  private readonly items = new Map<string, Counter>()
-  private bundle?: Counter
-  constructor(
-    private readonly out: NodeJS.WritableStream,
-    private readonly verb = 'fetched',
-  ) {}
+/** The per-item byte counters both displays keep. */
+abstract class CountingProgress {
+  protected readonly items = new Map<string, Counter>()
 
-  start(items: ProgressItem[], bundleTotal: number): void {
+  protected counters(items: ProgressItem[]): void {
     for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done, item.cached ?? 0))
-    this.bundle = new Counter('bundle', bundleTotal, 0)
   }
 
   bytes(name: string, n: number): void {
@@ -107,6 +102,21 @@ class PlainProgress implements Progress {
     item.done += n
     item.initial += n
     item.fromCache += n
+  }
+}
+
+class PlainProgress extends CountingProgress implements Progress {
+  private bundle?: Counter
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly verb = 'fetched',
+  ) {
+    super()
+  }
+
+  start(items: ProgressItem[], bundleTotal: number): void {
+    this.counters(items)
+    this.bundle = new Counter('bundle', bundleTotal, 0)
   }
 
   itemDone(name: string, detail?: string): void {
@@ -127,8 +137,7 @@ class PlainProgress implements Progress {
   async stop(): Promise<void> {}
 }
 
-class TtyProgress implements Progress {
-  private readonly items = new Map<string, Counter>()
+class TtyProgress extends CountingProgress implements Progress {
   private readonly waiters = new Map<string, () => void>()
   private bundle: Counter
   private bundleDone?: () => void
@@ -136,11 +145,12 @@ class TtyProgress implements Progress {
   private timer?: NodeJS.Timeout
 
   constructor(private readonly totalTitle = 'writing bundle') {
+    super()
     this.bundle = new Counter(totalTitle, 0, 0)
   }
 
   start(items: ProgressItem[], bundleTotal: number): void {
-    for (const item of items) this.items.set(item.name, new Counter(item.name, item.total, item.done, item.cached ?? 0))
+    this.counters(items)
     this.bundle = new Counter(this.totalTitle, bundleTotal, 0)
     const task = (counter: Counter, register: (resolve: () => void) => void) => ({
       title: counter.line(),
@@ -176,19 +186,6 @@ class TtyProgress implements Progress {
       })
       .catch(() => undefined)
     for (const counter of this.items.values()) if (counter.done >= counter.total) this.itemDone(counter.name)
-  }
-
-  bytes(name: string, n: number): void {
-    const item = this.items.get(name)
-    if (item) item.done += n
-  }
-
-  reused(name: string, n: number): void {
-    const item = this.items.get(name)
-    if (!item) return
-    item.done += n
-    item.initial += n
-    item.fromCache += n
   }
 
   itemDone(name: string): void {
