@@ -2,15 +2,19 @@
 # `npm run bench`: builds, runs every benchmark in bench/ that exists, and regenerates docs/benchmarks.md with the
 # machine noted. Each benchmark starts and stops its own peers (by PID) and compares against skopeo / curl /
 # docker-registry in the same run, so the figures are ratios measured together.
-#   bash bench/run.sh [NAME...]      (names: create serve push install blob-memory wan lan lan-large push-lan push-wan;
-#                                     default: all present)
+#   bash bench/run.sh [NAME...]      (names: create serve push install blob-memory wan lan lan-large push-lan push-wan
+#                                     resume; default: all present)
+# With KUBEFERRY_BENCH_BASELINE=OTHER/bin/run.js (e.g. the previous build), create, serve, push and resume also time
+# that build in the same runs (before/after figures).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # The build includes oclif.manifest.json: without a fresh one every command start imports all commands (slower).
 npm run build >/dev/null 2>&1 || echo "bench: the build reported errors (others' files mid-work?); running what was emitted" >&2
 
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(create serve push install blob-memory wan lan lan-large push-lan push-wan)
+[ ${#names[@]} -eq 0 ] && names=(create serve push install blob-memory wan lan lan-large push-lan push-wan resume)
+compare=()
+[ -n "${KUBEFERRY_BENCH_BASELINE:-}" ] && compare=(--compare "$KUBEFERRY_BENCH_BASELINE")
 out=docs/benchmarks.md
 tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.section"' EXIT
@@ -49,8 +53,8 @@ run_bench() { # run_bench NAME TITLE FORMAT CMD...
 
 for name in "${names[@]}"; do
   case $name in
-    create) [ -f dist/bench/create.js ] && run_bench create 'create vs skopeo copy vs raw parallel download (loopback)' markdown node dist/bench/create.js --markdown ;;
-    serve) [ -f bench/serve.sh ] && run_bench serve 'serve vs docker-registry (8 concurrent clients)' text bash bench/serve.sh ;;
+    create) [ -f dist/bench/create.js ] && run_bench create 'create vs skopeo copy vs raw parallel download (loopback)' markdown node dist/bench/create.js --markdown "${compare[@]}" ;;
+    serve) [ -f bench/serve.sh ] && run_bench serve 'serve vs docker-registry (8 concurrent clients)' text bash bench/serve.sh "${compare[@]}" ;;
     push) [ -f dist/bench/push.js ] && run_bench push 'push vs skopeo copy, re-push' text node dist/bench/push.js ;;
     install) [ -f bench/install.sh ] && run_bench install 'install.sh vs plain ctr import' text env ROUNDS=7 bash bench/install.sh ;;
     blob-memory) [ -f dist/bench/blob-memory.js ] && run_bench blob-memory 'peak RSS downloading a 1 GiB blob' text node dist/bench/blob-memory.js 1024 ;;
@@ -64,6 +68,7 @@ for name in "${names[@]}"; do
     lan-large) [ -f dist/bench/wan.js ] && run_bench lan-large 'LAN, larger images: create vs skopeo vs raw download (RTT 5 ms, 1 Gbit/s, 32 MiB layers)' markdown node dist/bench/wan.js --rtt-ms 5 --mbit 1000 --layer-mib 32 --runs 3 --markdown ;;
     push-lan) [ -f dist/bench/push.js ] && run_bench push-lan 'LAN: push vs skopeo copy, re-push (RTT 5 ms, 1 Gbit/s each way, 8 MiB layers)' text node dist/bench/push.js 3 8 --rtt-ms 5 --mbit 1000 ;;
     push-wan) [ -f dist/bench/push.js ] && run_bench push-wan 'WAN: push vs skopeo copy, re-push (RTT 50 ms, 100 Mbit/s each way, 2 MiB layers)' text node dist/bench/push.js 3 2 --rtt-ms 50 --mbit 100 ;;
+    resume) [ -f dist/bench/resume.js ] && run_bench resume 'Ctrl-C during create over a shaped link, then the rerun (three 157 MiB layers, 7 s link)' text node dist/bench/resume.js "${compare[@]}" ;;
     *) echo "bench: unknown benchmark $name" >&2 ;;
   esac
 done

@@ -7,7 +7,10 @@
  * pulls every image like a node does (index → platform manifest → config and layers), one request at a time on its
  * own connection, reading every byte. Rounds alternate between the servers; the best round of each is compared.
  *
- *   node dist/bench/serve.js [--layer-mb 8] [--clients 8] [--rounds 3]
+ *   node dist/bench/serve.js [--layer-mb 8] [--clients 8] [--rounds 3] [--compare OTHER/bin/run.js]
+ *
+ * `--compare` also serves the same bundle with a second kubeferry (e.g. the previous build) in the same alternating
+ * rounds, for before/after figures.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
 import {readFileSync} from 'node:fs'
@@ -32,6 +35,7 @@ const {values} = parseArgs({
     'layer-mb': {type: 'string', default: '8'},
     clients: {type: 'string', default: '8'},
     rounds: {type: 'string', default: '3'},
+    compare: {type: 'string'},
   },
 })
 const layerMb = Number(values['layer-mb'])
@@ -92,8 +96,7 @@ async function measure(base: string, images: TestImage[], pid: number): Promise<
   return {seconds, bytes: totals.reduce((a, b) => a + b, 0), peakRss: Math.max(peakRss, rssOf(pid))}
 }
 
-async function startServe(bundle: string): Promise<{child: ChildProcess; url: string}> {
-  const bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+async function startServe(bundle: string, bin = fileURLToPath(new URL('../../bin/run.js', import.meta.url))): Promise<{child: ChildProcess; url: string}> {
   const child = spawn(process.execPath, [bin, 'serve', bundle, '--listen', '127.0.0.1:0', '--json'], {stdio: ['ignore', 'pipe', 'ignore']})
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
@@ -112,6 +115,7 @@ const mb = (bytes: number): string => (bytes / 1e6).toFixed(1)
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kubeferry-bench-serve-'))
   let serve: {child: ChildProcess; url: string} | undefined
+  let compare: {child: ChildProcess; url: string} | undefined
   let registry: Awaited<ReturnType<typeof startRegistry>> | undefined
   try {
     const set = await buildImageSet({dir: join(dir, 'images'), layerSize: layerMb * 1024 * 1024, gzipLevel: 1, busybox: false})
@@ -120,16 +124,19 @@ async function main(): Promise<void> {
     registry = await startRegistry('bench-registry', join(dir, 'registry'), {kind: 'none'})
     await pushImageSet(set, {url: registry.url})
     serve = await startServe(bundle)
+    if (values.compare) compare = await startServe(bundle, values.compare)
     const servePid = serve.child.pid!
     const registryPid = registry.process.pid
 
     // warm both (page cache, connections), then alternate rounds
     await pullAll(serve.url, set.images)
     await pullAll(registry.url, set.images)
-    const results = {serve: [] as Awaited<ReturnType<typeof measure>>[], registry: [] as Awaited<ReturnType<typeof measure>>[]}
+    if (compare) await pullAll(compare.url, set.images)
+    const results = {serve: [] as Awaited<ReturnType<typeof measure>>[], registry: [] as Awaited<ReturnType<typeof measure>>[], compare: [] as Awaited<ReturnType<typeof measure>>[]}
     for (let round = 0; round < rounds; round++) {
       results.serve.push(await measure(serve.url, set.images, servePid))
       results.registry.push(await measure(registry.url, set.images, registryPid))
+      if (compare) results.compare.push(await measure(compare.url, set.images, compare.child.pid!))
     }
     const best = (list: Awaited<ReturnType<typeof measure>>[]) => list.reduce((a, b) => (a.bytes / a.seconds >= b.bytes / b.seconds ? a : b))
     const s = best(results.serve)
@@ -146,15 +153,24 @@ async function main(): Promise<void> {
       serve: {mbPerSecond: Number(mb(serveRate)), seconds: Number(s.seconds.toFixed(2)), peakRssMb: Number(mb(Math.max(...results.serve.map((x) => x.peakRss))))},
       registry: {mbPerSecond: Number(mb(registryRate)), seconds: Number(r.seconds.toFixed(2)), peakRssMb: Number(mb(Math.max(...results.registry.map((x) => x.peakRss))))},
       ratio: Number((serveRate / registryRate).toFixed(2)),
+      ...(compare
+        ? (() => {
+            const c = best(results.compare)
+            const rate = c.bytes / c.seconds
+            return {compare: {bin: values.compare, mbPerSecond: Number(mb(rate)), seconds: Number(c.seconds.toFixed(2)), peakRssMb: Number(mb(Math.max(...results.compare.map((x) => x.peakRss)))), ratioToRegistry: Number((rate / registryRate).toFixed(2)), thisToCompare: Number((serveRate / rate).toFixed(2))}}
+          })()
+        : {}),
     }
     process.stdout.write(`${JSON.stringify(summary)}\n`)
     process.stderr.write(
       `serve ${mb(serveRate)} MB/s vs docker-registry ${mb(registryRate)} MB/s with ${clients} clients (${mb(s.bytes)} MB per round): ratio ${summary.ratio} (target >= 0.8); serve peak RSS ${summary.serve.peakRssMb} MB (registry ${summary.registry.peakRssMb} MB)\n`,
     )
   } finally {
-    if (serve?.child.pid && serve.child.exitCode === null) {
-      process.kill(serve.child.pid, 'SIGTERM')
-      await new Promise((resolve) => serve!.child.once('exit', resolve))
+    for (const server of [serve, compare]) {
+      if (server?.child.pid && server.child.exitCode === null) {
+        process.kill(server.child.pid, 'SIGTERM')
+        await new Promise((resolve) => server.child.once('exit', resolve))
+      }
     }
     if (registry) await stopDaemon(registry.process)
     await rm(dir, {recursive: true, force: true})
