@@ -22,6 +22,12 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund >/dev/null
 fi
 npm run --silent build
+# The `kubeferry` command the README's examples use: this checkout's bin/run.js on PATH (what `npm link` does,
+# without touching npm's global tree). Elsewhere: `npm link` in the checkout, or `alias kubeferry="node $ROOT/bin/run.js"`.
+if [[ $(id -u) == 0 && -d /usr/local/bin ]]; then
+  ln -sfn "$ROOT/bin/run.js" /usr/local/bin/kubeferry
+  printf 'kubeferry is on PATH: %s -> %s (%s)\n' /usr/local/bin/kubeferry "$ROOT/bin/run.js" "$(kubeferry --version)"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kubeferry-demo.XXXXXX")
 PIDS=()
@@ -100,4 +106,4 @@ fi
 step "nodes that should pull from a served bundle instead: containerd hosts.toml"
 kf config --serve "127.0.0.1:$PORT" --for hosts --bundle "$BUNDLE"
 
-step "done: the demo cleaned up after itself"
+step "done: the demo cleaned up after itself; \`kubeferry --help\` lists every command"
