@@ -148,6 +148,44 @@ test('src/oci imports nothing of the project outside src/oci', (t) => {
   t.deepEqual(upward, [])
 })
 
+/**
+ * The folders of src/ from the top down (docs/architecture.md draws the same): a folder imports only folders after it
+ * in this list. Folders on one line do not import each other.
+ */
+const LAYERS: string[][] = [
+  ['commands'],
+  ['cli'],
+  ['config'],
+  ['kube'],
+  ['serve'],
+  ['registry'],
+  ['runtime'],
+  ['bundle'],
+  ['store'],
+  ['ui', 'util'],
+  ['oci'],
+]
+
+test('folders import only the folders below them (LAYERS; no arrow runs back up)', (t) => {
+  const rank = new Map(LAYERS.flatMap((row, i) => row.map((folder): [string, number] => [folder, i])))
+  const folderOf = (file: string): string => rel(file).split('/')[1].replace(/\.ts$/, '')
+  const unknown = new Set<string>()
+  const upward = new Set<string>()
+  for (const [file, targets] of importGraph()) {
+    const from = folderOf(file)
+    if (from === 'index') continue // src/index.ts, the library's entry point, may name anything
+    if (!rank.has(from)) unknown.add(from)
+    for (const target of targets) {
+      const to = folderOf(target)
+      if (to === from) continue
+      if (!rank.has(to)) unknown.add(to)
+      else if (rank.get(to)! <= rank.get(from)!) upward.add(`${rel(file)} imports ${rel(target)} (${from} may not import ${to})`)
+    }
+  }
+  t.deepEqual([...unknown], [], 'folders missing from LAYERS (add them where they belong)')
+  t.deepEqual([...upward].sort(), [])
+})
+
 test(`no src file over ${MAX_LINES} lines but the data tables; KNOWN_OVER_300 only shrinks`, (t) => {
   const sizes = new Map(filesUnder(SRC).map((f) => [rel(f), lineCount(f)]))
   const over = [...sizes].filter(([, n]) => n > MAX_LINES)

@@ -4,7 +4,7 @@ import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {KubeferryError} from '../oci/errors.js'
 import {AccessLog} from '../serve/access-log.js'
-import {normalizePrefix} from '../serve/names.js'
+import {normalizePrefix} from '../registry/names.js'
 
 export const DEFAULT_LISTEN = '127.0.0.1:5000'
 

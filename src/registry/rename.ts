@@ -4,11 +4,11 @@
  * src/serve/names.ts, shared with `serve`, so both agree on where an upstream image lives.
  */
 import {KubeferryError} from '../oci/errors.js'
-import {isCorednsRepository, normalizePrefix, parseMapRule, targetRepositories, type NameRules, type UpstreamRepository} from '../serve/names.js'
+import {isCorednsRepository, normalizePrefix, parseMapRule, targetRepositories, type NameRules, type UpstreamRepository} from './names.js'
 import {DOCKER_HUB, parseReference} from '../oci/reference.js'
 
-export {isCorednsRepository, mapRepository, normalizePrefix, parseMapRule, targetRepositories} from '../serve/names.js'
-export type {NameRules, UpstreamRepository} from '../serve/names.js'
+export {isCorednsRepository, mapRepository, normalizePrefix, parseMapRule, targetRepositories} from './names.js'
+export type {NameRules, UpstreamRepository} from './names.js'
 
 /** Where images go: a registry host and an optional repository prefix inside it. */
 export interface PushDestination {

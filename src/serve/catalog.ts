@@ -19,7 +19,7 @@ import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FI
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
 import {parseReference, type Reference} from '../oci/reference.js'
-import {normalizePrefix, targetRepositories, type UpstreamRepository} from './names.js'
+import {normalizePrefix, targetRepositories, type UpstreamRepository} from '../registry/names.js'
 
 export type BlobState = 'verified' | 'unverified' | 'bad'
 

@@ -4,7 +4,7 @@
  * spec's error JSON. Writes of any kind are 405 UNSUPPORTED (this registry is read-only).
  */
 import {isDigest, type Digest} from '../oci/digest.js'
-import {isRepositoryPath} from './names.js'
+import {isRepositoryPath} from '../registry/names.js'
 import {RegistryHttpError} from './errors.js'
 
 export const MAX_URL_LENGTH = 2048

@@ -7,7 +7,7 @@
  * no `override_path`; with a prefix the same images are ALSO at `<prefix>/…`, reachable with
  * `[host."http://HOST:PORT/v2/<prefix>"] override_path = true` (`pathPrefix`).
  */
-import {normalizePrefix, targetRepositories, type UpstreamRepository} from './names.js'
+import {normalizePrefix, targetRepositories, type UpstreamRepository} from '../registry/names.js'
 
 export interface ServedMirror {
   /** Upstream registry host as in image names: `registry.k8s.io`, `docker.io`. */

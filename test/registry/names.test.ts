@@ -1,6 +1,6 @@
 /** The shared name rules (push writes these names, serve answers them) and the served-mirrors description for config. */
 import test from 'ava'
-import {isRepositoryPath, mapRepository, normalizePrefix, parseMapRule, targetRepositories} from '../../src/serve/names.js'
+import {isRepositoryPath, mapRepository, normalizePrefix, parseMapRule, targetRepositories} from '../../src/registry/names.js'
 import {describeServedMirrors} from '../../src/serve/served-names.js'
 import {parseRoute, parseRange} from '../../src/serve/routes.js'
 
