@@ -5,23 +5,13 @@
 import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {isDigest, type Digest} from '../oci/digest.js'
-import {MAX_MANIFEST_BYTES} from '../oci/manifest.js'
+import {MAX_MANIFEST_BYTES, ownMediaType} from '../oci/manifest.js'
 import {formatReference, type Reference} from '../oci/reference.js'
 import type {BlobReadOptions, ImageSource} from '../oci/source.js'
 import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
 import type {WalkSource} from '../oci/walk.js'
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE} from './layout.js'
 import type {BundleReader} from './reader.js'
-
-/** The media type manifest bytes give themselves, '' when they do not say (the walker decides with the descriptor). */
-function ownMediaType(bytes: Buffer): string {
-  try {
-    const json = JSON.parse(bytes.toString('utf8')) as {mediaType?: unknown}
-    return typeof json?.mediaType === 'string' ? json.mediaType : ''
-  } catch {
-    return ''
-  }
-}
 
 export class BundleSource implements ImageSource {
   private named: Promise<Map<string, Descriptor>> | undefined
