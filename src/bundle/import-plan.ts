@@ -98,8 +98,8 @@ export function isSandboxImage(image: Pick<BundleImage, 'role'>): boolean {
   return image.role === 'pause' || image.role === 'sandbox'
 }
 
-/** The plan for `platform`; throws when the bundle does not hold it. */
-export function planImport(meta: BundleMetadata, platform: string): ImportPlan {
+/** Throws when the bundle does not hold `platform` (this node's). */
+export function assertPlatformHeld(meta: Pick<BundleMetadata, 'platforms'>, platform: string): void {
   const wanted = canonicalPlatform(platform)
   const held = meta.platforms.map(canonicalPlatform)
   if (!held.includes(wanted)) {
@@ -108,6 +108,12 @@ export function planImport(meta: BundleMetadata, platform: string): ImportPlan {
       exitCode: EXIT.noPlatform,
     })
   }
+}
+
+/** The plan for `platform`; throws when the bundle does not hold it. */
+export function planImport(meta: BundleMetadata, platform: string): ImportPlan {
+  assertPlatformHeld(meta, platform)
+  const wanted = canonicalPlatform(platform)
   const images: PlanImage[] = []
   const blobs = new Map<Digest, number>()
   for (const image of meta.images) {

@@ -1,11 +1,14 @@
 /**
- * What a bundle holds, from its bundle.json (after the tar index has checked the structure): images with digests,
- * platforms, sizes, roles (which pause is kubeadm's, which a runtime's) and what it was built from.
+ * What a bundle holds (after the tar index has checked the structure): images with digests, platforms and sizes as
+ * the walker reads them from index.json and the manifests (images.ts), roles (which pause is kubeadm's, which a
+ * runtime's) and what it was built from (bundle.json, the only place that records them).
  */
 import {KubeferryError} from '../oci/errors.js'
 import {BUNDLE_SCHEMA_VERSION, type BundleMetadata} from './layout.js'
 import {assertBundleValid} from './verify.js'
+import {walkBundleImages} from './images.js'
 import {BundleReader} from './reader.js'
+import {BundleSource} from './source.js'
 
 export interface InspectedImage {
   name: string
@@ -42,7 +45,8 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
   if (meta.schemaVersion !== BUNDLE_SCHEMA_VERSION || !Array.isArray(meta.images)) {
     throw new KubeferryError('BUNDLE_INVALID', `${path}: unsupported bundle.json (schemaVersion ${String(meta.schemaVersion)})`, {hint: 'use the kubeferry version that made the bundle, or rebuild it'})
   }
-  const images: InspectedImage[] = meta.images.map((image) => {
+  const walked = await walkBundleImages(new BundleSource(reader), meta)
+  const images: InspectedImage[] = walked.map(({image}) => {
     const seen = new Set<string>([image.digest])
     let size = image.size
     for (const p of image.platforms) {

@@ -7,7 +7,7 @@ import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {ManifestProblem} from '../oci/manifest.js'
 import {isImageManifestMediaType} from '../oci/media-types.js'
-import {formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
+import {configPlatform, formatPlatform, normalizePlatform, parsePlatform, platformMatches} from '../oci/platform.js'
 import type {ImageSource} from '../oci/source.js'
 import type {Descriptor, ImageIndex, ImageManifest, Platform, RawManifest} from '../oci/types.js'
 import {walkFromRaw} from '../oci/walk.js'
@@ -210,8 +210,7 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
       const configStream = await source.blob(group.ref, manifest.config)
       const chunks: Buffer[] = []
       for await (const chunk of configStream as AsyncIterable<Buffer>) chunks.push(chunk)
-      const config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {os?: string; architecture?: string; variant?: string}
-      const platform = normalizePlatform({os: config.os ?? 'linux', architecture: config.architecture ?? 'amd64', ...(config.variant ? {variant: config.variant} : {})})
+      const platform = configPlatform(JSON.parse(Buffer.concat(chunks).toString('utf8')) as {os?: string; architecture?: string; variant?: string})
       const ok = all || wanted.some((w) => platformMatches(w, platform))
       if (!ok && !options.skipMissingPlatforms) {
         throw new KubeferryError('NOT_FOUND', `${what} is a single-platform image for ${platformKey(platform)}, not ${wanted.map(formatPlatform).join(', ')}`, {

@@ -5,7 +5,7 @@
 import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {isDigest, type Digest} from '../oci/digest.js'
-import {MAX_MANIFEST_BYTES} from '../oci/manifest.js'
+import {MAX_MANIFEST_BYTES, ownMediaType} from '../oci/manifest.js'
 import {formatReference, type Reference} from '../oci/reference.js'
 import type {BlobReadOptions, ImageSource} from '../oci/source.js'
 import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
@@ -13,18 +13,8 @@ import type {WalkSource} from '../oci/walk.js'
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE} from './layout.js'
 import type {BundleReader} from './reader.js'
 
-/** The media type manifest bytes give themselves, '' when they do not say (the walker decides with the descriptor). */
-function ownMediaType(bytes: Buffer): string {
-  try {
-    const json = JSON.parse(bytes.toString('utf8')) as {mediaType?: unknown}
-    return typeof json?.mediaType === 'string' ? json.mediaType : ''
-  } catch {
-    return ''
-  }
-}
-
 export class BundleSource implements ImageSource {
-  private named: Promise<Map<string, Descriptor>> | undefined
+  private named: Promise<Array<{name: string; desc: Descriptor}>> | undefined
 
   constructor(readonly reader: BundleReader) {}
 
@@ -71,16 +61,27 @@ export class BundleSource implements ImageSource {
     return {readManifest: (desc) => this.manifestBytes(desc.digest), blobSize: (digest) => this.blobSize(digest)}
   }
 
-  /** index.json's names (containerd's annotation, else a fully qualified OCI ref name) → descriptor, first one wins. */
-  private byName(): Promise<Map<string, Descriptor>> {
+  /**
+   * index.json's named images in its order, first descriptor per name: the name is containerd's annotation, else a
+   * fully qualified OCI ref name (one with a `/`; a bare tag names nothing). Entries without a name are left out.
+   */
+  images(): Promise<Array<{name: string; desc: Descriptor}>> {
     this.named ??= this.reader.readJson<ImageIndex>(INDEX_FILE).then((index) => {
+      if (!Array.isArray(index?.manifests)) {
+        throw new KubeferryError('BUNDLE_INVALID', `${this.label}: ${INDEX_FILE} has no manifests list`, {hint: 'run `kubeferry verify` on the bundle and rebuild or copy it again'})
+      }
       const names = new Map<string, Descriptor>()
-      for (const desc of Array.isArray(index?.manifests) ? index.manifests : []) {
-        const name = desc.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? desc.annotations?.[ANNOTATION_REF_NAME]
+      for (const desc of index.manifests) {
+        const a = desc?.annotations ?? {}
+        const name = a[ANNOTATION_CONTAINERD_NAME] ?? (a[ANNOTATION_REF_NAME]?.includes('/') ? a[ANNOTATION_REF_NAME] : undefined)
         if (name && !names.has(name)) names.set(name, desc)
       }
-      return names
+      return [...names].map(([name, desc]) => ({name, desc}))
     })
     return this.named
+  }
+
+  private async byName(): Promise<Map<string, Descriptor>> {
+    return new Map((await this.images()).map((i) => [i.name, i.desc]))
   }
 }

@@ -116,6 +116,16 @@ export function checkManifest(bytes: Buffer, expected: {digest: Digest; size?: n
   return {kind: 'manifest', raw, manifest: {...manifest, layers: manifest.layers ?? []}}
 }
 
+/** The media type manifest bytes give themselves, '' when they do not say (the walker decides with the descriptor). */
+export function ownMediaType(bytes: Buffer): string {
+  try {
+    const json = JSON.parse(bytes.toString('utf8')) as {mediaType?: unknown}
+    return typeof json?.mediaType === 'string' ? json.mediaType : ''
+  } catch {
+    return ''
+  }
+}
+
 export function isManifestProblem(value: CheckedManifest | ManifestProblem): value is ManifestProblem {
   return 'message' in value
 }

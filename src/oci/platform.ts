@@ -25,6 +25,13 @@ export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/')
 }
 
+/** A single-platform image's platform, from its config's `os`, `architecture` and `variant` (linux/amd64 when unsaid). */
+export function configPlatform(config: {os?: unknown; architecture?: unknown; variant?: unknown}): Platform {
+  const text = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined)
+  const variant = text(config.variant)
+  return normalizePlatform({os: text(config.os) ?? 'linux', architecture: text(config.architecture) ?? 'amd64', ...(variant ? {variant} : {})})
+}
+
 /** True when `candidate` (from an index) satisfies `wanted` (arm64 ≡ arm64/v8; no wanted variant = any). */
 export function platformMatches(wanted: Platform, candidate: Platform | undefined): boolean {
   if (!candidate) return false

@@ -8,9 +8,10 @@
 import {KubeferryError} from '../oci/errors.js'
 import {sha256Digest, isDigest, type Digest} from '../oci/digest.js'
 import type {ManifestProblem} from '../oci/manifest.js'
-import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
+import type {SourcedImage} from '../oci/source.js'
+import type {Descriptor, RawManifest} from '../oci/types.js'
 import {isSparse, walkTree, type TreeNode} from '../oci/walk.js'
-import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE, type BundleMetadata} from '../bundle/layout.js'
+import {ANNOTATION_CONTAINERD_NAME, INDEX_FILE, METADATA_FILE, type BundleMetadata} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import {BundleSource} from '../bundle/source.js'
 import {formatReference, parseReference, type Reference} from '../oci/reference.js'
@@ -31,13 +32,16 @@ export interface ManifestNode {
   filtered?: RawManifest
 }
 
-export interface SourceImage {
-  /** Canonical reference as the bundle names it. */
-  name: string
-  ref: Reference
+/** An image as push writes it: the walked tree (SourcedImage) and push's view of it. */
+export interface SourceImage extends SourcedImage {
   role?: string
   root: ManifestNode
   sparse: boolean
+}
+
+/** Push's view of any source's image: the tree with the filtered index ready for a registry that refuses sparse ones. */
+export function sourceImageOf(image: SourcedImage, role?: string): SourceImage {
+  return {...image, ...(role ? {role} : {}), root: manifestNode(image.tree), sparse: isSparse(image.tree)}
 }
 
 function invalid(reader: BundleReader, message: string): KubeferryError {
@@ -73,12 +77,6 @@ export function filteredIndex(json: Record<string, unknown>, present: Set<string
   return {bytes, mediaType, digest: sha256Digest(bytes)}
 }
 
-/** Image name of an index.json descriptor: containerd's annotation, else a fully qualified OCI ref name. */
-function descriptorName(desc: Descriptor): string | undefined {
-  const a = desc.annotations ?? {}
-  return a[ANNOTATION_CONTAINERD_NAME] ?? (a[ANNOTATION_REF_NAME]?.includes('/') ? a[ANNOTATION_REF_NAME] : undefined)
-}
-
 /** An image named by index.json, before its manifests are read. */
 export interface NamedImage {
   /** Canonical reference as the bundle names it. */
@@ -88,10 +86,9 @@ export interface NamedImage {
   desc: Descriptor
 }
 
-/** The images index.json names (first descriptor per name), without reading their manifests. */
+/** The images index.json names (first descriptor per name, BundleSource.images), without reading their manifests. */
 export async function listSourceImages(reader: BundleReader): Promise<NamedImage[]> {
-  const index = await reader.readJson<ImageIndex>(INDEX_FILE)
-  if (!Array.isArray(index.manifests)) throw invalid(reader, `${INDEX_FILE} has no manifests list`)
+  const entries = await new BundleSource(reader).images()
   let roles = new Map<string, string>()
   if (reader.has(METADATA_FILE)) {
     const meta = await reader.readJson<BundleMetadata>(METADATA_FILE)
@@ -99,9 +96,7 @@ export async function listSourceImages(reader: BundleReader): Promise<NamedImage
   }
   const named: NamedImage[] = []
   const seen = new Set<string>()
-  for (const desc of index.manifests) {
-    const name = descriptorName(desc)
-    if (!name) continue
+  for (const {name, desc} of entries) {
     let ref: Reference
     try {
       ref = parseReference(name)
@@ -119,15 +114,15 @@ export async function listSourceImages(reader: BundleReader): Promise<NamedImage
 }
 
 /** One named image with its manifests read and checked (walk.ts: the rules every consumer shares). */
-export async function readSourceImage(reader: BundleReader, image: NamedImage): Promise<SourceImage> {
-  const tree = await walkTree(new BundleSource(reader).walkSource(), image.desc, {what: image.name, toError: (problem) => pushError(reader, problem)})
-  const root = manifestNode(tree!)
-  return {name: image.name, ref: image.ref, ...(image.role ? {role: image.role} : {}), root, sparse: isSparse(tree!)}
+export async function readSourceImage(reader: BundleReader, image: NamedImage, source: BundleSource = new BundleSource(reader)): Promise<SourceImage> {
+  const tree = await walkTree(source.walkSource(), image.desc, {what: image.name, toError: (problem) => pushError(reader, problem)})
+  return sourceImageOf({name: image.name, ref: image.ref, tree: tree!}, image.role)
 }
 
 /** Every named image of the bundle, manifests read and checked (in parallel; index.json's order kept). */
 export async function readSourceImages(reader: BundleReader): Promise<SourceImage[]> {
-  return Promise.all((await listSourceImages(reader)).map((image) => readSourceImage(reader, image)))
+  const source = new BundleSource(reader)
+  return Promise.all((await listSourceImages(reader)).map((image) => readSourceImage(reader, image, source)))
 }
 
 /** Platforms present in an image (for messages). */

@@ -10,9 +10,11 @@
  *  4. child manifests (manifests.ts): platform manifests by digest, as soon as their blobs are in place;
  *  5. index and tag (manifests.ts): the root under its tag, with the platform policy for sparse indexes;
  *  6. report (report.ts).
- * Steps 3-5 run for all names at once (write.ts), in two pools (pools.ts): uploads, and short exchanges.
+ * Steps 3-5 are the registry sink (sink.ts) taking each image from the bundle as a source, all images at once,
+ * sharing blob placements and two pools (pools.ts): uploads, and short exchanges.
  */
 import type {BundleReader} from '../bundle/reader.js'
+import {BundleSource} from '../bundle/source.js'
 import {checkRegistry, classifyTargets, refuseConflicts} from './push/check.js'
 import {dryRun} from './push/dry-run.js'
 import {Limiter} from './push/limiter.js'
@@ -21,7 +23,7 @@ import {WritePools} from './push/pools.js'
 import {plannedImages} from './push/progress.js'
 import {emptyReport, finishReport, Results} from './push/report.js'
 import type {PushOptions, PushRegistry, PushReport} from './push/types.js'
-import {pushTargets} from './push/write.js'
+import {RegistrySink} from './sink.js'
 
 export {Limiter} from './push/limiter.js'
 export {PLATFORM_POLICIES} from './push/types.js'
@@ -42,7 +44,8 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   const named = await listImages(reader, gate)
   const places = planPlaces(named, options.rules, dest)
   // 2. check
-  const checked = await checkRegistry(reader, registry, named, places, gate, pools.requests)
+  const source = new BundleSource(reader)
+  const checked = await checkRegistry(source, registry, named, places, gate, pools.requests)
   const targets = classifyTargets(places, checked, policy, options)
   const conflicts = targets.filter((t) => t.status === 'conflict')
   const toPush = targets.filter((t) => t.status !== 'present' && t.status !== 'conflict')
@@ -55,8 +58,17 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   if (options.dryRun) {
     await dryRun(registry, dest.registry, policy, toPush.concat(conflicts), pools.requests, results, report)
   } else {
-    // 3-5. blobs, child manifests, index and tag
-    await pushTargets({reader, registry, destination: dest, policy, pools, counts: report, results, emit}, toPush)
+    // 3-5. blobs, child manifests, index and tag: the registry sink takes each image from the bundle
+    const sink = new RegistrySink({registry, destination: dest, policy, pools, counts: report, results, onEvent: emit})
+    sink.announce(toPush.map((t) => t.image))
+    await Promise.all(
+      checked.images.map((image) => {
+        const targets = toPush.filter((t) => t.image === image)
+        return targets.length === 0 ? undefined : sink.write(image, source, {targets}).catch(() => undefined) // the first failure is reported below
+      }),
+    )
+    const failure = sink.failed(toPush.length)
+    if (failure) throw failure
   }
   // 6. report
   return finishReport(report, checked.images, targets, results, started)

@@ -1,14 +1,19 @@
 /**
- * `kubeferry load`: the same job, order, checks and wording as install.sh, driven by the same import plan.
+ * `kubeferry load`: the same job, order, checks and wording as install.sh, driven by the same import plan, made from
+ * the bundle's images as the walker reads them through the bundle as a source (bundle/images.ts); the runtime's
+ * adapter imports them.
  */
 import {createReadStream, existsSync, statfsSync} from 'node:fs'
 import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import {machine, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
-import {EXIT, planImport, platformFromUname, sandboxImages, summaryLine, canonicalPlatform, type ImportPlan, type PlanImage, type RuntimeName} from '../bundle/import-plan.js'
+import {assertPlatformHeld, EXIT, planImport, platformFromUname, sandboxImages, summaryLine, canonicalPlatform, type ImportPlan, type PlanImage, type RuntimeName} from '../bundle/import-plan.js'
 import {checksumFileFor} from '../bundle/contract.js'
+import type {BundleImage, BundleMetadata} from '../bundle/layout.js'
+import {walkBundleImages} from '../bundle/images.js'
 import {BundleReader} from '../bundle/reader.js'
+import {BundleSource} from '../bundle/source.js'
 import {verifyBundle} from '../bundle/verify.js'
 import {isKubeferryError, KubeferryError} from '../oci/errors.js'
 import {digestHex, digestOfStream} from '../oci/digest.js'
@@ -126,6 +131,20 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
   return verified
 }
 
+/**
+ * The images as the manifests say (the walker, through the bundle as a source); bundle.json adds roles only. A
+ * bundle the walk refuses is described by verify's first problem, as a failed verification is.
+ */
+async function walkedImages(reader: BundleReader, meta: BundleMetadata): Promise<BundleImage[]> {
+  try {
+    return (await walkBundleImages(new BundleSource(reader), meta)).map((w) => w.image)
+  } catch (error) {
+    const structure = await verifyBundle(reader.path, {quick: true})
+    const why = structure.ok ? (isKubeferryError(error) ? error.message : String(error)) : structure.problems[0].message
+    throw badBundle(`bundle ${reader.path} is incomplete: ${why}; nothing was imported`)
+  }
+}
+
 export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   const say = (line: string): void => options.onLine?.(line, 'info')
   const env = options.env ?? process.env
@@ -146,7 +165,8 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
     if (!platform) throw new KubeferryError('INVALID_ARGUMENT', `unknown machine type '${machine()}' from uname -m; pass --platform OS/ARCH`, {exitCode: EXIT.noPlatform})
   }
   platform = canonicalPlatform(platform)
-  const plan = planImport(meta, platform)
+  assertPlatformHeld(meta, platform)
+  const plan = planImport({...meta, images: await walkedImages(reader, meta)}, platform)
   const result: LoadResult = {
     bundle: options.bundle,
     platform,

@@ -92,11 +92,16 @@ export class BlobStore {
     }
   }
 
-  /** A stream of the stored bytes, verified against the digest while it flows. */
-  open(desc: StoredDescriptor): Readable {
+  /**
+   * A stream of the stored bytes, verified against the digest while it flows. `onBytes` sees each chunk as it is read
+   * (observing the file stream, so the verified stream is not set flowing).
+   */
+  open(desc: StoredDescriptor, options: {highWaterMark?: number; onBytes?: (n: number) => void; signal?: AbortSignal} = {}): Readable {
     const verifier = new DigestVerifier(desc.digest, desc.size, {label: `cached blob ${desc.digest} (${this.pathOf(desc.digest)})`})
-    const raw = createReadStream(this.pathOf(desc.digest), {highWaterMark: 1024 * 1024})
+    const raw = createReadStream(this.pathOf(desc.digest), {highWaterMark: options.highWaterMark ?? 1024 * 1024, ...(options.signal ? {signal: options.signal} : {})})
     raw.on('error', (error) => verifier.destroy(error))
+    const onBytes = options.onBytes
+    if (onBytes) raw.on('data', (chunk) => onBytes(chunk.length))
     return raw.pipe(verifier)
   }
 

@@ -1,21 +1,27 @@
 /**
  * Step 3, blobs: put each blob a manifest needs into its repository, once per repository. In order of cost: where
  * this run already placed it in another repository, a cross-repository mount; else a HEAD (already there); else a
- * streamed upload from the bundle, verified (digest and size) as it reads, so a corrupt blob is never committed.
+ * streamed upload from the image's source (a bundle, a registry, the cache), verified (digest and size) as it reads,
+ * so a corrupt blob is never committed.
  */
-import type {Readable} from 'node:stream'
-import type {BundleReader} from '../../bundle/reader.js'
 import type {Digest} from '../../oci/digest.js'
 import type {Reference} from '../../oci/reference.js'
+import type {ImageSource} from '../../oci/source.js'
 import type {WritePools} from './pools.js'
 import type {BlobProgress} from './progress.js'
 import type {Blob, Emit, PushCounts, PushRegistry} from './types.js'
+
+/** Where a blob's bytes come from: the source of the image that needs it, and that image's reference there. */
+export interface BlobOrigin {
+  source: ImageSource
+  ref: Reference
+  signal?: AbortSignal
+}
 
 /** Read size for blobs streamed out of the bundle: fewer reads, chunks and socket writes than the 64 KiB default. */
 const UPLOAD_READ_BYTES = 1024 * 1024
 
 export interface BlobContext {
-  reader: BundleReader
   registry: PushRegistry
   /** The destination registry host. */
   registryHost: string
@@ -33,17 +39,18 @@ export class BlobPlacer {
 
   constructor(private readonly ctx: BlobContext) {}
 
-  ensure(repository: string, blob: Blob): Promise<void> {
+  /** Put `blob` into `repository` (once, whoever asks); read from `from` if it must be uploaded. */
+  ensure(repository: string, blob: Blob, from: BlobOrigin): Promise<void> {
     const key = `${repository}@${blob.digest}`
     let p = this.placed.get(key)
     if (!p) {
-      p = this.place(repository, blob)
+      p = this.place(repository, blob, from)
       this.placed.set(key, p)
     }
     return p
   }
 
-  private async place(repository: string, blob: Blob): Promise<void> {
+  private async place(repository: string, blob: Blob, from: BlobOrigin): Promise<void> {
     const {registry, pools, counts, emit, progress} = this.ctx
     const repo: Reference = {registry: this.ctx.registryHost, repository}
     const claimed = this.homes.get(blob.digest)
@@ -67,7 +74,7 @@ export class BlobPlacer {
         progress.placed(blob)
         return repository
       }
-      await pools.upload(blob.size, () => this.upload(repo, blob))
+      await pools.upload(blob.size, () => this.upload(repo, blob, from))
       counts.blobs.uploaded++
       counts.blobs.bytesUploaded += blob.size
       emit({type: 'blob', digest: blob.digest, repository, action: 'uploaded', size: blob.size})
@@ -78,8 +85,8 @@ export class BlobPlacer {
     await claim
   }
 
-  private upload(repo: Reference, blob: Blob): Promise<void> {
-    const {reader, registry, progress} = this.ctx
+  private upload(repo: Reference, blob: Blob, from: BlobOrigin): Promise<void> {
+    const {registry, progress} = this.ctx
     return registry.uploadBlob(repo, blob, async () => {
       // Each try (a retry reopens the stream) counts from zero again.
       let streamed = 0
@@ -89,7 +96,7 @@ export class BlobPlacer {
         progress.streamed(blob, streamed)
       }
       // Verified (digest and size) as it streams: a corrupt blob fails its upload and is never committed.
-      return (await reader.openBlob(blob, {highWaterMark: UPLOAD_READ_BYTES, onBytes})) as Readable
+      return from.source.blob(from.ref, blob, {highWaterMark: UPLOAD_READ_BYTES, onBytes, ...(from.signal ? {signal: from.signal} : {})})
     })
   }
 }

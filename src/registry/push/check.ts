@@ -4,7 +4,7 @@
  * are done. Each name then gets its status: present (the tag already points at the bundle's digest, or at the
  * filtered index where that is acceptable), conflict (another digest), or to push.
  */
-import type {BundleReader} from '../../bundle/reader.js'
+import type {BundleSource} from '../../bundle/source.js'
 import {KubeferryError} from '../../oci/errors.js'
 import type {Digest} from '../../oci/digest.js'
 import type {Reference} from '../../oci/reference.js'
@@ -36,10 +36,10 @@ export interface Checked {
 }
 
 /** Read every image's manifests and HEAD every place, alongside the gate; the first failure is thrown (the gate's first). */
-export async function checkRegistry(reader: BundleReader, registry: PushRegistry, named: NamedImage[], places: Place[], gate: Promise<unknown>, requests: Limiter): Promise<Checked> {
+export async function checkRegistry(source: BundleSource, registry: PushRegistry, named: NamedImage[], places: Place[], gate: Promise<unknown>, requests: Limiter): Promise<Checked> {
   const [checked, read, asked] = await Promise.allSettled([
     gate,
-    Promise.all(named.map((image) => readSourceImage(reader, image))),
+    Promise.all(named.map((image) => readSourceImage(source.reader, image, source))),
     Promise.all(places.map((place) => requests.run(() => registry.headManifest(place.ref)))),
   ])
   for (const settled of [checked, read, asked]) if (settled.status === 'rejected') throw settled.reason

@@ -12,7 +12,7 @@ import type {Reference} from '../../oci/reference.js'
 import type {RawManifest} from '../../oci/types.js'
 import {RegistryError} from '../errors.js'
 import type {ManifestNode} from '../push-source.js'
-import type {BlobPlacer} from './blobs.js'
+import type {BlobOrigin, BlobPlacer} from './blobs.js'
 import type {Target} from './check.js'
 import type {WritePools} from './pools.js'
 import type {Emit, PlatformPolicy, PushCounts, PushRegistry} from './types.js'
@@ -49,27 +49,27 @@ export interface Written {
   filtered: boolean
 }
 
-/** Push a target's whole tree: blobs, children, then the root under its tag (or digest). */
-export async function pushImage(ctx: ManifestContext, t: Target): Promise<Written> {
-  await putChildren(ctx, t, t.image.root)
+/** Push a target's whole tree: blobs (read from `from` where they must be uploaded), children, then the root under its tag (or digest). */
+export async function pushImage(ctx: ManifestContext, t: Target, from: BlobOrigin): Promise<Written> {
+  await putChildren(ctx, t, t.image.root, from)
   return putRoot(ctx, t, t.image.root)
 }
 
 /** What a manifest needs before it can be put: its blobs (an image manifest) or its children (an index). */
-async function putChildren(ctx: ManifestContext, t: Target, node: ManifestNode): Promise<void> {
-  if (node.kind === 'manifest') await Promise.all(node.blobs.map((b) => ctx.blobs.ensure(t.repository, b)))
-  else await Promise.all(node.children.map((c) => putChild(ctx, t, c)))
+async function putChildren(ctx: ManifestContext, t: Target, node: ManifestNode, from: BlobOrigin): Promise<void> {
+  if (node.kind === 'manifest') await Promise.all(node.blobs.map((b) => ctx.blobs.ensure(t.repository, b, from)))
+  else await Promise.all(node.children.map((c) => putChild(ctx, t, c, from)))
 }
 
 /** A child manifest, by digest: skipped if the registry has it, else its own children first. */
-async function putChild(ctx: ManifestContext, t: Target, node: ManifestNode): Promise<void> {
+async function putChild(ctx: ManifestContext, t: Target, node: ManifestNode, from: BlobOrigin): Promise<void> {
   const repo = repoOf(ctx, t)
   const head = await ctx.pools.request(MANIFEST_PRIORITY, () => ctx.registry.headManifest({...repo, digest: node.raw.digest}))
   if (head) {
     ctx.counts.manifests.present++
     return
   }
-  await putChildren(ctx, t, node)
+  await putChildren(ctx, t, node, from)
   await put(ctx, repo, node.raw.digest, node.raw)
 }
 

@@ -26,6 +26,8 @@ export function plannedImages(list: Target[]): {pushing: PlannedImage[]; bytes: 
 }
 
 export interface BlobProgress {
+  /** Count these images' blobs for them from now on (each image once; before its bytes flow). */
+  add(images: Iterable<SourceImage>): void
   /** The current try of a blob's upload has streamed `bytes` (a retry starts again from 0). */
   streamed(blob: Blob, bytes: number): void
   /** The blob is in place (uploaded, mounted or found present). */
@@ -34,17 +36,12 @@ export interface BlobProgress {
 
 /**
  * Progress per image and overall: how far each blob is (bytes streamed by the current try, or all of it once it is
- * in place), turned into `bytes` events for every image that uses it. A blob in place stays counted.
+ * in place), turned into `bytes` events for every image that uses it. A blob in place stays counted. Images are
+ * added as the sink learns of them (all at once when a bundle is pushed).
  */
-export function blobProgress(list: Target[], emit: Emit): BlobProgress {
+export function blobProgress(emit: Emit): BlobProgress {
   const users = new Map<Digest, string[]>()
-  for (const image of new Set(list.map((t) => t.image))) {
-    for (const digest of new Set(leafBlobs(image.root).map((b) => b.digest))) {
-      const names = users.get(digest) ?? []
-      names.push(image.name)
-      users.set(digest, names)
-    }
-  }
+  const added = new Set<SourceImage>()
   const level = new Map<Digest, number>()
   const complete = new Set<Digest>()
   const advance = (digest: Digest, value: number): void => {
@@ -55,6 +52,17 @@ export function blobProgress(list: Target[], emit: Emit): BlobProgress {
     for (const source of users.get(digest) ?? []) emit({type: 'bytes', source, bytes: delta})
   }
   return {
+    add(images) {
+      for (const image of images) {
+        if (added.has(image)) continue
+        added.add(image)
+        for (const digest of new Set(leafBlobs(image.root).map((b) => b.digest))) {
+          const names = users.get(digest) ?? []
+          names.push(image.name)
+          users.set(digest, names)
+        }
+      }
+    },
     streamed(blob, bytes) {
       if (!complete.has(blob.digest)) advance(blob.digest, Math.min(bytes, blob.size))
     },
