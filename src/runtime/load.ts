@@ -129,12 +129,16 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
 export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   const say = (line: string): void => options.onLine?.(line, 'info')
   const env = options.env ?? process.env
-  if (!existsSync(options.bundle)) throw badBundle(`bundle ${options.bundle}: no such file`)
+  if (!existsSync(options.bundle)) {
+    throw new KubeferryError('BUNDLE_INVALID', `bundle ${options.bundle}: no such file or directory`, {hint: `check the path (ls -l ${dirname(options.bundle)})`, exitCode: EXIT.badBundle})
+  }
   let reader: BundleReader
   try {
     reader = await BundleReader.open(options.bundle)
   } catch (error) {
     if (isKubeferryError(error) && error.code === 'BUNDLE_INVALID') throw badBundle(`${error.message}; nothing was imported`)
+    // Not readable as a file (a directory, no permission): a bad bundle too, with the reason's own hint.
+    if (isKubeferryError(error)) throw new KubeferryError(error.code, error.message, {hint: error.hint, cause: error.cause, exitCode: EXIT.badBundle})
     throw error
   }
   const meta = await reader.metadata().catch((error: unknown) => {
