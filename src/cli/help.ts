@@ -27,7 +27,22 @@ export function exampleCommand(example: Command.Example): string {
   return typeof example === 'string' ? example : example.command
 }
 
+/** oclif's lists (flags, exit codes) run 2 columns past the width when they switch to one entry per paragraph. */
+function renderListWithin<T extends CommandHelp>(help: T, render: () => string): string {
+  const width = help.opts.maxWidth
+  help.opts.maxWidth = width - 2
+  try {
+    return render()
+  } finally {
+    help.opts.maxWidth = width
+  }
+}
+
 class KubeferryCommandHelp extends CommandHelp {
+  override renderList(...args: Parameters<CommandHelp['renderList']>): string {
+    return renderListWithin(this, () => super.renderList(...args))
+  }
+
   protected override sections(): ReturnType<CommandHelp['sections']> {
     const sections = super.sections()
     const at = sections.findIndex((s) => s.header === 'DESCRIPTION')
@@ -65,5 +80,13 @@ export default class KubeferryHelp extends Help {
     const width = helpWidth()
     super(config, width ? {...opts, maxWidth: width} : opts)
     this.CommandHelpClass = KubeferryCommandHelp
+  }
+
+  /** oclif's, with the summary on top wrapped to the width like the rest (kubeferry's commands have no topics). */
+  override async showCommandHelp(command: Command.Loadable): Promise<void> {
+    const summary = this.summary(command)
+    if (summary) this.log(`${this.wrap(summary, 0)}\n`)
+    this.log(this.formatCommand(command))
+    this.log('')
   }
 }
