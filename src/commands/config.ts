@@ -4,7 +4,8 @@ import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {prepareOutputDir} from '../cli/output-dir.js'
 import {usageError} from '../cli/usage.js'
-import {KubeferryError} from '../oci/errors.js'
+import {isKubeferryError, KubeferryError} from '../oci/errors.js'
+import {parseReference} from '../oci/reference.js'
 import {knownRuntimeSeries} from '../kube/runtime-pause.js'
 import {
   bundleImages,
@@ -92,6 +93,13 @@ export default class Config extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Config)
     if (!flags.registry && !flags.serve) throw usageError('missing flag --registry or --serve: say where the images are (--registry REGISTRY[/PREFIX] or --serve HOST:PORT)', 'use the same REGISTRY[/PREFIX] you gave to kubeferry push, or the HOST:PORT of kubeferry serve')
+    if (flags['pause-image']) {
+      try {
+        parseReference(flags['pause-image'])
+      } catch (error) {
+        throw isKubeferryError(error) ? new KubeferryError(error.code, `--pause-image: ${error.message}`, {hint: error.hint}) : error
+      }
+    }
     const serve = flags.serve ? parseServe(flags.serve) : undefined
     const destination: PushDestination = flags.registry ? parseDestination(flags.registry) : {registry: serve!.host, prefix: ''}
     const rules = nameRulesFrom(destination, flags)

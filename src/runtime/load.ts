@@ -118,7 +118,9 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
           }
         })
       } catch (error) {
-        throw badBundle(`blob ${blob.digest} in ${path} is corrupt (${isKubeferryError(error) ? error.message : (error as Error).message}): copy the bundle again. Nothing was imported`)
+        // The reader's message names the blob and bundle again: keep only what it found.
+        const found = (isKubeferryError(error) ? error.message : (error as Error).message).replace(`blob ${blob.digest} in ${path}: `, '')
+        throw badBundle(`blob ${blob.digest} in ${path} is corrupt (${found}): copy the bundle again. Nothing was imported`)
       }
     }
     verified = `structure ok, ${plan.blobs.length} blobs of ${plan.platform} hashed (no ${side} beside the bundle)`

@@ -69,7 +69,7 @@ const ROWS: Row[] = [
   {command: 'config', problem: 'unknown flag', argv: () => ['--registry', 'reg:5000/k8s', '--for', 'hosts', '--registy', 'x'], code: 2, error: /^error: unknown flag --registy\b/, hint: /did you mean --registry/},
   {command: 'config', problem: 'value not among the choices', argv: () => ['--registry', 'reg:5000/k8s', '--for', 'containerdd'], code: 2, error: /^error: invalid --for "containerdd"/},
   {command: 'config', problem: 'malformed registry', argv: () => ['--registry', 'Reg:5000/K8S', '--for', 'hosts'], code: 1, error: /^error: invalid registry "Reg:5000\/K8S"/},
-  {command: 'config', problem: 'malformed image reference', argv: () => ['--registry', 'reg:5000/k8s', '--for', 'containerd', '--pause-image', BAD_REF], code: 1, error: /Pause:3\.10/},
+  {command: 'config', problem: 'malformed image reference', argv: () => ['--registry', 'reg:5000/k8s', '--for', 'containerd', '--pause-image', BAD_REF], code: 1, error: /^error: --pause-image: invalid image reference "registry\.k8s\.io\/Pause:3\.10"/},
   {command: 'config', problem: 'unknown runtime version', argv: () => ['--registry', 'reg:5000/k8s', '--for', 'containerd', '--containerd-version', '0.9'], code: 1, error: /^error: unsupported --containerd-version 0\.9/},
   {command: 'config', problem: 'bundle that does not exist', argv: (f) => ['--registry', 'reg:5000/k8s', '--for', 'hosts', '--bundle', f.missing], code: 1, error: (f) => new RegExp(`^error: .*${esc(f.missing)}: no such file or directory`)},
   {command: 'config', problem: 'directory as the bundle', argv: (f) => ['--registry', 'reg:5000/k8s', '--for', 'hosts', '--bundle', f.folder], code: 1, error: (f) => new RegExp(`^error: .*${esc(f.folder)}: is a directory`)},
