@@ -130,6 +130,7 @@ const ROWS: Row[] = [
   {command: 'push', problem: 'bundle that does not exist', argv: (f) => [f.missing, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'push', problem: 'directory as the bundle', argv: (f) => [f.folder, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'push', problem: 'corrupt (truncated) bundle', argv: (f) => [f.truncated, '127.0.0.1:9/k8s'], code: 1, error: (f) => new RegExp(`^error: ${esc(f.truncated)} does not verify: .*truncated`), hint: /copy it again .*sha256sum -c/},
+  {command: 'push', problem: 'registry that does not answer', argv: (f) => [f.good, '127.0.0.1:9/k8s'], code: 1, error: /^error: cannot reach registry 127\.0\.0\.1:9: connection refused/, hint: /^(?!.*--mirror).*curl -v/},
   {command: 'push', problem: 'wrong password', needs: 'htpasswd', stdin: 'not-the-password\n', argv: (f) => [f.good, `${f.htpasswd!.host}/kf-cli-bad-input`, '--username', f.htpasswd!.username, '--password-stdin'], code: 1, error: (f) => new RegExp(`^error: registry ${esc(f.htpasswd!.host)} refused user "${esc(f.htpasswd!.username)}"`), hint: /check the password of/},
 
   // resolve (each reference is reported; the others still resolve)
@@ -138,6 +139,7 @@ const ROWS: Row[] = [
   {command: 'resolve', problem: 'wrong flag value (integer)', argv: () => [PAUSE, '--concurrency', '0'], code: 2, error: /^error: invalid --concurrency: .*0/},
   {command: 'resolve', problem: 'wrong flag value (platform)', argv: (f) => [PAUSE, '--platform', 'linux/', ...noNet(f)], code: 1, error: /^error: invalid platform "linux\/"/},
   {command: 'resolve', problem: 'malformed --mirror', argv: () => [PAUSE, '--mirror', 'not-a-pair'], code: 1, error: /^error: invalid --mirror "not-a-pair"/, hint: /UPSTREAM=URL/},
+  {command: 'resolve', problem: 'registry that does not answer', argv: () => ['127.0.0.1:9/pause:3.10'], code: 1, error: /^error: 127\.0\.0\.1:9\/pause:3\.10: cannot reach registry 127\.0\.0\.1:9/, json: 'per-reference'},
   {command: 'resolve', problem: 'malformed image reference', argv: (f) => [BAD_REF, ...noNet(f)], code: 1, error: /^error: registry\.k8s\.io\/Pause:3\.10: invalid image reference/, json: 'per-reference'},
 
   // serve
