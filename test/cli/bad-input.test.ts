@@ -131,6 +131,7 @@ const ROWS: Row[] = [
   {command: 'push', problem: 'directory as the bundle', argv: (f) => [f.folder, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'push', problem: 'corrupt (truncated) bundle', argv: (f) => [f.truncated, '127.0.0.1:9/k8s'], code: 1, error: (f) => new RegExp(`^error: ${esc(f.truncated)} does not verify: .*truncated`), hint: /copy it again .*sha256sum -c/},
   {command: 'push', problem: 'registry that does not answer', argv: (f) => [f.good, '127.0.0.1:9/k8s'], code: 1, error: /^error: cannot reach registry 127\.0\.0\.1:9: connection refused/, hint: /^(?!.*--mirror).*curl -v/},
+  {command: 'push', problem: 'no credentials for a registry that needs them', needs: 'htpasswd', argv: (f) => [f.good, `${f.htpasswd!.host}/kf-cli-bad-input`], code: 1, error: (f) => new RegExp(`^error: registry ${esc(f.htpasswd!.host)} requires authentication`), hint: /--username/},
   {command: 'push', problem: 'wrong password', needs: 'htpasswd', stdin: 'not-the-password\n', argv: (f) => [f.good, `${f.htpasswd!.host}/kf-cli-bad-input`, '--username', f.htpasswd!.username, '--password-stdin'], code: 1, error: (f) => new RegExp(`^error: registry ${esc(f.htpasswd!.host)} refused user "${esc(f.htpasswd!.username)}"`), hint: /check the password of/},
 
   // resolve (each reference is reported; the others still resolve)
