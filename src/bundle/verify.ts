@@ -200,7 +200,7 @@ export async function assertBundleValid(path: string, options: VerifyOptions = {
     const first = result.problems[0]
     const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more problem${result.problems.length > 2 ? 's' : ''})` : ''
     const what = first.message.startsWith(`${path}: `) ? first.message.slice(path.length + 2) : first.message
-    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${what}${more}`, {hint: 'run `kubeferry verify` for the full list; copy the bundle again or rebuild it'})
+    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${what}${more}`, {hint: `copy the bundle again from its source (compare its .sha256) or rebuild it with kubeferry create; \`kubeferry verify ${path}\` lists every problem`})
   }
   return result
 }

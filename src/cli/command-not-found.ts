@@ -25,7 +25,8 @@ const hook: Hook<'command_not_found'> = async function ({argv = [], config, id})
         hint: `${guess ? `did you mean \`${config.bin} ${guess}\`? ` : ''}commands: ${commands.join(', ')}; see \`${config.bin} --help\``,
         exitCode: USAGE_EXIT,
       })
-  if (argv.includes('--json')) process.stdout.write(`${JSON.stringify({error: error.toJSON()}, null, 2)}\n`)
+  // oclif may drop words from `argv` (it splits the joined id on ":", and "reg:5000/k8s" has one): read the process's.
+  if (argv.includes('--json') || process.argv.slice(2).includes('--json')) process.stdout.write(`${JSON.stringify({error: error.toJSON()}, null, 2)}\n`)
   process.stderr.write(`error: ${error.message}\n  hint: ${error.hint}\n`)
   process.exitCode = USAGE_EXIT
 }

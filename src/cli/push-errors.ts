@@ -4,17 +4,11 @@
  * corrupt. push writes to exactly the registry it is given (it takes no --mirror), and a corrupt bundle has to be
  * copied again or rebuilt.
  */
-import {basename, dirname} from 'node:path'
 import {KubeferryError, isKubeferryError} from '../oci/errors.js'
+import {corruptBundleHint} from './bundle-hints.js'
 import {hostWithoutPort, isLoopback} from '../registry/tls.js'
 
 const BUNDLE_CODES = new Set(['DIGEST_MISMATCH', 'SIZE_MISMATCH', 'BUNDLE_INVALID'])
-
-export function corruptBundleHint(bundle: string): string {
-  const dir = dirname(bundle)
-  const check = `${dir === '.' ? '' : `cd ${dir} && `}sha256sum -c ${basename(bundle)}.sha256`
-  return `the bundle is damaged: copy it again from its source and check the copy (${check}), or rebuild it with kubeferry create; \`kubeferry verify ${bundle}\` lists every problem`
-}
 
 export function forPush(error: unknown, bundle: string | undefined, registry: string | undefined): unknown {
   if (!isKubeferryError(error)) return error

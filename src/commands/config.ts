@@ -2,7 +2,10 @@ import {mkdir, readFile, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
-import {KubeferryError} from '../oci/errors.js'
+import {prepareOutputDir} from '../cli/output-dir.js'
+import {usageError} from '../cli/usage.js'
+import {isKubeferryError, KubeferryError} from '../oci/errors.js'
+import {parseReference} from '../oci/reference.js'
 import {knownRuntimeSeries} from '../kube/runtime-pause.js'
 import {
   bundleImages,
@@ -52,19 +55,15 @@ function loopbackSchemeHint(ctx: Pick<ConfigContext, 'destination' | 'plainHttp'
 export default class Config extends BaseCommand {
   static override summary = 'Print the runtime, kubeadm and Kubernetes configuration that points nodes at the internal registry.'
   static override description = [
-    'Names follow the same rules as `kubeferry push` (give the same --flatten/--map/--no-coredns-alias), so kubeadm and the nodes',
-    'look exactly where push put the images. With --bundle the upstream registries and tags come from the bundle.',
+    'Names follow the same rules as `kubeferry push` (give the same --flatten/--map/--no-coredns-alias), so kubeadm and the nodes look exactly where push put the images. With --bundle the upstream registries and tags come from the bundle.',
     'Every file starts with a comment saying where it goes; -o DIR writes them under DIR at those paths (plus README.txt).',
-    '',
-    'Targets: containerd (config.toml for --containerd-version, plus certs.d hosts.toml), containerd2, hosts (hosts.toml only),',
-    'crio, docker, k3s, rke2, kubeadm, secret (pull Secret + ServiceAccount patch; needs --username with --password-stdin or',
-    '--password-file), all.',
-  ].join('\n')
+    'Targets: containerd (config.toml for --containerd-version, plus certs.d hosts.toml), containerd2, hosts (hosts.toml only), crio, docker, k3s, rke2, kubeadm, secret (pull Secret and ServiceAccount patch; needs --username with --password-stdin or --password-file), all.',
+  ].join('\n\n')
   static override examples = [
-    '<%= config.bin %> config --registry registry.corp:5000/k8s --bundle k8s-v1.31.6.tar --for containerd',
-    '<%= config.bin %> config --registry registry.corp:5000/k8s --bundle k8s.tar --for all -o node-config/',
-    '<%= config.bin %> config --registry registry.corp/k8s --for secret --username puller --password-file /run/secrets/registry',
-    '<%= config.bin %> config --serve 10.0.0.5:5000 --bundle k8s.tar --for hosts',
+    {description: 'containerd configuration for the images of a bundle pushed to registry.corp:5000/k8s:', command: '<%= config.bin %> config --registry registry.corp:5000/k8s --bundle k8s-v1.31.6.tar --for containerd'},
+    {description: 'Every target, written under node-config/ at the paths where each file goes:', command: '<%= config.bin %> config --registry registry.corp:5000/k8s --bundle k8s.tar --for all -o node-config/'},
+    {description: 'A pull Secret for a registry that needs credentials, the password read from a file:', command: '<%= config.bin %> config --registry registry.corp/k8s --for secret --username puller --password-file /run/secrets/registry'},
+    {description: 'hosts.toml files that send the nodes\' pulls to a `kubeferry serve` on 10.0.0.5:', command: '<%= config.bin %> config --serve 10.0.0.5:5000 --bundle k8s.tar --for hosts'},
   ]
   static override flags = {
     registry: Flags.string({description: 'Internal registry and prefix the images were pushed to (as given to push).', helpValue: 'REGISTRY[/PREFIX]', exclusive: ['serve']}),
@@ -93,7 +92,14 @@ export default class Config extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Config)
-    if (!flags.registry && !flags.serve) throw new KubeferryError('INVALID_ARGUMENT', 'say where the images are: --registry REGISTRY[/PREFIX] or --serve HOST:PORT', {hint: 'use the same REGISTRY[/PREFIX] you gave to kubeferry push'})
+    if (!flags.registry && !flags.serve) throw usageError('missing flag --registry or --serve: say where the images are (--registry REGISTRY[/PREFIX] or --serve HOST:PORT)', 'use the same REGISTRY[/PREFIX] you gave to kubeferry push, or the HOST:PORT of kubeferry serve')
+    if (flags['pause-image']) {
+      try {
+        parseReference(flags['pause-image'])
+      } catch (error) {
+        throw isKubeferryError(error) ? new KubeferryError(error.code, `--pause-image: ${error.message}`, {hint: error.hint}) : error
+      }
+    }
     const serve = flags.serve ? parseServe(flags.serve) : undefined
     const destination: PushDestination = flags.registry ? parseDestination(flags.registry) : {registry: serve!.host, prefix: ''}
     const rules = nameRulesFrom(destination, flags)
@@ -143,6 +149,7 @@ export default class Config extends BaseCommand {
 
     if (flags.output) {
       const dir = flags.output
+      await prepareOutputDir(dir, `--output directory ${dir}`)
       const readme: string[] = ['Files generated by kubeferry config; each path below is relative to this directory and mirrors where it goes.', '']
       for (const f of result.files) {
         const target = join(dir, f.path.replace(/^\/+/, ''))

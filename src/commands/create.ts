@@ -12,18 +12,15 @@ import {createProgress, formatBytes} from '../ui/progress.js'
 export default class Create extends BaseCommand {
   static override summary = 'Build one bundle (a tar) of the images a cluster needs, for docker load, ctr import, skopeo and kubeferry.'
   static override description = [
-    'Resolves the image list (as `kubeferry images` does, or from a lockfile), fetches every image through the registry API',
-    '(mirrors, auth, retries), keeps the upstream bytes and digests, and writes ONE uncompressed tar that is at once an OCI',
-    'layout (ctr import, skopeo oci-archive:) and a docker archive (docker load, skopeo docker-archive:), with kubeferry/',
-    'metadata, SHA256SUMS and install.sh inside. Beside it: BUNDLE.sha256 (sha256sum -c) and NAME.install.sh.',
-    'Blobs are cached in --cache-dir, verified; a rerun downloads only what is missing. The tar is byte-identical for the',
-    'same input (set SOURCE_DATE_EPOCH to stamp a time). An image without a requested platform is an error unless',
-    '--skip-missing-platforms, which bundles the platforms it has and warns.',
-  ].join('\n')
+    'Resolves the image list (as `kubeferry images` does, or from a lockfile), fetches every image through the registry API (mirrors, auth, retries), keeps the upstream bytes and digests, and writes ONE uncompressed tar that is at once an OCI layout (ctr import, skopeo oci-archive:) and a docker archive (docker load, skopeo docker-archive:), with kubeferry/ metadata, SHA256SUMS and install.sh inside. Beside it: BUNDLE.sha256 (sha256sum -c) and NAME.install.sh.',
+    'Before the first download it checks that the output directory exists and is writable and that the bundle will fit there.',
+    'Blobs are cached in --cache-dir, verified. A rerun downloads only what is missing, and continues a blob that was cut off (Ctrl-C, kill, lost network) from where it stopped. The tar is byte-identical for the same input (set SOURCE_DATE_EPOCH to stamp a time).',
+    'An image without a requested platform is an error unless --skip-missing-platforms, which bundles the platforms it has and warns.',
+  ].join('\n\n')
   static override examples = [
-    '<%= config.bin %> create --kubernetes-version v1.31.6 --runtime containerd@1.7 -o k8s-v1.31.6.tar',
-    '<%= config.bin %> create --kubernetes-version v1.31.6 --platform linux/amd64 --platform linux/arm64 -o k8s.tar',
-    '<%= config.bin %> create --lock images.lock.json -o k8s.tar --mirror registry.k8s.io=http://127.0.0.1:5000',
+    {description: 'Everything kubeadm needs for v1.31.6, plus containerd 1.7\'s default pause image:', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --runtime containerd@1.7 -o k8s-v1.31.6.tar'},
+    {description: 'The same images for two platforms (docker load takes the first):', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --platform linux/amd64 --platform linux/arm64 -o k8s.tar'},
+    {description: 'Exactly the digests of a lockfile, fetched through a local mirror of registry.k8s.io:', command: '<%= config.bin %> create --lock images.lock.json -o k8s.tar --mirror registry.k8s.io=http://127.0.0.1:5000'},
   ]
   static override flags = {
     output: Flags.string({char: 'o', description: 'Bundle file to write.', required: true, helpValue: 'FILE'}),

@@ -10,17 +10,16 @@ import {formatReference} from '../oci/reference.js'
 export default class Images extends BaseCommand {
   static override summary = 'List the exact images a Kubernetes version needs (kubeadm\'s list, runtime pause images, extras), offline.'
   static override description = [
-    'Prints, one per line and in kubeadm\'s order, what `kubeadm config images list` prints for the version — from a release table, without network access.',
-    'Extra images (--runtime, --image, --images-file, --from-manifests) follow, deduplicated by normalised reference.',
+    'Prints, one per line and in kubeadm\'s order, what `kubeadm config images list` prints for the version, from a release table, without network access. Extra images (--runtime, --image, --images-file, --from-manifests) follow, deduplicated by normalised reference.',
     'Notes on whose image is whose and warnings go to stderr; --wide adds ROLE and SOURCE columns; --json gives everything.',
     '--digests resolves every image through the registries (mirrors and auth as for `resolve`); --lock FILE writes them as a lockfile for `create`.',
-  ].join('\n')
+  ].join('\n\n')
   static override examples = [
-    '<%= config.bin %> images --kubernetes-version v1.31.6',
-    '<%= config.bin %> images --kubernetes-version 1.31 --image-repository registry.corp:5000/k8s --runtime containerd@1.7',
-    '<%= config.bin %> images --config kubeadm.yaml --runtime cri-o@1.30 --json',
-    'helm template ingress-nginx ingress-nginx/ingress-nginx | <%= config.bin %> images --kubernetes-version v1.31.6 --from-manifests -',
-    '<%= config.bin %> images --kubernetes-version v1.31.6 --digests --lock images.lock.json',
+    {description: 'What kubeadm pulls for v1.31.6:', command: '<%= config.bin %> images --kubernetes-version v1.31.6'},
+    {description: 'The newest known 1.31 patch from an internal repository, plus containerd 1.7\'s pause image:', command: '<%= config.bin %> images --kubernetes-version 1.31 --image-repository registry.corp:5000/k8s --runtime containerd@1.7'},
+    {description: 'From a kubeadm configuration file, for CRI-O 1.30, as JSON:', command: '<%= config.bin %> images --config kubeadm.yaml --runtime cri-o@1.30 --json'},
+    {description: 'Add the images of a Helm chart, read from standard input:', command: 'helm template ingress-nginx ingress-nginx/ingress-nginx | <%= config.bin %> images --kubernetes-version v1.31.6 --from-manifests -'},
+    {description: 'Resolve every image to its digest and write a lockfile for create --lock:', command: '<%= config.bin %> images --kubernetes-version v1.31.6 --digests --lock images.lock.json'},
   ]
   static override flags = {
     ...imageListFlags,

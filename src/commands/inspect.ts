@@ -4,7 +4,11 @@ import {formatBytes} from '../ui/progress.js'
 
 export default class Inspect extends BaseCommand {
   static override summary = 'Show what a bundle holds: images, digests, platforms, sizes, roles (whose pause is which), how it was built.'
-  static override examples = ['<%= config.bin %> inspect k8s-v1.31.6.tar', '<%= config.bin %> inspect k8s.tar --json']
+  static override description = 'Reads the bundle\'s metadata (kubeferry/bundle.json) and index after a quick structure check; no blob is hashed (`kubeferry verify` does that).'
+  static override examples = [
+    {description: 'A table of the images:', command: '<%= config.bin %> inspect k8s-v1.31.6.tar'},
+    {description: 'Everything, as JSON:', command: '<%= config.bin %> inspect k8s.tar --json'},
+  ]
   static override args = {bundle: Args.string({description: 'Bundle file (.tar).', required: true})}
 
   async run(): Promise<void> {

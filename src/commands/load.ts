@@ -5,13 +5,15 @@ import {BaseCommand} from '../cli/base-command.js'
 
 export default class Load extends BaseCommand {
   static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."
-  static override description =
-    "Detects the runtime (containerd, k3s/RKE2, docker, podman, nerdctl, CRI-O), checks the bundle (its .sha256, or its structure and this platform's blobs), imports this node's platform, checks every name and digest afterwards, and pins the sandbox images on containerd so kubelet image GC keeps them. Images already present with the same digest are skipped. Same plan, checks and output as install.sh. Exit codes: 0 ok, 1 an image missing after import, 2 usage, 3 no runtime, 4 bad bundle, 5 platform not in bundle, 6 no space."
+  static override description = [
+    "Detects the runtime (containerd, k3s/RKE2, docker, podman, nerdctl, CRI-O), checks the bundle (its .sha256, or its structure and this platform's blobs), imports this node's platform, checks every name and digest afterwards, and pins the sandbox images on containerd so kubelet image GC keeps them.",
+    'Images already present with the same digest are skipped. Same plan, checks, output and exit codes as install.sh.',
+  ].join('\n\n')
   static override examples = [
-    '<%= config.bin %> load k8s.tar',
-    '<%= config.bin %> load k8s.tar --runtime containerd --address /run/containerd/containerd.sock --namespace k8s.io',
-    'DOCKER_HOST=unix:///run/docker.sock <%= config.bin %> load k8s.tar --runtime docker',
-    '<%= config.bin %> load k8s.tar --verify-only',
+    {description: "Into the runtime found on this node, for this node's platform:", command: '<%= config.bin %> load k8s.tar'},
+    {description: "Into a given containerd socket and namespace (the kubelet's is k8s.io):", command: '<%= config.bin %> load k8s.tar --runtime containerd --address /run/containerd/containerd.sock --namespace k8s.io'},
+    {description: 'Into docker, at a socket given by DOCKER_HOST:', command: 'DOCKER_HOST=unix:///run/docker.sock <%= config.bin %> load k8s.tar --runtime docker'},
+    {description: 'Only check the bundle; import nothing:', command: '<%= config.bin %> load k8s.tar --verify-only'},
   ]
   static override args = {bundle: Args.string({description: 'The bundle tar written by `kubeferry create`.', required: true})}
   static override flags = {

@@ -25,24 +25,15 @@ function mb(bytes: number): string {
 export default class Push extends BaseCommand {
   static override summary = 'Push a bundle\'s images into a registry, digests unchanged.'
   static override description = [
-    'Names follow rules: by default the upstream path is kept under the prefix (registry.k8s.io/pause:3.10 → REGISTRY/PREFIX/pause:3.10,',
-    'docker.io/library/x → REGISTRY/PREFIX/library/x); --flatten keeps only the last path component; --map FROM=TO places a repository',
-    '(or every repository under a path) elsewhere. CoreDNS is also pushed as PREFIX/coredns, where kubeadm looks for it with a custom',
-    'imageRepository (--no-coredns-alias to skip).',
-    '',
-    'Blobs and manifests already in the registry are skipped (a rerun on a complete registry only checks one tag per name), blobs',
-    'are mounted across repositories where possible, and a tag that points at another digest is refused unless --overwrite.',
-    '',
-    'Sparse indexes (platforms listed but not in the bundle) are refused by some registries (distribution: MANIFEST_BLOB_UNKNOWN).',
-    '--platform-policy auto (default) pushes the upstream index and, only if the registry refuses it, an index listing just the',
-    'platforms present — that tag then has a NEW index digest (printed); platform manifests keep their upstream digests.',
-    'sparse = upstream index or fail; filtered = always the filtered index.',
-  ].join('\n')
+    'Names follow rules: by default the upstream path is kept under the prefix (registry.k8s.io/pause:3.10 → REGISTRY/PREFIX/pause:3.10, docker.io/library/x → REGISTRY/PREFIX/library/x); --flatten keeps only the last path component; --map FROM=TO places a repository (or every repository under a path) elsewhere. CoreDNS is also pushed as PREFIX/coredns, where kubeadm looks for it with a custom imageRepository (--no-coredns-alias to skip).',
+    'Blobs and manifests already in the registry are skipped (a rerun on a complete registry only checks one tag per name), blobs are mounted across repositories where possible, and a tag that points at another digest is refused unless --overwrite.',
+    'Sparse indexes (platforms listed but not in the bundle) are refused by some registries (distribution: MANIFEST_BLOB_UNKNOWN). --platform-policy auto (the default) pushes the upstream index and, only if the registry refuses it, an index listing just the platforms present: that tag then has a NEW index digest (printed), while platform manifests keep their upstream digests. sparse pushes the upstream index or fails; filtered always pushes the filtered index.',
+  ].join('\n\n')
   static override examples = [
-    '<%= config.bin %> push k8s-v1.31.6.tar registry.corp:5000/k8s',
-    '<%= config.bin %> push k8s-v1.31.6.tar registry.corp:5000/k8s --dry-run',
-    'echo "$PASSWORD" | <%= config.bin %> push k8s.tar registry.corp/k8s --username ci --password-stdin',
-    '<%= config.bin %> push apps.tar registry.corp/apps --flatten --map docker.io/bitnami=third-party/bitnami',
+    {description: 'Push under registry.corp:5000/k8s (pause → registry.corp:5000/k8s/pause):', command: '<%= config.bin %> push k8s-v1.31.6.tar registry.corp:5000/k8s'},
+    {description: 'Show what would be pushed; write nothing:', command: '<%= config.bin %> push k8s-v1.31.6.tar registry.corp:5000/k8s --dry-run'},
+    {description: 'With credentials, the password read from standard input:', command: 'echo "$PASSWORD" | <%= config.bin %> push k8s.tar registry.corp/k8s --username ci --password-stdin'},
+    {description: 'Flat names, and bitnami images under third-party/:', command: '<%= config.bin %> push apps.tar registry.corp/apps --flatten --map docker.io/bitnami=third-party/bitnami'},
   ]
   static override args = {
     bundle: Args.string({description: 'Bundle file (from kubeferry create).', required: true}),

@@ -13,9 +13,9 @@ export default class Resolve extends BaseCommand {
   static override summary = 'Resolve image references to digests, media types, sizes and platforms.'
   static override description = 'Asks each registry (or its --mirror) for the manifest of every reference and prints what to pin. A reference that fails prints an "error:" line (and a hint) on stderr; the others are still resolved and the exit status is 1.'
   static override examples = [
-    '<%= config.bin %> resolve registry.k8s.io/pause:3.10',
-    '<%= config.bin %> resolve registry.k8s.io/pause:3.10 registry.k8s.io/etcd:3.5.15-0 --platform linux/arm64 --json',
-    '<%= config.bin %> resolve registry.k8s.io/kube-proxy:v1.31.6 --mirror registry.k8s.io=http://127.0.0.1:5000',
+    {description: 'Digest, media type, size and platforms of one image:', command: '<%= config.bin %> resolve registry.k8s.io/pause:3.10'},
+    {description: 'Two images, arm64 only, as JSON:', command: '<%= config.bin %> resolve registry.k8s.io/pause:3.10 registry.k8s.io/etcd:3.5.15-0 --platform linux/arm64 --json'},
+    {description: 'Through a local mirror of registry.k8s.io:', command: '<%= config.bin %> resolve registry.k8s.io/kube-proxy:v1.31.6 --mirror registry.k8s.io=http://127.0.0.1:5000'},
   ]
   static override strict = false
   static override args = {reference: Args.string({description: 'Image reference(s), e.g. registry.k8s.io/pause:3.10', required: true})}

@@ -18,9 +18,9 @@ Every bundle is verified before it is served (every blob hashed); a bundle that 
 
 One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGINT stop it gracefully: running downloads finish (up to 10 s).`
   static override examples = [
-    '<%= config.bin %> serve k8s-v1.31.6.tar',
-    '<%= config.bin %> serve k8s-v1.31.6.tar extras.tar --listen 0.0.0.0:5000 --prefix k8s',
-    '<%= config.bin %> serve k8s.tar --listen 0.0.0.0:5443 --tls-cert mirror.crt --tls-key mirror.key',
+    {description: 'For this machine only, on 127.0.0.1:5000:', command: '<%= config.bin %> serve k8s-v1.31.6.tar'},
+    {description: 'Two bundles for every node, also under the prefix k8s/ (as `push REGISTRY/k8s` names them):', command: '<%= config.bin %> serve k8s-v1.31.6.tar extras.tar --listen 0.0.0.0:5000 --prefix k8s'},
+    {description: 'Over HTTPS:', command: '<%= config.bin %> serve k8s.tar --listen 0.0.0.0:5443 --tls-cert mirror.crt --tls-key mirror.key'},
   ]
   static override strict = false
   static override args = {bundle: Args.string({description: 'Bundle tar(s) made by `kubeferry create`.', required: true})}

@@ -1,15 +1,20 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
+import {damagedBundleHint} from '../cli/bundle-hints.js'
+import {describeError, KubeferryError} from '../oci/errors.js'
 import {formatBytes} from '../ui/progress.js'
 
 export default class Verify extends BaseCommand {
   static override summary = 'Check a bundle offline: structure, every blob\'s digest and size, references, manifest.json, checksums.'
   static override description = [
-    'Reads the whole bundle once, streaming. Every problem found is listed (not just the first); the exit code is 0 only',
-    'when all checks hold. --quick checks structure, sizes and references without hashing the layers.',
-  ].join('\n')
-  static override examples = ['<%= config.bin %> verify k8s-v1.31.6.tar', '<%= config.bin %> verify k8s.tar --json']
+    'Reads the whole bundle once, streaming. Every problem found is listed (not just the first); the exit code is 0 only when all checks hold.',
+    '--quick checks structure, sizes and references without hashing the layers.',
+  ].join('\n\n')
+  static override examples = [
+    {description: 'Every check, every blob hashed:', command: '<%= config.bin %> verify k8s-v1.31.6.tar'},
+    {description: 'The report as JSON:', command: '<%= config.bin %> verify k8s.tar --json'},
+  ]
   static override args = {bundle: Args.string({description: 'Bundle file (.tar).', required: true})}
   static override flags = {
     quick: Flags.boolean({description: 'Skip hashing blob contents (structure, sizes and references only).', default: false}),
@@ -19,14 +24,19 @@ export default class Verify extends BaseCommand {
     const {args, flags} = await this.parse(Verify)
     const {verifyBundle} = await import('../bundle/verify.js') // not at the top: oclif may import every command to list them
     const result = await verifyBundle(args.bundle, {quick: flags.quick})
+    // A failed check ends like every command's error: an `error:` line naming the bundle and a hint (--json: the
+    // report with an `error` member, as the other commands' {"error": …} documents).
+    const error = result.ok
+      ? undefined
+      : new KubeferryError('BUNDLE_INVALID', `${args.bundle} failed verification: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}${flags.json ? '' : ' (listed above)'}`, {hint: damagedBundleHint(args.bundle)})
     if (flags.json) {
-      this.printJson(result)
+      this.printJson(error ? {...result, error: error.toJSON()} : result)
     } else if (result.ok) {
       this.log(`${args.bundle}: OK (${result.images} images, ${result.blobs} blobs${flags.quick ? ', contents not hashed' : `, ${formatBytes(result.bytesHashed)} hashed`})`)
     } else {
       for (const problem of result.problems) process.stderr.write(`${args.bundle}: ${problem.kind}: ${problem.message}\n`)
-      process.stderr.write(`${args.bundle}: FAILED: ${result.problems.length} problem(s)\n  hint: copy the bundle again from its source (compare its .sha256) or rebuild it with kubeferry create\n`)
     }
+    if (error) process.stderr.write(`error: ${describeError(error)}\n`)
     if (!result.ok) process.exitCode = 1
   }
 }

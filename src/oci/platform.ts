@@ -7,7 +7,9 @@ const ARCH_ALIASES: Record<string, string> = {x86_64: 'amd64', x86: '386', i386:
 export function parsePlatform(text: string): Platform {
   const parts = text.trim().split('/')
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/.test(p))) {
-    throw new KubeferryError('INVALID_ARGUMENT', `invalid platform "${text}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8`)
+    throw new KubeferryError('INVALID_ARGUMENT', `invalid platform "${text}": expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8`, {
+      hint: 'give --platform as os/arch[/variant] in lowercase, e.g. --platform linux/arm64',
+    })
   }
   const [os, rawArch, variant] = parts
   return normalizePlatform({os, architecture: rawArch, ...(variant ? {variant} : {})})

@@ -123,7 +123,9 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
           }
         })
       } catch (error) {
-        throw badBundle(`blob ${blob.digest} in ${path} is corrupt (${isKubeferryError(error) ? error.message : (error as Error).message}): copy the bundle again. Nothing was imported`)
+        // The reader's message names the blob and bundle again: keep only what it found.
+        const found = (isKubeferryError(error) ? error.message : (error as Error).message).replace(`blob ${blob.digest} in ${path}: `, '')
+        throw badBundle(`blob ${blob.digest} in ${path} is corrupt (${found}): copy the bundle again. Nothing was imported`)
       }
     }
     verified = `structure ok, ${plan.blobs.length} blobs of ${plan.platform} hashed (no ${side} beside the bundle)`
@@ -148,12 +150,16 @@ async function walkedImages(reader: BundleReader, meta: BundleMetadata): Promise
 export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   const say = (line: string): void => options.onLine?.(line, 'info')
   const env = options.env ?? process.env
-  if (!existsSync(options.bundle)) throw badBundle(`bundle ${options.bundle}: no such file`)
+  if (!existsSync(options.bundle)) {
+    throw new KubeferryError('BUNDLE_INVALID', `bundle ${options.bundle}: no such file or directory`, {hint: `check the path (ls -l ${dirname(options.bundle)})`, exitCode: EXIT.badBundle})
+  }
   let reader: BundleReader
   try {
     reader = await BundleReader.open(options.bundle)
   } catch (error) {
     if (isKubeferryError(error) && error.code === 'BUNDLE_INVALID') throw badBundle(`${error.message}; nothing was imported`)
+    // Not readable as a file (a directory, no permission): a bad bundle too, with the reason's own hint.
+    if (isKubeferryError(error)) throw new KubeferryError(error.code, error.message, {hint: error.hint, cause: error.cause, exitCode: EXIT.badBundle})
     throw error
   }
   const meta = await reader.metadata().catch((error: unknown) => {

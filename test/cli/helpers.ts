@@ -47,6 +47,7 @@ export interface LoadedCommand {
   flags: Record<string, FlagDef>
   args: Record<string, {required?: boolean; description?: string}>
   strict: boolean
+  /** Each example's shell command (its description left out), with the binary's name filled in. */
   examples: string[]
   /** A fresh instance for `argv`, whose (protected) parse the tests call. */
   instance(argv: string[]): {parse(): Promise<{flags: Record<string, unknown>; args: Record<string, unknown>; argv: unknown[]}>}
@@ -66,14 +67,14 @@ export async function commands(): Promise<{config: Config; commands: LoadedComma
         baseFlags?: Record<string, FlagDef>
         args?: LoadedCommand['args']
         strict?: boolean
-        examples?: string[]
+        examples?: Array<string | {command: string; description: string}>
       }
       list.push({
         id: c.id,
         flags: {...Cmd.baseFlags, ...Cmd.flags},
         args: Cmd.args ?? {},
         strict: Cmd.strict !== false,
-        examples: (Cmd.examples ?? []).map((e) => e.replaceAll('<%= config.bin %>', config.bin)),
+        examples: (Cmd.examples ?? []).map((e) => (typeof e === 'string' ? e : e.command).replaceAll('<%= config.bin %>', config.bin)),
         instance: (argv) => new Cmd(argv, config),
       })
     }

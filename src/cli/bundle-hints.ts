@@ -1,0 +1,13 @@
+/** Hints for a damaged bundle, shared by push's error rewriting and verify's report. */
+import {basename, dirname} from 'node:path'
+
+/** What to do about a damaged bundle (verify's own hint: it has already listed every problem). */
+export function damagedBundleHint(bundle: string): string {
+  const dir = dirname(bundle)
+  const check = `${dir === '.' ? '' : `cd ${dir} && `}sha256sum -c ${basename(bundle)}.sha256`
+  return `the bundle is damaged: copy it again from its source and check the copy (${check}), or rebuild it with kubeferry create`
+}
+
+export function corruptBundleHint(bundle: string): string {
+  return `${damagedBundleHint(bundle)}; \`kubeferry verify ${bundle}\` lists every problem`
+}

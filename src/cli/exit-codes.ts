@@ -1,0 +1,82 @@
+/**
+ * The exit codes each command really uses, in one table: `--help` prints a command's rows as its EXIT CODES section
+ * (src/cli/help.ts), and the tests hold the commands to them (test/cli/bad-input.test.ts, test/cli/help.test.ts).
+ *
+ * Where they come from: a KubeferryError carries its exit code (default 1); usage errors — what the command-line
+ * parser refuses, an unknown command — are 2 (src/cli/usage.ts); `load` uses install.sh's codes (EXIT in
+ * src/bundle/import-plan.ts); `create` exits 130 when interrupted; resolve, verify and push set 1 themselves for a
+ * partial failure they report.
+ */
+import {EXIT as LOAD_EXIT} from '../bundle/import-plan.js'
+import {USAGE_EXIT} from './usage.js'
+
+export interface ExitCode {
+  code: number
+  meaning: string
+}
+
+const USAGE: ExitCode = {
+  code: USAGE_EXIT,
+  meaning: 'Usage error: an unknown command or flag, a missing argument or required flag, or a flag value of the wrong type or not among its choices. Nothing was done.',
+}
+
+/** A failure that names itself on stderr (`error:` + `hint:`, or the --json error document). */
+const failed = (what: string): ExitCode => ({code: 1, meaning: what})
+
+export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
+  config: [
+    {code: 0, meaning: 'The files were printed (or written under --output).'},
+    failed('Failed: a value that is not valid (registry, --containerd-version, …), a bundle, CA or password file that cannot be read, or an output directory that cannot be written.'),
+    USAGE,
+  ],
+  create: [
+    {code: 0, meaning: 'The bundle, its .sha256 and its install.sh were written.'},
+    failed('Failed: no images given, a value that is not valid (image reference, platform, Kubernetes version, runtime), a registry or network error, an image without a requested platform, or an output that cannot be written or will not fit. No bundle was written; what was downloaded stays in the cache.'),
+    USAGE,
+    {code: 130, meaning: 'Interrupted (SIGINT or SIGTERM). No bundle was written; what was downloaded stays in the cache for the next run.'},
+  ],
+  images: [
+    {code: 0, meaning: 'The list was printed (and the lockfile written with --lock).'},
+    failed('Failed: nothing to list, a value that is not valid (Kubernetes version, runtime, image reference), an unreadable file or manifest, or (with --digests) a registry or network error.'),
+    USAGE,
+  ],
+  inspect: [
+    {code: 0, meaning: 'The contents were printed.'},
+    failed('Failed: the bundle cannot be read or does not pass the quick structure check.'),
+    USAGE,
+  ],
+  load: [
+    {code: LOAD_EXIT.ok, meaning: 'Every image of this platform is in the runtime with its digest (or, with --dry-run/--verify-only, would be and the bundle checks out).'},
+    {code: LOAD_EXIT.failed, meaning: 'An image is missing or has another digest after the import, the runtime refused the import, or a flag value is not valid.'},
+    USAGE,
+    {code: LOAD_EXIT.noRuntime, meaning: 'No container runtime found or reachable (or not the one given with --runtime).'},
+    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check. Nothing was imported.'},
+    {code: LOAD_EXIT.noPlatform, meaning: "The bundle does not hold this node's platform (or the one given with --platform)."},
+    {code: LOAD_EXIT.noSpace, meaning: 'Not enough free space for the import.'},
+  ],
+  push: [
+    {code: 0, meaning: 'Every image is in the registry under every name, digests unchanged (with --dry-run: the plan was printed).'},
+    failed('Failed: the bundle cannot be read or is damaged, the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
+    USAGE,
+  ],
+  resolve: [
+    {code: 0, meaning: 'Every reference was resolved.'},
+    failed('At least one reference failed (invalid, not found, refused, unreachable): each is named on stderr; the others are still printed.'),
+    USAGE,
+  ],
+  serve: [
+    {code: 0, meaning: 'Stopped by SIGTERM or SIGINT after running downloads finished.'},
+    failed('Could not start: a bundle cannot be read or fails verification, the address is not valid or in use, or the TLS files cannot be read.'),
+    USAGE,
+  ],
+  verify: [
+    {code: 0, meaning: 'Every check holds.'},
+    failed('The bundle cannot be read, or a check failed: every problem is listed on stderr (--json: in the report).'),
+    USAGE,
+  ],
+}
+
+/** The rows for a command; a command missing from the table is a bug the help test catches. */
+export function exitCodesOf(commandId: string): readonly ExitCode[] | undefined {
+  return EXIT_CODES[commandId]
+}
