@@ -14,6 +14,13 @@ import {errorBody, RegistryHttpError, sendError} from './errors.js'
 import {handleRoute, type HandlerResult} from './handlers.js'
 import {parseRoute} from './routes.js'
 
+
+/** listen()'s errors in words (the code stays, for searching). */
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (EADDRINUSE)',
+  EADDRNOTAVAIL: 'that address is not one of this machine (EADDRNOTAVAIL)',
+  EACCES: 'permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE (EACCES)',
+}
 export interface LoadOptions {
   /** Also answer every image under this path (`k8s` → `k8s/pause`). */
   prefix?: string
@@ -170,8 +177,8 @@ export async function startRegistryServer(catalog: Catalog, options: ServerOptio
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => {
       reject(
-        new KubeferryError('IO', `cannot listen on ${options.host}:${options.port}: ${error.code ?? error.message}`, {
-          hint: error.code === 'EADDRINUSE' ? 'another process uses that port; pick another with --listen HOST:PORT' : 'check the --listen address',
+        new KubeferryError('IO', `cannot listen on ${options.host}:${options.port}: ${LISTEN_REASONS[error.code ?? ''] ?? error.code ?? error.message}`, {
+          hint: error.code === 'EADDRINUSE' ? `another process uses that port (ss -ltnp 'sport = :${options.port}' shows which); pick another with --listen HOST:PORT` : 'check the --listen address: an address of this machine (or 0.0.0.0 for all) and a free port',
         }),
       )
     }

@@ -149,7 +149,7 @@ test('bad flags and a busy port give one error line and exit 1', async (t) => {
       [[bundle, '--listen', 'nonsense'], /invalid listen address "nonsense"/],
       [[bundle, '--listen', '127.0.0.1:99999'], /invalid listen address/],
       [[bundle, '--prefix', 'Bad Prefix', '--listen', '127.0.0.1:0'], /invalid repository prefix/],
-      [[bundle, '--listen', `127.0.0.1:${busy}`], /cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/],
+      [[bundle, '--listen', `127.0.0.1:${busy}`], /cannot listen on 127\.0\.0\.1:\d+: the address is already in use \(EADDRINUSE\)/],
       [[bundle, '--tls-cert', join(dir, 'none.crt'), '--tls-key', join(dir, 'none.key'), '--listen', '127.0.0.1:0'], /cannot read TLS certificate/],
     ]
     for (const [args, pattern] of cases) {
