@@ -293,10 +293,20 @@ async function main(): Promise<void> {
         `| skopeo copy, sequential | ${m.skopeoMs} |`,
         `| curl, 8 parallel | ${m.curlMs} |`,
         `| bare Node.js + undici, 8 parallel, to files (bench/undici-fetch.ts) | ${m.undiciFloorMs} |`,
+        ...(options.compare
+          ? [
+              `| the compared build, create (whole process): ${options.compare} | ${m.compareCreateMs} |`,
+              `| … of which build | ${m.compareBuildMs} |`,
+              `| the compared build, --version | ${m.compareStartupMs} |`,
+            ]
+          : []),
         '',
+        ...(options.compare
+          ? [`this build / compared build: create ${(m.createMs / m.compareCreateMs!).toFixed(2)}, build phase ${(m.createBuildMs / m.compareBuildMs!).toFixed(2)}; same bundle bytes: ${result.compare!.sameBundle}`]
+          : []),
         `create/skopeo ${result.ratios.createToSkopeo}, throughput vs curl ${result.ratios.createThroughputVsCurl} (build phase ${result.ratios.buildThroughputVsCurl}), bundle/blobs ${result.bundleOverUniqueBlobs}`,
         `bare Node.js + undici vs curl ${result.ratios.undiciFloorVsCurl}; create vs bare Node.js + undici ${result.ratios.createVsUndiciFloor}`,
-        ...result.bigLayer.map((b) => `big layer ${b.layerMiB} MiB: peak RSS ${b.peakRssMiB} MiB (${b.peakRssSamples.join(', ')}), ${b.ms} ms`),
+        ...result.bigLayer.map((b) => `big layer ${b.layerMiB} MiB: peak RSS ${b.peakRssMiB} MiB (${b.peakRssSamples.join(', ')}), ${b.ms} ms${b.comparePeakRssMiB ? `; compared build ${b.comparePeakRssMiB} MiB, ${b.compareMs} ms` : ''}`),
       ]
       process.stdout.write(`${lines.join('\n')}\n`)
     }

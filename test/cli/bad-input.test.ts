@@ -14,6 +14,7 @@
 import test, {type ExecutionContext} from 'ava'
 import {execFileSync} from 'node:child_process'
 import {copyFile, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {createServer, type AddressInfo, type Server} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {EXIT_CODES} from '../../src/cli/exit-codes.js'
@@ -34,6 +35,8 @@ interface Fixtures {
   htpasswd?: {host: string; username: string}
   /** Nothing listens here: a row that reached the network would fail with another message. */
   deadMirror: string
+  /** A port this test holds open, for `serve --listen`. */
+  busyPort: number
 }
 
 interface Row {
@@ -148,6 +151,7 @@ const ROWS: Row[] = [
   {command: 'serve', problem: 'unknown flag', argv: (f) => [f.good, '--port', '5000'], code: 2, error: /^error: unknown flag --port\b/},
   {command: 'serve', problem: 'wrong flag value (integer)', argv: (f) => [f.good, '--grace-period', 'abc'], code: 2, error: /^error: invalid --grace-period: .*abc/},
   {command: 'serve', problem: 'flag that needs another', argv: (f) => [f.good, '--tls-cert', 'mirror.crt'], code: 2, error: /--tls-key/},
+  {command: 'serve', problem: 'port already in use', argv: (f) => [f.good, '--listen', `127.0.0.1:${f.busyPort}`], code: 1, error: (f) => new RegExp(`^error: cannot listen on 127\\.0\\.0\\.1:${f.busyPort}: the address is already in use`), hint: /another process uses that port/},
   {command: 'serve', problem: 'malformed listen address', argv: (f) => [f.good, '--listen', 'nonsense'], code: 1, error: /^error: invalid listen address "nonsense"/},
   {command: 'serve', problem: 'bundle that does not exist', argv: (f) => [f.missing, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'serve', problem: 'directory as the bundle', argv: (f) => [f.folder, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
@@ -169,6 +173,8 @@ function esc(text: string): string {
 const STACK = /^\s+at \S.*(?:\(|:\d+:\d+)|node:internal\//m
 
 let fixtures: Fixtures
+let busy: Server | undefined
+
 test.before(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'kf-bad-input-'))
   const good = join(projectRoot, 'fixtures/bundles/good.tar')
@@ -187,10 +193,14 @@ test.before(async () => {
   } catch {
     mounted = false
   }
-  fixtures = {dir, folder, missing: join(dir, 'no-such', 'k8s.tar'), good, truncated, flipped, readOnly: mounted ? readOnly : undefined, deadMirror: 'http://127.0.0.1:9'}
+  busy = createServer()
+  await new Promise<void>((resolve) => busy!.listen(0, '127.0.0.1', resolve))
+  const busyPort = (busy.address() as AddressInfo).port
+  fixtures = {dir, folder, missing: join(dir, 'no-such', 'k8s.tar'), good, truncated, flipped, readOnly: mounted ? readOnly : undefined, deadMirror: 'http://127.0.0.1:9', busyPort}
 })
 
 test.after.always(async () => {
+  busy?.close()
   if (!fixtures) return
   if (fixtures.readOnly) execFileSync('umount', [fixtures.readOnly], {stdio: 'pipe'})
   await rm(fixtures.dir, {recursive: true, force: true})
