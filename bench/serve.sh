@@ -3,5 +3,5 @@
 # Usage: bash bench/serve.sh [--layer-mb 8] [--clients 8] [--rounds 3]   (prints one JSON line, a summary on stderr)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx tsc -p . >/dev/null 2>&1 || true   # others' files may not compile mid-work; tsc still emits
+npm run --silent build >/dev/null 2>&1 || true   # the whole build: a bare tsc would leave oclif.manifest.json older than dist/ (bin/run.js then ignores it, and every start pays)
 exec node dist/bench/serve.js "$@"

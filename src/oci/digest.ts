@@ -51,6 +51,8 @@ export class DigestVerifier extends Transform {
   private readonly hash: Hash
   private count: number
   private readonly label: string
+  /** Where its first byte is in the blob: `offset` when it continues a kept prefix (its hash given), else 0. */
+  readonly startsAt: number
 
   constructor(expected: Digest, expectedSize?: number, options: {label?: string; hash?: Hash; offset?: number; highWaterMark?: number} = {}) {
     super(options.highWaterMark ? {highWaterMark: options.highWaterMark} : {})
@@ -58,6 +60,7 @@ export class DigestVerifier extends Transform {
     this.expectedSize = expectedSize
     this.hash = options.hash ?? createHash('sha256')
     this.count = options.offset ?? 0
+    this.startsAt = this.count
     this.label = options.label ?? expected
   }
 

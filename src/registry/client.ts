@@ -181,7 +181,7 @@ export class RegistryClient {
       verifier.once('close', () => signal.removeEventListener('abort', abort))
     }
     void this.pump(ep as Endpoint, repo, desc, first, startsAt, verifier, label, options.onProgress)
-    return Object.assign(verifier, {startsAt})
+    return verifier // its startsAt is the offset it continues from (0 for a whole blob)
   }
 
   private async blobRequest(ep: Endpoint, repo: Reference, digest: Digest, offset: number): Promise<TransportResponse> {
