@@ -101,8 +101,9 @@ export class ContainerdSink implements ImageSink<ContainerdImport> {
   /**
    * After a failed import, wait (briefly, bounded) until containerd has dropped the partial ingests ctr left. ctr
    * ingests each tar entry under the ref `tar-<entry name>` and a later import of the same entry RESUMES such a
-   * partial ingest instead of starting over, without checking the kept prefix against the name's digest: an import
-   * begun while the bad bytes are still there would commit them (seen with containerd 1.6: gone ~150 ms after ctr exits).
+   * partial ingest instead of starting over, and commits each entry under the digest of the bytes it got (the entry's
+   * name is not checked): an import begun while the bad prefix is still there stores a corrupt layer and fails to
+   * unpack (seen with containerd 1.6.20: the partial ingest is gone ~150 ms after ctr exits).
    */
   private async settle(parts: LayoutParts): Promise<void> {
     const refs = new Set([...parts.manifests.map((n) => n.raw.digest), ...parts.blobs.map((b) => b.digest)].map((d) => `tar-${blobPath(d)}`))
