@@ -17,7 +17,7 @@ import {deferred, type Deferred} from '../util/async.js'
  * source that honours it says so with `startsAt` on its stream (see store/partial.ts), one that does not simply sends
  * the whole blob.
  */
-export type BlobSource = Pick<ImageSource, 'blob'>
+type BlobOrigin = Pick<ImageSource, 'blob'>
 
 export interface WantedBlob {
   digest: Digest
@@ -62,7 +62,7 @@ export class Downloads {
 
   constructor(
     private readonly store: BlobStore,
-    private readonly source: BlobSource,
+    private readonly source: BlobOrigin,
     private readonly concurrency: number,
     private readonly abort: AbortController,
     private readonly events: DownloadEvents = {},

@@ -7,7 +7,7 @@ import {stat} from 'node:fs/promises'
 import type {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, type Digest} from '../oci/digest.js'
-import type {BlobSource, Descriptor} from '../oci/types.js'
+import type {Descriptor} from '../oci/types.js'
 import {indexTar, type TarEntry, type TarIndex} from './tar-index.js'
 import {blobPath, METADATA_FILE, type BundleMetadata} from './layout.js'
 
@@ -34,7 +34,7 @@ async function fileStamp(path: string): Promise<string | undefined> {
   }
 }
 
-export class BundleReader implements BlobSource {
+export class BundleReader {
   private constructor(readonly index: TarIndex) {}
 
   /**

@@ -52,9 +52,3 @@ export interface RawManifest {
 export type ParsedManifest =
   | {kind: 'index'; raw: RawManifest; index: ImageIndex}
   | {kind: 'manifest'; raw: RawManifest; manifest: ImageManifest}
-
-/** An image source that can stream blobs by descriptor (registry client, cache, bundle reader). */
-export interface BlobSource {
-  /** A stream of exactly the blob's bytes; implementations verify digest and size while streaming. */
-  openBlob(descriptor: Pick<Descriptor, 'digest' | 'size'> & {mediaType?: string}): Promise<NodeJS.ReadableStream>
-}
