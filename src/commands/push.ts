@@ -77,7 +77,8 @@ export default class Push extends BaseCommand {
       await assertBundleValid(args.bundle, {quick: true}) // its message lists the problem the way verify does
       throw error
     }
-    const verified = assertBundleValid(args.bundle, {quick: !flags.verify})
+    // A bundle in parts with its .parts.sha256 has every part hashed first: a damaged part is named before any upload.
+    const verified = assertBundleValid(args.bundle, {quick: !flags.verify, checkParts: true})
     verified.catch(() => {}) // awaited by pushBundle (as its gate); not unhandled meanwhile
 
     const log = stderrLog(flags.debug)
