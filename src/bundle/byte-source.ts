@@ -1,14 +1,12 @@
 /**
  * The bytes of a bundle, by range: everything that reads a bundle (the tar index, BundleReader, serve, verify) goes
  * through this, never through the file itself: one file (FileBytes) or a bundle in parts (PartedBytes, parted-bytes.ts,
- * which maps an offset to (part, offset in part)). `openBundleBytes` picks the one a path names.
+ * which maps an offset to (part, offset in part)). `openBundleBytes` (parted-bytes.ts) picks the one a path names.
  */
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
 import {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
-import {PartedBytes} from './parted-bytes.js'
-import {isPartedPath} from './parts.js'
 
 /** An open view for many reads in a row (a scan of the tar headers): one open, one close. */
 export interface ByteReader {
@@ -86,9 +84,4 @@ export class FileBytes implements ByteSource {
     const highWaterMark = options.highWaterMark ? Math.min(options.highWaterMark, end - start) : undefined
     return createReadStream(this.label, {start, end: end - 1, ...(highWaterMark ? {highWaterMark} : {})})
   }
-}
-
-/** The bytes of the bundle `path` names: its file, or its parts when `path` is a part or only parts are there. */
-export async function openBundleBytes(path: string): Promise<ByteSource> {
-  return isPartedPath(path) ? PartedBytes.open(path) : FileBytes.open(path)
 }

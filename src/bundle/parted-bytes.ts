@@ -6,8 +6,8 @@ import {createReadStream} from 'node:fs'
 import {open, type FileHandle} from 'node:fs/promises'
 import {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
-import type {ByteReader, ByteSource} from './byte-source.js'
-import {findParts, type BundleParts} from './parts.js'
+import {FileBytes, type ByteReader, type ByteSource} from './byte-source.js'
+import {findParts, isPartedPath, type BundleParts} from './parts.js'
 
 export class PartedBytes implements ByteSource {
   readonly size: number
@@ -132,4 +132,9 @@ export class PartedReader implements ByteReader {
     this.handles.clear()
     await Promise.all(handles.map(async (h) => (await h.catch(() => undefined))?.close()))
   }
+}
+
+/** The bytes of the bundle `path` names: its file, or its parts when `path` is a part or only parts are there. */
+export async function openBundleBytes(path: string): Promise<ByteSource> {
+  return isPartedPath(path) ? PartedBytes.open(path) : FileBytes.open(path)
 }

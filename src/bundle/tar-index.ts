@@ -6,7 +6,8 @@
  */
 import {KubeferryError} from '../oci/errors.js'
 import {TAR_BLOCK} from './layout.js'
-import {openBundleBytes, type ByteReader, type ByteSource} from './byte-source.js'
+import type {ByteReader, ByteSource} from './byte-source.js'
+import {openBundleBytes} from './parted-bytes.js'
 import {explainPartedFailure} from './parts-check.js'
 
 export interface TarEntry {

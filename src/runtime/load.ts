@@ -17,8 +17,8 @@ import {BundleSource} from '../bundle/source.js'
 import {verifyBundle} from '../bundle/verify.js'
 import {PartedBytes} from '../bundle/parted-bytes.js'
 import {assertPartsMatch, hashParts} from '../bundle/parts-check.js'
-import {isPartedPath} from '../bundle/parts.js'
-import {damagedBundleHint as damagedPartsHint} from '../cli/bundle-hints.js'
+import {isPartedPath, partsCheckCommand} from '../bundle/parts.js'
+import {parsePartPath} from '../bundle/parts-naming.js'
 import {isKubeferryError, KubeferryError} from '../oci/errors.js'
 import {digestHex, digestOfStream} from '../oci/digest.js'
 import type {RuntimeAdapter} from './adapter.js'
@@ -163,7 +163,7 @@ async function walkedImages(reader: BundleReader, meta: BundleMetadata): Promise
   } catch (error) {
     const structure = await verifyBundle(reader.path, {quick: true, checkParts: true})
     const why = structure.ok ? (isKubeferryError(error) ? error.message : String(error)) : structure.problems[0].message
-    throw badBundle(`bundle ${reader.path} is incomplete: ${why}; nothing was imported`, isPartedPath(reader.path) ? damagedPartsHint(reader.path) : undefined)
+    throw badBundle(`bundle ${reader.path} is incomplete: ${why}; nothing was imported`, isPartedPath(reader.path) ? `find the damaged part with \`${partsCheckCommand({bundlePath: parsePartPath(reader.path)?.bundlePath ?? reader.path})}\` and copy it again` : undefined)
   }
 }
 
