@@ -36,7 +36,7 @@ export default class Push extends BaseCommand {
     {description: 'Flat names, and bitnami images under third-party/:', command: '<%= config.bin %> push apps.tar registry.corp/apps --flatten --map docker.io/bitnami=third-party/bitnami'},
   ]
   static override args = {
-    bundle: Args.string({description: 'Bundle file (from kubeferry create).', required: true}),
+    bundle: Args.string({description: 'Bundle file (from kubeferry create), or its first part (.tar.001) for a bundle in parts.', required: true}),
     registry: Args.string({description: 'Destination REGISTRY[/PREFIX], e.g. registry.corp:5000/k8s.', required: true}),
   }
   static override flags = {
