@@ -119,7 +119,7 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
     const checked = [parted.checksumFile]
     if (existsSync(side)) {
       const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
-      if (hashes.whole !== expected) throw badBundle(`bundle ${path} (its ${parted.files.length} parts end to end) does not match ${side} (sha256 ${hashes.whole}, expected ${expected}): a part is corrupt or missing; check them with sha256sum -c and copy the bad one again. Nothing was imported`)
+      if (hashes.whole !== expected) throw badBundle(`bundle ${path} (its ${parted.files.length} parts end to end) does not match ${side} (sha256 ${hashes.whole}, expected ${expected}): a part is damaged; copy the parts again (with their .parts.sha256 beside them the bad part is named). Nothing was imported`)
       checked.push(side)
     }
     verified = `checksum ok (${checked.filter(Boolean).join(', ')})`
