@@ -10,10 +10,11 @@
  *   node dist/bench/serve.js [--layer-mb 8] [--clients 8] [--rounds 3] [--compare OTHER/bin/run.js]
  *
  * `--compare` also serves the same bundle with a second kubeferry (e.g. the previous build) in the same alternating
- * rounds, for before/after figures.
+ * rounds, for before/after figures. `--parts N` serves the same bundle split by coreutils into N parts (issue 20) as
+ * the compared contender instead (partsToWhole: its throughput over the one file's).
  */
-import {spawn, type ChildProcess} from 'node:child_process'
-import {readFileSync} from 'node:fs'
+import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
+import {readFileSync, statSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -36,6 +37,7 @@ const {values} = parseArgs({
     clients: {type: 'string', default: '8'},
     rounds: {type: 'string', default: '3'},
     compare: {type: 'string'},
+    parts: {type: 'string'},
   },
 })
 const layerMb = Number(values['layer-mb'])
@@ -124,7 +126,13 @@ async function main(): Promise<void> {
     registry = await startRegistry('bench-registry', join(dir, 'registry'), {kind: 'none'})
     await pushImageSet(set, {url: registry.url})
     serve = await startServe(bundle)
-    if (values.compare) compare = await startServe(bundle, values.compare)
+    if (values.parts) {
+      // The same bundle as N plain byte ranges beside nothing else, as an operator's `split` makes them.
+      const partsDir = join(dir, 'parts')
+      const size = statSync(bundle).size
+      execFileSync('sh', ['-c', `mkdir -p ${partsDir} && split -b ${Math.ceil(size / Number(values.parts))} -d -a 3 --numeric-suffixes=1 ${bundle} ${partsDir}/bench.tar.`])
+      compare = await startServe(join(partsDir, 'bench.tar.001'))
+    } else if (values.compare) compare = await startServe(bundle, values.compare)
     const servePid = serve.child.pid!
     const registryPid = registry.process.pid
 
@@ -157,7 +165,7 @@ async function main(): Promise<void> {
         ? (() => {
             const c = best(results.compare)
             const rate = c.bytes / c.seconds
-            return {compare: {bin: values.compare, mbPerSecond: Number(mb(rate)), seconds: Number(c.seconds.toFixed(2)), peakRssMb: Number(mb(Math.max(...results.compare.map((x) => x.peakRss)))), ratioToRegistry: Number((rate / registryRate).toFixed(2)), thisToCompare: Number((serveRate / rate).toFixed(2))}}
+            return {compare: {bin: values.parts ? `this build, ${values.parts} parts` : values.compare, mbPerSecond: Number(mb(rate)), seconds: Number(c.seconds.toFixed(2)), peakRssMb: Number(mb(Math.max(...results.compare.map((x) => x.peakRss)))), ratioToRegistry: Number((rate / registryRate).toFixed(2)), thisToCompare: Number((serveRate / rate).toFixed(2)), ...(values.parts ? {partsToWhole: Number((rate / serveRate).toFixed(2))} : {})}}
           })()
         : {}),
     }

@@ -1,7 +1,7 @@
 /**
  * The bytes of a bundle, by range: everything that reads a bundle (the tar index, BundleReader, serve, verify) goes
- * through this, never through the file itself. Today one file is behind it (FileBytes); a bundle split into parts
- * tomorrow is one more class that maps an offset to (part, offset in part) and implements the same three methods.
+ * through this, never through the file itself: one file (FileBytes) or a bundle in parts (PartedBytes, parted-bytes.ts,
+ * which maps an offset to (part, offset in part)). `openBundleBytes` (parted-bytes.ts) picks the one a path names.
  */
 import {createReadStream} from 'node:fs'
 import {open, stat} from 'node:fs/promises'
@@ -12,6 +12,8 @@ import {KubeferryError} from '../oci/errors.js'
 export interface ByteReader {
   /** Up to `length` bytes from `offset` (fewer only at the end of the source). */
   read(offset: number, length: number): Promise<Buffer>
+  /** Up to `length` bytes into `buffer` from `position` (fewer at a part's end or the source's end; 0 past it). */
+  readInto(buffer: Buffer, length: number, position: number): Promise<number>
   close(): Promise<void>
 }
 
@@ -59,6 +61,7 @@ export class FileBytes implements ByteSource {
     const handle = await open(this.label, 'r')
     const size = this.size
     return {
+      readInto: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead,
       async read(offset, length) {
         const wanted = Math.max(0, Math.min(length, size - offset))
         const buffer = Buffer.alloc(wanted)

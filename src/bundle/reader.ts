@@ -9,6 +9,7 @@ import {KubeferryError} from '../oci/errors.js'
 import {DigestVerifier, isDigest, type Digest} from '../oci/digest.js'
 import type {Descriptor} from '../oci/types.js'
 import {indexTar, type TarEntry, type TarIndex} from './tar-index.js'
+import {isPartedPath} from './parts.js'
 import {blobPath, METADATA_FILE, type BundleMetadata} from './layout.js'
 
 /** Largest JSON document (index, manifest, config, metadata) we parse; bigger ones are refused, not read. */
@@ -26,6 +27,8 @@ export interface StreamOptions {
 let lastIndex: {path: string; stamp: string; index: TarIndex} | undefined
 
 async function fileStamp(path: string): Promise<string | undefined> {
+  // A bundle in parts is indexed on each open: one file's stamp would not see another part replaced.
+  if (isPartedPath(path)) return undefined
   try {
     const s = await stat(path, {bigint: true})
     return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`

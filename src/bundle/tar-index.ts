@@ -6,7 +6,9 @@
  */
 import {KubeferryError} from '../oci/errors.js'
 import {TAR_BLOCK} from './layout.js'
-import {FileBytes, type ByteReader, type ByteSource} from './byte-source.js'
+import type {ByteReader, ByteSource} from './byte-source.js'
+import {openBundleBytes} from './parted-bytes.js'
+import {explainPartedFailure} from './parts-check.js'
 
 export interface TarEntry {
   name: string
@@ -95,9 +97,17 @@ function parsePax(data: Buffer): Record<string, string> {
 
 const MAX_META_ENTRY = 1024 * 1024
 
-/** Index the tar at `path` (one file) or behind any byte source (a bundle in parts). */
+/** Index the tar at `path` (one file, or its parts: see openBundleBytes) or behind any byte source. */
 export async function indexTar(source: string | ByteSource): Promise<TarIndex> {
-  const bytes = typeof source === 'string' ? await FileBytes.open(source) : source
+  const bytes = typeof source === 'string' ? await openBundleBytes(source) : source
+  try {
+    return await scanTar(bytes)
+  } catch (error) {
+    throw await explainPartedFailure(bytes, error)
+  }
+}
+
+async function scanTar(bytes: ByteSource): Promise<TarIndex> {
   const path = bytes.label
   const size = bytes.size
   let scan: ByteReader

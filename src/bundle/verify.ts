@@ -23,9 +23,14 @@ import {BundleReader} from './reader.js'
 import {BundleSource} from './source.js'
 import {indexDescriptorMediaType} from './oci-index.js'
 import {checkRequiredFiles} from './verify-files.js'
+import {PartedBytes} from './parted-bytes.js'
+import {hashParts, partProblems} from './parts-check.js'
+import {isPartedPath, partsCheckCommand} from './parts.js'
+import {parsePartPath} from './parts-naming.js'
+import {basename} from 'node:path'
 
 export interface VerifyProblem {
-  /** Machine-readable kind: STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
+  /** Machine-readable kind: PARTS, STRUCTURE, MISSING, DIGEST, SIZE, INDEX, MANIFEST, DOCKER, METADATA, CHECKSUMS. */
   kind: string
   message: string
   /** The entry concerned, when there is one. */
@@ -35,6 +40,11 @@ export interface VerifyProblem {
 export interface VerifyOptions {
   /** Check sizes and references only, not blob contents (fast). */
   quick?: boolean
+  /**
+   * A bundle in parts with its NAME.parts.sha256: hash every part against it even with `quick` (push and load, whose
+   * use must not start on a damaged part). Without `quick` the parts are always hashed.
+   */
+  checkParts?: boolean
   /** Parallel blob hashing (default 2). */
   concurrency?: number
   onProgress?: (bytesDone: number, bytesTotal: number) => void
@@ -73,6 +83,16 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     return result()
   }
   const entries = reader.index.entries
+  // A bundle in parts: each part against NAME.parts.sha256 first, so a damaged part is named as such.
+  const parted = reader.index.bytes instanceof PartedBytes ? reader.index.bytes : undefined
+  if (parted?.parts.listed && (!options.quick || options.checkParts)) {
+    for (const problem of partProblems(parted.parts, await hashParts(parted.parts))) add('PARTS', problem.message, problem.part)
+  }
+  /** Where an entry's bytes are when the bundle is in parts (" (in part k8s.tar.002)"), else nothing. */
+  const inParts = (name: string): string => {
+    const entry = entries.get(name)
+    return parted && entry ? ` (in part${parted.partsOf(entry.offset, entry.offset + entry.size).length > 1 ? 's' : ''} ${parted.partsOf(entry.offset, entry.offset + entry.size).join(', ')})` : ''
+  }
   const blobNames = [...entries.keys()].filter((n) => n.startsWith(BLOBS_DIR))
 
   const readSmall = async (name: string): Promise<Buffer | undefined> => {
@@ -108,7 +128,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
           options.onProgress?.(bytesHashed, totalBytes)
         })
         hashes.set(name, actual)
-        if (actual !== `sha256:${name.slice(BLOBS_DIR.length)}`) add('DIGEST', `blob "${name}" has content ${actual} (corrupt or tampered)`, name)
+        if (actual !== `sha256:${name.slice(BLOBS_DIR.length)}`) add('DIGEST', `blob "${name}" has content ${actual} (corrupt or tampered)${inParts(name)}`, name)
       }
     }
     await Promise.all(Array.from({length: Math.max(1, options.concurrency ?? 2)}, worker))
@@ -200,7 +220,14 @@ export async function assertBundleValid(path: string, options: VerifyOptions = {
     const first = result.problems[0]
     const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more problem${result.problems.length > 2 ? 's' : ''})` : ''
     const what = first.message.startsWith(`${path}: `) ? first.message.slice(path.length + 2) : first.message
-    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${what}${more}`, {hint: `copy the bundle again from its source (compare its .sha256) or rebuild it with kubeferry create; \`kubeferry verify ${path}\` lists every problem`})
+    const parts = {bundlePath: parsePartPath(path)?.bundlePath ?? path}
+    const hint =
+      first.kind === 'PARTS' && first.entry
+        ? `copy ${basename(first.entry)} again from its source (\`${partsCheckCommand(parts)}\` checks every part); \`kubeferry verify ${path}\` lists every problem`
+        : isPartedPath(path)
+          ? `find the damaged part with \`${partsCheckCommand(parts)}\` and copy it again from its source; \`kubeferry verify ${path}\` lists every problem`
+        : `copy the bundle again from its source (compare its .sha256) or rebuild it with kubeferry create; \`kubeferry verify ${path}\` lists every problem`
+    throw new KubeferryError('BUNDLE_INVALID', `${path} does not verify: ${what}${more}`, {hint})
   }
   return result
 }

@@ -9,7 +9,7 @@ export default class Inspect extends BaseCommand {
     {description: 'A table of the images:', command: '<%= config.bin %> inspect k8s-v1.31.6.tar'},
     {description: 'Everything, as JSON:', command: '<%= config.bin %> inspect k8s.tar --json'},
   ]
-  static override args = {bundle: Args.string({description: 'Bundle file (.tar).', required: true})}
+  static override args = {bundle: Args.string({description: 'Bundle file (.tar), or its first part (.tar.001) for a bundle in parts.', required: true})}
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Inspect)

@@ -15,7 +15,7 @@ export default class Load extends BaseCommand {
     {description: 'Into docker, at a socket given by DOCKER_HOST:', command: 'DOCKER_HOST=unix:///run/docker.sock <%= config.bin %> load k8s.tar --runtime docker'},
     {description: 'Only check the bundle; import nothing:', command: '<%= config.bin %> load k8s.tar --verify-only'},
   ]
-  static override args = {bundle: Args.string({description: 'The bundle tar written by `kubeferry create`.', required: true})}
+  static override args = {bundle: Args.string({description: 'The bundle tar written by `kubeferry create`, or its first part (.tar.001) for a bundle in parts.', required: true})}
   static override flags = {
     runtime: Flags.string({description: 'Container runtime to import into.', options: [...RUNTIMES, 'crio'], default: 'auto'}),
     address: Flags.string({description: 'Runtime socket (containerd: default CONTAINERD_ADDRESS or /run/containerd/containerd.sock; docker: DOCKER_HOST).', helpValue: 'SOCKET'}),

@@ -36,7 +36,7 @@ export default class Push extends BaseCommand {
     {description: 'Flat names, and bitnami images under third-party/:', command: '<%= config.bin %> push apps.tar registry.corp/apps --flatten --map docker.io/bitnami=third-party/bitnami'},
   ]
   static override args = {
-    bundle: Args.string({description: 'Bundle file (from kubeferry create).', required: true}),
+    bundle: Args.string({description: 'Bundle file (from kubeferry create), or its first part (.tar.001) for a bundle in parts.', required: true}),
     registry: Args.string({description: 'Destination REGISTRY[/PREFIX], e.g. registry.corp:5000/k8s.', required: true}),
   }
   static override flags = {
@@ -77,7 +77,8 @@ export default class Push extends BaseCommand {
       await assertBundleValid(args.bundle, {quick: true}) // its message lists the problem the way verify does
       throw error
     }
-    const verified = assertBundleValid(args.bundle, {quick: !flags.verify})
+    // A bundle in parts with its .parts.sha256 has every part hashed first: a damaged part is named before any upload.
+    const verified = assertBundleValid(args.bundle, {quick: !flags.verify, checkParts: true})
     verified.catch(() => {}) // awaited by pushBundle (as its gate); not unhandled meanwhile
 
     const log = stderrLog(flags.debug)

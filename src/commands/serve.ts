@@ -23,7 +23,7 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     {description: 'Over HTTPS:', command: '<%= config.bin %> serve k8s.tar --listen 0.0.0.0:5443 --tls-cert mirror.crt --tls-key mirror.key'},
   ]
   static override strict = false
-  static override args = {bundle: Args.string({description: 'Bundle tar(s) made by `kubeferry create`.', required: true})}
+  static override args = {bundle: Args.string({description: 'Bundle tar(s) made by `kubeferry create` (a bundle in parts: its first part, .tar.001).', required: true})}
   static override flags = {
     listen: Flags.string({description: `Address to listen on (HOST:PORT; port 0 picks a free one).`, default: DEFAULT_LISTEN, helpValue: 'HOST:PORT'}),
     'tls-cert': Flags.string({description: 'Serve HTTPS with this PEM certificate (chain).', dependsOn: ['tls-key'], helpValue: 'FILE'}),

@@ -15,7 +15,7 @@ export default class Verify extends BaseCommand {
     {description: 'Every check, every blob hashed:', command: '<%= config.bin %> verify k8s-v1.31.6.tar'},
     {description: 'The report as JSON:', command: '<%= config.bin %> verify k8s.tar --json'},
   ]
-  static override args = {bundle: Args.string({description: 'Bundle file (.tar).', required: true})}
+  static override args = {bundle: Args.string({description: 'Bundle file (.tar), or its first part (.tar.001) for a bundle in parts.', required: true})}
   static override flags = {
     quick: Flags.boolean({description: 'Skip hashing blob contents (structure, sizes and references only).', default: false}),
   }

@@ -1,5 +1,8 @@
 /** containerd (and k3s/RKE2's embedded one, and nerdctl) through ctr: `images import --platform`, ls/check, label. */
 import {readFile} from 'node:fs/promises'
+import type {Readable} from 'node:stream'
+import {PartedBytes} from '../bundle/parted-bytes.js'
+import type {BundleReader} from '../bundle/reader.js'
 import {parse as parseToml} from 'smol-toml'
 import {PIN_LABEL_KEY, PIN_LABEL_VALUE, type ImportPlan, type PlanImage} from '../bundle/import-plan.js'
 import {KubeferryError} from '../oci/errors.js'
@@ -40,7 +43,11 @@ export class ContainerdAdapter implements RuntimeAdapter {
   ) {}
 
   private ctr(...args: string[]) {
-    return run([...this.target.ctr!, '--address', this.target.address!, '--namespace', this.target.namespace, ...args], {env: this.target.env})
+    return this.ctrWith({}, ...args)
+  }
+
+  private ctrWith(options: {input?: Readable}, ...args: string[]) {
+    return run([...this.target.ctr!, '--address', this.target.address!, '--namespace', this.target.namespace, ...args], {env: this.target.env, ...(options.input ? {input: options.input} : {})})
   }
 
   async readState(plan: ImportPlan): Promise<RuntimeState> {
@@ -79,11 +86,15 @@ export class ContainerdAdapter implements RuntimeAdapter {
     return 0
   }
 
-  async import({reader, plan}: {reader: {path: string}; plan: ImportPlan}): Promise<string | undefined> {
+  async import({reader, plan}: {reader: BundleReader; plan: ImportPlan}): Promise<string | undefined> {
+    // A bundle in parts goes to the runtime's stdin, read across its parts (nothing concatenated on disk).
+    const parted = reader.index.bytes instanceof PartedBytes
+    const input = parted ? reader.index.bytes.stream(0, reader.index.size, {highWaterMark: 1024 * 1024}) : undefined
+    const file = parted ? '-' : reader.path
     const result =
       this.target.kind === 'nerdctl'
-        ? await run(['nerdctl', '--address', this.target.address!, '--namespace', this.target.namespace, 'load', '--platform', plan.platform, '-i', reader.path], {env: this.target.env})
-        : await this.ctr('images', 'import', '--platform', plan.platform, reader.path)
+        ? await run(['nerdctl', '--address', this.target.address!, '--namespace', this.target.namespace, 'load', '--platform', plan.platform, ...(parted ? [] : ['-i', file])], {env: this.target.env, ...(input ? {input} : {})})
+        : await this.ctrWith({input}, 'images', 'import', '--platform', plan.platform, file)
     return result.code === 0 ? undefined : `${result.stdout}${result.stderr}`
   }
 

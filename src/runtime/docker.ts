@@ -2,7 +2,6 @@
  * docker: `docker load` of the bundle itself for the docker platform; for another platform the bundle minus its
  * end-of-archive marker followed by `kubeferry/docker/<slug>.tar` (see layout.ts). Checked by image id = config digest.
  */
-import {createReadStream} from 'node:fs'
 import {PassThrough, type Readable} from 'node:stream'
 import {END_OF_ARCHIVE_BYTES} from '../bundle/layout.js'
 import type {ImportPlan, PlanImage} from '../bundle/import-plan.js'
@@ -14,11 +13,11 @@ import {run} from './exec.js'
 
 /** The docker archive of the plan's platform as one stream. */
 export function dockerArchiveStream(reader: BundleReader, plan: ImportPlan): Readable {
-  if (plan.docker.source === 'root') return createReadStream(reader.path)
+  if (plan.docker.source === 'root') return reader.index.bytes.stream(0, reader.index.size, {highWaterMark: 1024 * 1024})
   const fragment = reader.entry(plan.docker.path)
   if (!fragment) throw new KubeferryError('BUNDLE_INVALID', `${reader.path}: "${plan.docker.path}" is missing; docker cannot load ${plan.platform}`, {hint: 'rebuild the bundle with kubeferry create'})
   const out = new PassThrough()
-  const head = createReadStream(reader.path, {start: 0, end: reader.index.size - END_OF_ARCHIVE_BYTES - 1})
+  const head = reader.index.bytes.stream(0, reader.index.size - END_OF_ARCHIVE_BYTES, {highWaterMark: 1024 * 1024})
   head.on('error', (error) => out.destroy(error))
   head.pipe(out, {end: false})
   head.on('end', () => {

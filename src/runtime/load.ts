@@ -15,6 +15,10 @@ import {walkBundleImages} from '../bundle/images.js'
 import {BundleReader} from '../bundle/reader.js'
 import {BundleSource} from '../bundle/source.js'
 import {verifyBundle} from '../bundle/verify.js'
+import {PartedBytes} from '../bundle/parted-bytes.js'
+import {assertPartsMatch, hashParts} from '../bundle/parts-check.js'
+import {isPartedPath, partsCheckCommand} from '../bundle/parts.js'
+import {parsePartPath} from '../bundle/parts-naming.js'
 import {isKubeferryError, KubeferryError} from '../oci/errors.js'
 import {digestHex, digestOfStream} from '../oci/digest.js'
 import type {RuntimeAdapter} from './adapter.js'
@@ -59,8 +63,8 @@ export interface LoadResult {
 
 const SCRATCH_MIN = 262_144
 
-function badBundle(message: string): KubeferryError {
-  return new KubeferryError('BUNDLE_INVALID', message, {hint: 'copy the bundle again from its source and compare its .sha256', exitCode: EXIT.badBundle})
+function badBundle(message: string, hint = 'copy the bundle again from its source and compare its .sha256'): KubeferryError {
+  return new KubeferryError('BUNDLE_INVALID', message, {hint, exitCode: EXIT.badBundle})
 }
 
 function freeBytes(dir: string): number | undefined {
@@ -101,9 +105,25 @@ export function adapterFor(target: RuntimeTarget, config?: string): RuntimeAdapt
 
 async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
   const path = reader.path
-  const side = checksumFileFor(path)
+  const parted = reader.index.bytes instanceof PartedBytes ? reader.index.bytes.parts : undefined
+  const side = checksumFileFor(parted?.bundlePath ?? path)
   let verified: string | undefined
-  if (existsSync(side)) {
+  if (parted && (parted.listed || existsSync(side))) {
+    // One pass over the parts: each against NAME.parts.sha256 (naming a damaged part), the whole against NAME.tar.sha256.
+    const hashes = await hashParts(parted)
+    try {
+      assertPartsMatch(parted, hashes, '. Nothing was imported')
+    } catch (error) {
+      throw badBundle((error as Error).message, (error as KubeferryError).hint)
+    }
+    const checked = [parted.checksumFile]
+    if (existsSync(side)) {
+      const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
+      if (hashes.whole !== expected) throw badBundle(`bundle ${path} (its ${parted.files.length} parts end to end) does not match ${side} (sha256 ${hashes.whole}, expected ${expected}): a part is damaged; copy the parts again (with their .parts.sha256 beside them the bad part is named). Nothing was imported`)
+      checked.push(side)
+    }
+    verified = `checksum ok (${checked.filter(Boolean).join(', ')})`
+  } else if (existsSync(side)) {
     const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
     const actual = digestHex((await digestOfStream(createReadStream(path))).digest)
     if (actual !== expected) throw badBundle(`bundle ${path} does not match ${side} (sha256 ${actual}, expected ${expected}): it is corrupt or incomplete; copy it again. Nothing was imported`)
@@ -141,23 +161,23 @@ async function walkedImages(reader: BundleReader, meta: BundleMetadata): Promise
   try {
     return (await walkBundleImages(new BundleSource(reader), meta)).map((w) => w.image)
   } catch (error) {
-    const structure = await verifyBundle(reader.path, {quick: true})
+    const structure = await verifyBundle(reader.path, {quick: true, checkParts: true})
     const why = structure.ok ? (isKubeferryError(error) ? error.message : String(error)) : structure.problems[0].message
-    throw badBundle(`bundle ${reader.path} is incomplete: ${why}; nothing was imported`)
+    throw badBundle(`bundle ${reader.path} is incomplete: ${why}; nothing was imported`, isPartedPath(reader.path) ? `find the damaged part with \`${partsCheckCommand({bundlePath: parsePartPath(reader.path)?.bundlePath ?? reader.path})}\` and copy it again` : undefined)
   }
 }
 
 export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   const say = (line: string): void => options.onLine?.(line, 'info')
   const env = options.env ?? process.env
-  if (!existsSync(options.bundle)) {
+  if (!existsSync(options.bundle) && !isPartedPath(options.bundle)) {
     throw new KubeferryError('BUNDLE_INVALID', `bundle ${options.bundle}: no such file or directory`, {hint: `check the path (ls -l ${dirname(options.bundle)})`, exitCode: EXIT.badBundle})
   }
   let reader: BundleReader
   try {
     reader = await BundleReader.open(options.bundle)
   } catch (error) {
-    if (isKubeferryError(error) && error.code === 'BUNDLE_INVALID') throw badBundle(`${error.message}; nothing was imported`)
+    if (isKubeferryError(error) && error.code === 'BUNDLE_INVALID') throw badBundle(`${error.message}; nothing was imported`, isPartedPath(options.bundle) ? error.hint : undefined)
     // Not readable as a file (a directory, no permission): a bad bundle too, with the reason's own hint.
     if (isKubeferryError(error)) throw new KubeferryError(error.code, error.message, {hint: error.hint, cause: error.cause, exitCode: EXIT.badBundle})
     throw error

@@ -10,6 +10,7 @@ import type {ServerResponse} from 'node:http'
 import {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
 import {digestOfStream} from '../oci/digest.js'
+import {PartedBytes} from '../bundle/parted-bytes.js'
 import type {StoredContent} from './catalog.js'
 
 /** Larger reads than the 64 KiB default: fewer syscalls and events per blob. */
@@ -20,6 +21,8 @@ export function openContent(content: StoredContent, range?: {start: number; end:
   const end = content.entry.offset + (range ? range.end : content.size - 1)
   // createReadStream refuses end < start: an empty blob is an empty stream.
   if (end < start) return Readable.from([])
+  // A bundle in parts reads through its byte source; one file keeps its direct read stream.
+  if (content.reader.index.bytes instanceof PartedBytes) return content.reader.index.bytes.stream(start, end + 1, {highWaterMark: READ_CHUNK})
   return createReadStream(content.reader.path, {start, end, highWaterMark: READ_CHUNK})
 }
 
@@ -62,12 +65,13 @@ export async function sendContent(content: StoredContent, res: ServerResponse, r
   let clean = false
   try {
     if (hash && length === 0) settle(content, hash) // an empty blob must hash like one too
-    handle = await open(content.reader.path, 'r')
+    // One file: its own handle, as always; a bundle in parts: the byte source's reader, which reads across parts.
+    handle = content.reader.index.bytes instanceof PartedBytes ? await content.reader.index.bytes.open() : await openFile(content.reader.path)
     for (let done = 0, turn = 0; done < length; turn++) {
       const slot = turn & 1
       await writes[slot] // its buffer is free again
       const buffer = buffers[slot]
-      const {bytesRead} = await handle.read(buffer, 0, Math.min(buffer.length, length - done), first + done)
+      const bytesRead = await handle.readInto(buffer, Math.min(buffer.length, length - done), first + done)
       if (bytesRead === 0) throw new KubeferryError('IO', `${content.reader.path} ended inside blob ${content.digest}`, {hint: 'the bundle file changed or was truncated; run `kubeferry verify`'})
       const data = buffer.subarray(0, bytesRead)
       done += bytesRead
@@ -90,6 +94,12 @@ export async function sendContent(content: StoredContent, res: ServerResponse, r
   }
   res.end()
   return {bytes: sent}
+}
+
+/** The bundle file as a positional reader (the fs handle itself, nothing in between). */
+async function openFile(path: string): Promise<{readInto(buffer: Buffer, length: number, position: number): Promise<number>; close(): Promise<void>}> {
+  const handle = await open(path, 'r')
+  return {readInto: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead, close: () => handle.close()}
 }
 
 function mismatch(content: StoredContent, actual: string): KubeferryError {
