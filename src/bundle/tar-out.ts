@@ -8,11 +8,12 @@
  *
  * The output is one file, or (create --split) consecutive parts of `partSize` bytes (OutParts, see part-files.ts):
  * an offset in the bundle maps to (part, offset in the part), and the in-order hash gives each part's sha256 beside
- * the whole bundle's as the bytes pass, with no second read.
+ * the whole bundle's as the bytes pass, with no second read (the parts' on a worker thread: part-hasher.ts).
  */
-import {createHash, type Hash} from 'node:crypto'
+import {createHash} from 'node:crypto'
 import type {FileHandle} from 'node:fs/promises'
 import {ChangeSignal} from '../util/async.js'
+import {PartHasher} from './part-hasher.js'
 
 /** A bundle written as consecutive parts: part `index` (from 0) holds bytes [index × partSize, (index + 1) × partSize). */
 export interface OutParts {
@@ -27,7 +28,7 @@ export interface OutParts {
 export class TarOut {
   /** The whole bundle's hash, fed in order through `hashed`. */
   readonly hash = createHash('sha256')
-  private readonly partHashes: Hash[] = []
+  private readonly partHasher?: PartHasher
   private hashedBytes = 0
   private readonly pending = new Set<Promise<void>>()
   private failure: unknown
@@ -35,8 +36,10 @@ export class TarOut {
   private readonly parts?: OutParts
 
   constructor(target: FileHandle | OutParts) {
-    if ('partSize' in target) this.parts = target
-    else this.single = target
+    if ('partSize' in target) {
+      this.parts = target
+      this.partHasher = new PartHasher()
+    } else this.single = target
   }
 
   /** The next bytes of the bundle in order, for its hash (and its parts'). */
@@ -48,17 +51,26 @@ export class TarOut {
       while (from < data.length) {
         const index = Math.floor(this.hashedBytes / partSize)
         const take = Math.min(data.length - from, (index + 1) * partSize - this.hashedBytes)
-        const hash = (this.partHashes[index] ??= createHash('sha256'))
-        hash.update(from === 0 && take === data.length ? data : data.subarray(from, from + take))
+        this.partHasher!.update(index, from === 0 && take === data.length ? data : data.subarray(from, from + take))
         from += take
         this.hashedBytes += take
       }
     }
   }
 
+  /** Undefined, or a promise to await before hashing more: the parts' hasher is too far behind. */
+  room(): Promise<void> | undefined {
+    return this.partHasher?.room()
+  }
+
   /** Each part's sha256 (hex), in order, once everything was hashed; empty for a single file. */
-  partDigests(): string[] {
-    return this.partHashes.map((h) => h.digest('hex'))
+  async partDigests(): Promise<string[]> {
+    return this.partHasher ? this.partHasher.digests() : []
+  }
+
+  /** Stop the parts' hasher (after a failure; partDigests stops it otherwise). */
+  async stop(): Promise<void> {
+    await this.partHasher?.stop()
   }
 
   /** Write all of `data` at `at`; `data` must stay untouched until the returned promise settles. */
@@ -197,6 +209,8 @@ export class BlobRegion {
         this.out.hashed(current.buffer.subarray(0, bytesRead))
         this.hashed = end
         this.readBack += bytesRead
+        const room = this.out.room()
+        if (room) await room
       }
     } finally {
       this.frontier = false
@@ -215,5 +229,7 @@ export async function hashInOrder(out: TarOut, parts: Array<Buffer | BlobRegion>
     if (stopped()) return
     if (Buffer.isBuffer(part)) out.hashed(part)
     else await part.hashInto(buffers)
+    const room = out.room()
+    if (room) await room
   }
 }

@@ -147,6 +147,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   const parts = options.partSize === undefined ? undefined : new PartFiles(output, options.partSize, partCount(expectedSize, options.partSize))
   let handle: FileHandle | undefined
   let out: TarOut | undefined
+  let digests: string[] = [] // each part's sha256, with parts
   try {
     options.signal?.throwIfAborted()
     if (parts) {
@@ -158,8 +159,10 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     }
     const copiers = (await keepsHolesIn(dirname(output))) ? options.copiers : 1
     await fillTar(out, segments, {...options, copiers}, options.fsync !== false)
-    if (parts) await parts.checkSizes(expectedSize)
-    else {
+    if (parts) {
+      await parts.checkSizes(expectedSize)
+      digests = await out.partDigests() // before any part takes its final name
+    } else {
       const {size} = await handle!.stat()
       if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
     }
@@ -177,6 +180,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     }
   } catch (error) {
     await out?.flush().catch(() => undefined)
+    await out?.stop().catch(() => undefined)
     await handle?.close().catch(() => undefined)
     if (parts) await parts.discard()
     else await unlink(partial).catch(() => undefined)
@@ -196,7 +200,6 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
   await writeAtomic(installScript, entries.find((e) => e.path === INSTALL_SCRIPT_FILE)!.bytes!, 0o755) // the one inside
   if (!parts) return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata}
-  const digests = out.partDigests()
   if (digests.length !== parts.count) throw new KubeferryError('INTERNAL', `${digests.length} part hashes for ${parts.count} parts`)
   const partsChecksumFile = partsChecksumPath(output)
   await writeAtomic(partsChecksumFile, partsChecksums(output, digests), 0o644) // last: the parts are complete

@@ -127,7 +127,7 @@ test('in parts: the same out-of-order writes land in consecutive part files, eac
   const parts = await Promise.all(Array.from({length: files.count}, (_, i) => readFile(files.path(i))))
   t.is(parts.length, 6) // 5 MiB + 1854 bytes in parts of 1 MiB + 333
   t.true(Buffer.concat(parts).equals(whole), 'the parts are the bundle')
-  t.deepEqual(out.partDigests(), parts.map((p) => createHash('sha256').update(p).digest('hex')))
+  t.deepEqual(await out.partDigests(), parts.map((p) => createHash('sha256').update(p).digest('hex')))
   t.is(out.hash.digest('hex'), createHash('sha256').update(whole).digest('hex'))
   t.deepEqual((await readdir(dir)).sort(), ['b.tar.001', 'b.tar.002', 'b.tar.003', 'b.tar.004', 'b.tar.005', 'b.tar.006'], 'no .partial left')
 })
