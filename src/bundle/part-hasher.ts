@@ -53,8 +53,8 @@ export class PartHasher {
 
   /** Hash `data` as the next bytes of part `index` (copied: the caller may reuse it at once). */
   update(index: number, data: Buffer): void {
-    const copy = new Uint8Array(data.length)
-    copy.set(data)
+    const copy = Buffer.allocUnsafeSlow(data.length) // its own ArrayBuffer (not the pool's), not zeroed: one pass
+    data.copy(copy)
     this.behind += data.length
     this.worker.postMessage({index, data: copy.buffer}, [copy.buffer])
   }
