@@ -4,10 +4,12 @@
  * tar-header.ts; every name is shorter than 100 bytes), ending with exactly 1024 zero bytes.
  *
  * The tar goes to `<output>.partial`; only a complete, flushed file is renamed to `<output>`, then `<output>.sha256`
- * and `<bundle>.install.sh` are written beside it. With `partSize` (create --split) the same bytes go to consecutive
- * parts `<output>.001`, … instead (part-files.ts: each `.partial` until all are complete), and `<bundle>.parts.sha256`
- * is written beside them; `<output>.sha256` still names the whole bundle (`<output>`, as `cat` of the parts gives it). The file is filled by tar-fill.ts: each blob at its final offset
+ * and `<bundle>.install.sh` are written beside it. The file is filled by tar-fill.ts: each blob at its final offset
  * while it still downloads, the SHA-256 of the whole file taken in order alongside.
+ *
+ * With `partSize` (create --split) the same bytes go to consecutive parts `<output>.001`, … instead (part-files.ts:
+ * each a `.partial` until all are complete), and `<bundle>.parts.sha256` is written beside them, last; `<output>.sha256`
+ * still names the whole bundle (`<output>`, as `cat` of the parts gives it).
  */
 import {readFileSync} from 'node:fs'
 import {open, rename, statfs, unlink, writeFile, type FileHandle} from 'node:fs/promises'
@@ -162,6 +164,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     if (parts) {
       await parts.checkSizes(expectedSize)
       digests = await out.partDigests() // before any part takes its final name
+      if (digests.length !== parts.count) throw new KubeferryError('INTERNAL', `${digests.length} part hashes for ${parts.count} parts`)
     } else {
       const {size} = await handle!.stat()
       if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
@@ -200,7 +203,6 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
   await writeAtomic(installScript, entries.find((e) => e.path === INSTALL_SCRIPT_FILE)!.bytes!, 0o755) // the one inside
   if (!parts) return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata}
-  if (digests.length !== parts.count) throw new KubeferryError('INTERNAL', `${digests.length} part hashes for ${parts.count} parts`)
   const partsChecksumFile = partsChecksumPath(output)
   await writeAtomic(partsChecksumFile, partsChecksums(output, digests), 0o644) // last: the parts are complete
   const partList = digests.map((hex, i) => ({path: parts.path(i), size: parts.sizeOf(i, expectedSize), sha256: hex}))
