@@ -22,7 +22,7 @@ import {mapLimit} from '../util/async.js'
 import {Downloads} from './downloads.js'
 import {checkBundleFits, checkOutputDir} from './preflight.js'
 import type {BlobFile} from './tar-fill.js'
-import {bundleContents, writeBundle, type BundleRequest} from './writer.js'
+import {bundleContents, writeBundle, type BundlePart, type BundleRequest} from './writer.js'
 
 export interface BuildOptions {
   source: ImageSource
@@ -37,6 +37,8 @@ export interface BuildOptions {
   fsync?: boolean
   progress?: Progress
   signal?: AbortSignal
+  /** Write the bundle in parts of this many bytes (create --split, see part-files.ts). */
+  partSize?: number
 }
 
 export interface BuildSummary {
@@ -45,6 +47,9 @@ export interface BuildSummary {
   size: number
   checksumFile: string
   installScript: string
+  /** With `partSize`: the parts in order and their checksum file (`output` itself is then not written). */
+  parts?: BundlePart[]
+  partsChecksumFile?: string
   images: number
   platforms: string[]
   dockerPlatform: string
@@ -162,7 +167,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     const contents = bundleContents(plan, options.request, options.sourceDateEpoch) // once: its size here, its bytes in writeBundle
     const bundleBytes = contents.size
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
-    await checkBundleFits(options.output, bundleBytes, missingBytes, store.root, plan.images.length)
+    await checkBundleFits(options.output, bundleBytes, missingBytes, store.root, plan.images.length, undefined, options.partSize)
 
     const totals = new Map<string, {total: number; done: number; cached: number}>()
     for (const image of plan.images) totals.set(image.name, {total: 0, done: 0, cached: 0})
@@ -193,6 +198,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
         sourceDateEpoch: options.sourceDateEpoch,
         contents,
         fsync: options.fsync,
+        partSize: options.partSize,
         signal: abort.signal,
         onTarBytes: (n) => progress?.bundleBytes(n),
         copiers: Math.min(concurrency, 16), // follow every download in flight, within 32 MiB of buffers
@@ -235,6 +241,7 @@ function summaryOf(plan: BundlePlan, result: Awaited<ReturnType<typeof writeBund
     size: result.size,
     checksumFile: result.checksumFile,
     installScript: result.installScript,
+    ...(result.parts ? {parts: result.parts, partsChecksumFile: result.partsChecksumFile} : {}),
     images: plan.images.length,
     platforms: plan.platforms,
     dockerPlatform: plan.dockerPlatform,

@@ -2,12 +2,14 @@
  * What create checks before the first download, so that an output that cannot take the bundle fails in a second, not
  * after gigabytes: the output's directory exists and is writable (before the plan), then, once the plan gives the
  * bundle's size, that the file fits the filesystem's file-size limit (FAT/exFAT: 4 GiB − 1 byte) and that there is
- * space for it and for the blobs still to fetch.
+ * space for it and for the blobs still to fetch. With create --split the file-size limit applies to the largest part
+ * (the bundle when it fits in one); the space needed is the bundle's either way.
  */
 import {constants} from 'node:fs'
 import {access, stat, statfs} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {KubeferryError} from '../oci/errors.js'
+import {MAX_PARTS, partCount} from './parts-naming.js'
 
 /** statfs f_type of filesystems whose files cannot reach 4 GiB: FAT (msdos/vfat) and exFAT. */
 const FAT_TYPES = new Map<number, string>([
@@ -66,15 +68,28 @@ async function fsInfo(dir: string): Promise<{free: number; type: number} | undef
 
 /**
  * The bundle (`bundleBytes`) fits the output's filesystem (file-size limit, free space), and the blobs still to fetch
- * (`missingBytes`) fit the cache (which holds the bundle too when it is on the same filesystem).
+ * (`missingBytes`) fit the cache (which holds the bundle too when it is on the same filesystem). With `partSize`
+ * (create --split) the bundle is written in parts: the largest part must fit the file-size limit, and the parts be
+ * at most MAX_PARTS.
  */
-export async function checkBundleFits(output: string, bundleBytes: number, missingBytes: number, cacheDir: string, images: number, probe: FsProbe = fsInfo): Promise<void> {
+export async function checkBundleFits(output: string, bundleBytes: number, missingBytes: number, cacheDir: string, images: number, probe: FsProbe = fsInfo, partSize?: number): Promise<void> {
   const outDir = dirname(output)
+  if (partSize !== undefined && partCount(bundleBytes, partSize) > MAX_PARTS) {
+    throw new KubeferryError('INVALID_ARGUMENT', `the bundle of ${images} images is ${mb(bundleBytes)}: --split ${partSize} bytes would make ${partCount(bundleBytes, partSize)} parts, more than the ${MAX_PARTS} a bundle can have`, {
+      hint: `give a --split of at least ${Math.ceil(bundleBytes / MAX_PARTS)} bytes`,
+    })
+  }
   const out = await probe(outDir)
   const limit = out && fileSizeLimit(out.type)
-  if (limit && bundleBytes > limit.bytes) {
+  const largestFile = partSize === undefined ? bundleBytes : Math.min(partSize, bundleBytes)
+  if (limit && largestFile > limit.bytes) {
+    if (partSize !== undefined) {
+      throw new KubeferryError('NO_SPACE', `--split ${partSize} bytes makes parts larger than the ${limit.bytes} bytes (4 GiB − 1) a file can hold on the ${limit.filesystem} filesystem of ${outDir}`, {
+        hint: 'use --split fat32 (the largest part FAT and exFAT hold) or a smaller size',
+      })
+    }
     throw new KubeferryError('NO_SPACE', `the bundle of ${images} images is ${mb(bundleBytes)} (${bundleBytes} bytes), more than the ${limit.bytes} bytes (4 GiB − 1) a file can hold on the ${limit.filesystem} filesystem of ${outDir}`, {
-      hint: 'write to another filesystem (ext4, XFS, NTFS…) with --output, or bundle fewer images',
+      hint: 'write it in parts that fit with --split fat32, or write to another filesystem (ext4, XFS, NTFS…) with --output',
     })
   }
   const shared = await sameDevice(cacheDir, outDir)

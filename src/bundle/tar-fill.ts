@@ -287,7 +287,7 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
     await out.flush().catch(failed)
     // Every byte is in the file; the hasher may still be reading back the blobs that landed last. Flushing the file
     // to disk meanwhile takes that time off the end (the fsync after this one finds little left to write).
-    const synced = failure === undefined && fsync ? out.handle.datasync() : undefined
+    const synced = failure === undefined && fsync ? out.datasync() : undefined
     await hashed
     await synced?.catch(failed)
   } finally {

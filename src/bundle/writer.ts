@@ -6,12 +6,18 @@
  * The tar goes to `<output>.partial`; only a complete, flushed file is renamed to `<output>`, then `<output>.sha256`
  * and `<bundle>.install.sh` are written beside it. The file is filled by tar-fill.ts: each blob at its final offset
  * while it still downloads, the SHA-256 of the whole file taken in order alongside.
+ *
+ * With `partSize` (create --split) the same bytes go to consecutive parts `<output>.001`, … instead (part-files.ts:
+ * each a `.partial` until all are complete), and `<bundle>.parts.sha256` is written beside them, last; `<output>.sha256`
+ * still names the whole bundle (`<output>`, as `cat` of the parts gives it).
  */
 import {readFileSync} from 'node:fs'
 import {open, rename, statfs, unlink, writeFile, type FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {KubeferryError} from '../oci/errors.js'
 import {sideChecksum} from './checksums.js'
+import {PartFiles, partsChecksums, removeStaleParts} from './part-files.js'
+import {partCount, partsChecksumPath} from './parts-naming.js'
 import {bundleEntries, checksumFileFor, installScriptPathFor, type BundleEntry} from './contract.js'
 import {BUNDLE_SCHEMA_VERSION, END_OF_ARCHIVE_BYTES, INSTALL_SCRIPT_FILE, TAR_BLOCK, type BundleMetadata} from './layout.js'
 import type {BundlePlan, PlannedBlob} from './plan.js'
@@ -33,6 +39,8 @@ export interface WriteBundleOptions extends FillOptions {
   fsync?: boolean
   /** The bundle's metadata and entries, if the caller made them already (`bundleContents`); else made here. */
   contents?: BundleContents
+  /** Write the bundle as parts of this many bytes (create --split); one part when it fits in one. */
+  partSize?: number
 }
 
 /** What a bundle holds, made once per build: its metadata, its entries in tar order (contract.ts), its exact size. */
@@ -49,6 +57,15 @@ export interface WriteBundleResult {
   checksumFile: string
   installScript: string
   metadata: BundleMetadata
+  /** With `partSize`: the parts in order (no file is written at `path` then), and their checksum file. */
+  parts?: BundlePart[]
+  partsChecksumFile?: string
+}
+
+export interface BundlePart {
+  path: string
+  size: number
+  sha256: string
 }
 
 
@@ -129,25 +146,47 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   const segments = layoutOf(entries.map((e) => ({name: e.path, size: e.size, mode: e.mode, bytes: e.bytes, blob: e.blob})), mtime)
 
   const partial = `${output}.partial`
+  const parts = options.partSize === undefined ? undefined : new PartFiles(output, options.partSize, partCount(expectedSize, options.partSize))
   let handle: FileHandle | undefined
   let out: TarOut | undefined
+  let digests: string[] = [] // each part's sha256, with parts
   try {
     options.signal?.throwIfAborted()
-    handle = await open(partial, 'w+', 0o644) // read as well: the hasher reads back what landed ahead of it
-    out = new TarOut(handle)
+    if (parts) {
+      await parts.removeStalePartials()
+      out = new TarOut(parts)
+    } else {
+      handle = await open(partial, 'w+', 0o644) // read as well: the hasher reads back what landed ahead of it
+      out = new TarOut(handle)
+    }
     const copiers = (await keepsHolesIn(dirname(output))) ? options.copiers : 1
     await fillTar(out, segments, {...options, copiers}, options.fsync !== false)
-    const {size} = await handle.stat()
-    if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
-    if (options.fsync !== false) await handle.sync()
-    await handle.close()
-    handle = undefined
+    if (parts) {
+      await parts.checkSizes(expectedSize)
+      digests = await out.partDigests() // before any part takes its final name
+      if (digests.length !== parts.count) throw new KubeferryError('INTERNAL', `${digests.length} part hashes for ${parts.count} parts`)
+    } else {
+      const {size} = await handle!.stat()
+      if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
+    }
+    if (options.fsync !== false) await Promise.all(out.files().map((f) => f.sync()))
+    if (parts) await parts.close()
+    else {
+      await handle!.close()
+      handle = undefined
+    }
     options.signal?.throwIfAborted() // interrupted during the fsync: still nothing under the final name
-    await rename(partial, output)
+    if (parts) await parts.commit()
+    else {
+      await rename(partial, output)
+      await removeStaleParts(output) // an earlier bundle written in parts to the same output
+    }
   } catch (error) {
     await out?.flush().catch(() => undefined)
+    await out?.stop().catch(() => undefined)
     await handle?.close().catch(() => undefined)
-    await unlink(partial).catch(() => undefined)
+    if (parts) await parts.discard()
+    else await unlink(partial).catch(() => undefined)
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       throw new KubeferryError('NO_SPACE', `no space left writing ${output}`, {hint: 'free some space or write the bundle elsewhere with --output', cause: error})
@@ -163,5 +202,9 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
   const installScript = installScriptPathFor(output)
   await writeAtomic(checksumFile, sideChecksum(sha256, output), 0o644)
   await writeAtomic(installScript, entries.find((e) => e.path === INSTALL_SCRIPT_FILE)!.bytes!, 0o755) // the one inside
-  return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata}
+  if (!parts) return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata}
+  const partsChecksumFile = partsChecksumPath(output)
+  await writeAtomic(partsChecksumFile, partsChecksums(output, digests), 0o644) // last: the parts are complete
+  const partList = digests.map((hex, i) => ({path: parts.path(i), size: parts.sizeOf(i, expectedSize), sha256: hex}))
+  return {path: output, sha256, size: expectedSize, checksumFile, installScript, metadata, parts: partList, partsChecksumFile}
 }

@@ -7,6 +7,7 @@ import {KubeferryError} from '../oci/errors.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
 import {parsePlatform, formatPlatform} from '../oci/platform.js'
 import {formatReference} from '../oci/reference.js'
+import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 
 export default class Create extends BaseCommand {
@@ -16,14 +17,17 @@ export default class Create extends BaseCommand {
     'Before the first download it checks that the output directory exists and is writable and that the bundle will fit there.',
     'Blobs are cached in --cache-dir, verified. A rerun downloads only what is missing, and continues a blob that was cut off (Ctrl-C, kill, lost network) from where it stopped. The tar is byte-identical for the same input (set SOURCE_DATE_EPOCH to stamp a time).',
     'An image without a requested platform is an error unless --skip-missing-platforms, which bundles the platforms it has and warns.',
+    'With --split SIZE the bundle is written as parts NAME.tar.001, NAME.tar.002, … of SIZE bytes (the last one smaller; one part .001 when it all fits in one): plain consecutive byte ranges, written straight from the downloads (the disk needed stays the bundle\'s size), so `cat NAME.tar.0* > NAME.tar` gives the same bundle. Beside them NAME.parts.sha256 (sha256sum -c, one line a part), NAME.tar.sha256 (of the whole) and NAME.install.sh. SIZE is bytes with a unit (4GiB, 700MB, 1500000000) or a named size: fat32 (4 GiB − 1, the largest file FAT32 and exFAT hold), dvd (single-layer DVD±R), bd-25, bd-50 (Blu-ray; the disc sizes leave room for the filesystem and the files beside).',
   ].join('\n\n')
   static override examples = [
     {description: 'Everything kubeadm needs for v1.31.6, plus containerd 1.7\'s default pause image:', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --runtime containerd@1.7 -o k8s-v1.31.6.tar'},
     {description: 'The same images for two platforms (docker load takes the first):', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --platform linux/amd64 --platform linux/arm64 -o k8s.tar'},
+    {description: 'In parts that fit a FAT32 USB stick (k8s.tar.001, k8s.tar.002, …):', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --split fat32 -o /media/usb/k8s.tar'},
     {description: 'Exactly the digests of a lockfile, fetched through a local mirror of registry.k8s.io:', command: '<%= config.bin %> create --lock images.lock.json -o k8s.tar --mirror registry.k8s.io=http://127.0.0.1:5000'},
   ]
   static override flags = {
-    output: Flags.string({char: 'o', description: 'Bundle file to write.', required: true, helpValue: 'FILE'}),
+    output: Flags.string({char: 'o', description: 'Bundle file to write (with --split: the name of the parts, FILE.001, …).', required: true, helpValue: 'FILE'}),
+    split: Flags.string({description: 'Write the bundle in parts of at most SIZE bytes: 4GiB, 700MB, or fat32, dvd, bd-25, bd-50 (at least 1MiB).', helpValue: 'SIZE'}),
     ...imageListFlags,
     lock: Flags.string({description: 'Build exactly the images (by digest) of a lockfile written by `images --lock`.', helpValue: 'FILE', helpGroup: 'IMAGES'}),
     platform: Flags.string({description: 'Platform to carry, os/arch[/variant] (repeatable), or "all". The first one is docker load\'s. Default linux/amd64.', multiple: true, helpValue: 'PLATFORM'}),
@@ -45,6 +49,7 @@ export default class Create extends BaseCommand {
       import('../registry/client.js'),
       import('../store/blob-store.js'),
     ])
+    const partSize = flags.split === undefined ? undefined : parseSplitSize(flags.split) // a usage error before anything
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
 
@@ -97,6 +102,7 @@ export default class Create extends BaseCommand {
         sourceDateEpoch: sourceDateEpochFromEnv(),
         progress,
         signal: abort.signal,
+        partSize,
       })
       await progress.stop(true)
     } catch (error) {
@@ -112,12 +118,16 @@ export default class Create extends BaseCommand {
       this.printJson(summary)
       return
     }
-    this.log(`wrote ${summary.output} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)
+    const parts = summary.parts
+    if (parts) this.log(`wrote ${summary.output} in ${parts.length === 1 ? '1 part (it fits in one)' : `${parts.length} parts`} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)
+    else this.log(`wrote ${summary.output} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)
     this.log(
       `  ${summary.images} images, ${summary.platforms.length} platform(s) ${summary.platforms.join(', ')} (docker load: ${summary.dockerPlatform}), ` +
         `${summary.uniqueBlobs} unique blobs (${formatBytes(summary.blobBytes)}; ${summary.downloadedBlobs} downloaded${summary.resumedBlobs ? ` (${summary.resumedBlobs} continued, ${formatBytes(summary.resumedBytes)} kept from an earlier run)` : ''}, ` +
         `${summary.cachedBlobs} from the cache, ${summary.manifests} manifests) in ${summary.seconds.toFixed(1)} s`,
     )
+    for (const part of parts ?? []) this.log(`  ${part.path} (${formatBytes(part.size)})`)
+    if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
     this.log(`  ${summary.checksumFile}`)
     this.log(`  ${summary.installScript}`)
   }

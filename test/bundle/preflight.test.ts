@@ -94,3 +94,29 @@ test('a bundle over 4 GiB - 1 on FAT fails with its size, the limit, and what to
   t.regex((error as KubeferryError).hint ?? '', /write to another filesystem/)
   await t.notThrowsAsync(checkBundleFits(output, FAT_MAX_FILE_BYTES, 0, '/var/cache/kubeferry', 12, fat))
 })
+
+test('--split on FAT: parts up to 4 GiB − 1 pass whatever the bundle size; a larger part size is refused before any download', async (t) => {
+  const fat = async () => ({free: 64 * 1024 ** 3, type: 0x2011bab0})
+  const output = '/media/usb/k8s.tar'
+  const bundle = 20 * 1024 ** 3
+  await t.notThrowsAsync(checkBundleFits(output, bundle, 0, '/var/cache/kubeferry', 40, fat, FAT_MAX_FILE_BYTES))
+  const error = await t.throwsAsync(checkBundleFits(output, bundle, 0, '/var/cache/kubeferry', 40, fat, 4 * 1024 ** 3))
+  t.true(error instanceof KubeferryError)
+  t.is(error!.message, `--split 4294967296 bytes makes parts larger than the 4294967295 bytes (4 GiB − 1) a file can hold on the exFAT filesystem of /media/usb`)
+  t.regex((error as KubeferryError).hint ?? '', /--split fat32/)
+  // A part size over the limit is harmless when the bundle itself fits in a file: its one part is the bundle's size.
+  await t.notThrowsAsync(checkBundleFits(output, 1024 ** 3, 0, '/var/cache/kubeferry', 4, fat, 8 * 1024 ** 3))
+  // Free space is the bundle's either way.
+  const small = async () => ({free: 10 * 1024 ** 3, type: 0x2011bab0})
+  await t.throwsAsync(checkBundleFits(output, bundle, 0, '/var/cache/kubeferry', 40, small, FAT_MAX_FILE_BYTES), {message: /not enough space/})
+})
+
+test('without --split, the FAT refusal says to use --split fat32; more than 999 parts are refused', async (t) => {
+  const fat = async () => ({free: 64 * 1024 ** 3, type: 0x4d44})
+  const error = await t.throwsAsync(checkBundleFits('/media/usb/k8s.tar', 5 * 1024 ** 3, 0, '/var/cache/kubeferry', 12, fat))
+  t.regex((error as KubeferryError).hint ?? '', /--split fat32/)
+  const ext4 = async () => ({free: 64 * 1024 ** 3, type: 0xef53})
+  const many = await t.throwsAsync(checkBundleFits('/data/k8s.tar', 1000 * 1024 ** 2 + 1, 0, '/var/cache/kubeferry', 12, ext4, 1024 ** 2))
+  t.regex(many!.message, /1001 parts, more than the 999/)
+  await t.notThrowsAsync(checkBundleFits('/data/k8s.tar', 999 * 1024 ** 2, 0, '/var/cache/kubeferry', 12, ext4, 1024 ** 2))
+})

@@ -4,10 +4,12 @@
  * Whatever the order, the hash must be the hash of the file.
  */
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdtemp, open, readFile, rm} from 'node:fs/promises'
+import {mkdtemp, open, readdir, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import test from 'ava'
+import {PartFiles} from '../../src/bundle/part-files.js'
+import {partCount} from '../../src/bundle/parts-naming.js'
 import {BlobRegion, hashInOrder, TarOut} from '../../src/bundle/tar-out.js'
 
 const MiB = 1024 * 1024
@@ -96,4 +98,36 @@ test('a copier that fails wakes the hasher with its error', async (t) => {
     region.fail(new Error('download failed (injected)'))
     await t.throwsAsync(hashing, {message: /injected/})
   })
+})
+
+test('in parts: the same out-of-order writes land in consecutive part files, each hashed as it passes and the whole as one', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-tar-out-parts-'))
+  t.teardown(() => rm(dir, {recursive: true, force: true}))
+  const partSize = MiB + 333 // not a multiple of any write: every region crosses a part's end somewhere
+  const head = randomBytes(700)
+  const first = randomBytes(3 * MiB + 123)
+  const second = randomBytes(2 * MiB + 7)
+  const tail = Buffer.alloc(1024)
+  const total = head.length + first.length + second.length + tail.length
+  const files = new PartFiles(join(dir, 'b.tar'), partSize, partCount(total, partSize))
+  const out = new TarOut(files)
+  const r1 = new BlobRegion(out, head.length, first.length)
+  const r2 = new BlobRegion(out, r1.offset + first.length, second.length)
+  await Promise.all([out.write(head, 0), out.write(tail, r2.offset + second.length)])
+  await copy(r2, second, 256 * 1024) // ahead of the hasher: read back across part ends
+  const hashing = hashInOrder(out, [head, r1, r2, tail], () => false)
+  await tick()
+  await copy(r1, first, 64 * 1024, tick)
+  await hashing
+  await out.flush()
+  await files.checkSizes(total)
+  await files.close()
+  await files.commit()
+  const whole = Buffer.concat([head, first, second, tail])
+  const parts = await Promise.all(Array.from({length: files.count}, (_, i) => readFile(files.path(i))))
+  t.is(parts.length, 6) // 5 MiB + 1854 bytes in parts of 1 MiB + 333
+  t.true(Buffer.concat(parts).equals(whole), 'the parts are the bundle')
+  t.deepEqual(await out.partDigests(), parts.map((p) => createHash('sha256').update(p).digest('hex')))
+  t.is(out.hash.digest('hex'), createHash('sha256').update(whole).digest('hex'))
+  t.deepEqual((await readdir(dir)).sort(), ['b.tar.001', 'b.tar.002', 'b.tar.003', 'b.tar.004', 'b.tar.005', 'b.tar.006'], 'no .partial left')
 })
