@@ -12,6 +12,7 @@
  * blob; a blob taken from the cache (verified by an earlier build) is hashed again while it is copied into the tar.
  * The tar itself is hashed in order while it fills (for BUNDLE.sha256, see tar-out.ts).
  */
+import {setMaxListeners} from 'node:events'
 import {open, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
@@ -116,6 +117,9 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   const progress = options.progress
   const concurrency = options.concurrency ?? 8
   const abort = new AbortController()
+  // Every download in flight listens on it twice (the source's stream and the store's pipeline), the copiers once
+  // each: far more than Node's default of 10 before it warns of a leak on stderr.
+  setMaxListeners(4 * concurrency + 16, abort.signal)
   const onOuterAbort = (): void => abort.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', onOuterAbort)
   // Progress: each blob is credited to the first image that uses it. Transfers wait until the output was checked and

@@ -235,6 +235,36 @@ test('shared blobs are stored once and the bundle is at most 1% larger than its 
   t.is(blobEntries.reduce((n, h) => n + h.size, 0), summary.blobBytes)
 })
 
+test.serial('eight downloads at once, each listening for abort as the registry client does, raise no listener-leak warning', async (t) => {
+  const warnings: string[] = []
+  const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`)
+  process.on('warning', onWarning)
+  t.teardown(() => void process.off('warning', onWarning))
+  const base = layoutSource(set.images, (d) => set.blobPath(d))
+  let inFlight = 0
+  let most = 0
+  const source = {
+    ...base,
+    blob: async (...args: Parameters<typeof base.blob>) => {
+      const signal = args[2]?.signal
+      const onAbort = (): void => undefined
+      signal?.addEventListener('abort', onAbort) // as RegistryClient.openBlob does, until its stream closes
+      most = Math.max(most, ++inFlight)
+      await new Promise((resolve) => setTimeout(resolve, 100)) // all of them in flight together
+      const stream = await base.blob(...args)
+      stream.once('close', () => {
+        inFlight--
+        signal?.removeEventListener('abort', onAbort)
+      })
+      return stream
+    },
+  }
+  await build('listeners.tar', 'cache-listeners', {source, concurrency: 8})
+  await new Promise((resolve) => setImmediate(resolve)) // warnings are emitted on the next tick
+  t.true(most >= 6, `only ${most} downloads overlapped`)
+  t.deepEqual(warnings.filter((w) => /MaxListeners/.test(w)), [])
+})
+
 test('a failing download leaves no bundle, no partial file, and verified blobs stay cached', async (t) => {
   const plan = await planBundle(layoutSource(set.images, (d) => set.blobPath(d)), FIXTURE_IMAGES.map((reference) => ({reference})), {platforms: ['linux/amd64']})
   const victim = plan.blobs.filter((b) => !b.bytes).at(-1)!.digest as Digest
