@@ -96,11 +96,13 @@ export async function sendContent(content: StoredContent, res: ServerResponse, r
   return {bytes: sent}
 }
 
-/** The bundle file as a positional reader (the fs handle itself, nothing in between). */
+/** The bundle file as a positional reader: the fs handle's own read, with no async wrapper around each call. */
 async function openFile(path: string): Promise<{readInto(buffer: Buffer, length: number, position: number): Promise<number>; close(): Promise<void>}> {
   const handle = await open(path, 'r')
-  return {readInto: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead, close: () => handle.close()}
+  return {readInto: (buffer, length, position) => handle.read(buffer, 0, length, position).then(bytesRead), close: () => handle.close()}
 }
+
+const bytesRead = (result: {bytesRead: number}): number => result.bytesRead
 
 function mismatch(content: StoredContent, actual: string): KubeferryError {
   return new KubeferryError('DIGEST_MISMATCH', `blob ${content.digest} in ${content.reader.path} hashes to ${actual}; it is no longer served`, {
