@@ -30,6 +30,16 @@ export interface ByteSource {
   stream(start: number, end: number, options?: {highWaterMark?: number}): Readable
 }
 
+/** One read through a reader opened and closed for it (a source's `read`, for those that open per call). */
+export async function readOnce(source: Pick<ByteSource, 'open'>, offset: number, length: number): Promise<Buffer> {
+  const reader = await source.open()
+  try {
+    return await reader.read(offset, length)
+  } finally {
+    await reader.close()
+  }
+}
+
 /** One file. Each read opens the file (no descriptor outlives a call), as the reader always did. */
 export class FileBytes implements ByteSource {
   private constructor(
@@ -48,13 +58,8 @@ export class FileBytes implements ByteSource {
     }
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    const reader = await this.open()
-    try {
-      return await reader.read(offset, length)
-    } finally {
-      await reader.close()
-    }
+  read(offset: number, length: number): Promise<Buffer> {
+    return readOnce(this, offset, length)
   }
 
   async open(): Promise<ByteReader> {

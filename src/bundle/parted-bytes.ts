@@ -6,7 +6,7 @@ import {createReadStream} from 'node:fs'
 import {open, type FileHandle} from 'node:fs/promises'
 import {Readable} from 'node:stream'
 import {KubeferryError} from '../oci/errors.js'
-import {FileBytes, type ByteReader, type ByteSource} from './byte-source.js'
+import {FileBytes, readOnce, type ByteReader, type ByteSource} from './byte-source.js'
 import {findParts, isPartedPath, type BundleParts} from './parts.js'
 
 export class PartedBytes implements ByteSource {
@@ -51,13 +51,8 @@ export class PartedBytes implements ByteSource {
     return this.parts.files.slice(first, last + 1)
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
-    const reader = await this.open()
-    try {
-      return await reader.read(offset, length)
-    } finally {
-      await reader.close()
-    }
+  read(offset: number, length: number): Promise<Buffer> {
+    return readOnce(this, offset, length)
   }
 
   /** A reader keeping each part it touched open until closed (a tar scan reads every part in turn). */
