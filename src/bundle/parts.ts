@@ -67,6 +67,8 @@ export async function findParts(path: string): Promise<BundleParts> {
   let count: number
   let listed: string[] | undefined
   if (existsSync(sumsPath)) {
+    // One short line a part: anything larger is not this list (and is not read into memory).
+    if ((await stat(sumsPath)).size > MAX_PARTS * 512) throw refuse(label, `${sumsPath} is larger than a list of ${MAX_PARTS} parts can be`, 'copy the parts and their .parts.sha256 again')
     const lines = parseChecksums(await readFile(sumsPath, 'utf8'), sumsPath)
     if (lines.length === 0 || lines.length > MAX_PARTS) throw refuse(label, `${sumsPath} lists ${lines.length} parts`, 'copy the parts and their .parts.sha256 again')
     for (const [i, line] of lines.entries()) {
