@@ -108,7 +108,9 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
   const parted = reader.index.bytes instanceof PartedBytes ? reader.index.bytes.parts : undefined
   const side = checksumFileFor(parted?.bundlePath ?? path)
   let verified: string | undefined
-  if (parted && (parted.listed || existsSync(side))) {
+  // The whole bundle's sha256 as NAME.tar.sha256 states it (read once, for one file or for parts alike).
+  const expected = existsSync(side) ? (await readFile(side, 'utf8')).trim().split(/\s+/)[0] : undefined
+  if (parted && (parted.listed || expected !== undefined)) {
     // One pass over the parts: each against NAME.parts.sha256 (naming a damaged part), the whole against NAME.tar.sha256.
     const hashes = await hashParts(parted)
     try {
@@ -117,14 +119,12 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
       throw badBundle((error as Error).message, (error as KubeferryError).hint)
     }
     const checked = [parted.checksumFile]
-    if (existsSync(side)) {
-      const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
+    if (expected !== undefined) {
       if (hashes.whole !== expected) throw badBundle(`bundle ${path} (its ${parted.files.length} parts end to end) does not match ${side} (sha256 ${hashes.whole}, expected ${expected}): a part is damaged; copy the parts again (with their .parts.sha256 beside them the bad part is named). Nothing was imported`)
       checked.push(side)
     }
     verified = `checksum ok (${checked.filter(Boolean).join(', ')})`
-  } else if (existsSync(side)) {
-    const expected = (await readFile(side, 'utf8')).trim().split(/\s+/)[0]
+  } else if (expected !== undefined) {
     const actual = digestHex((await digestOfStream(createReadStream(path))).digest)
     if (actual !== expected) throw badBundle(`bundle ${path} does not match ${side} (sha256 ${actual}, expected ${expected}): it is corrupt or incomplete; copy it again. Nothing was imported`)
     verified = `checksum ok (${side})`
