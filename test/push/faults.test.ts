@@ -4,6 +4,8 @@
  * command completes and every digest is right.
  */
 import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
 import type {Readable} from 'node:stream'
 import {peerTest} from '../harness/peers.js'
 import {BundleReader} from '../../src/bundle/reader.js'
@@ -13,6 +15,12 @@ import {pushBundle, type PushEvent, type PushRegistry, type PushReport} from '..
 import {freePort} from '../harness/proc.js'
 import {bundleIndex, createBundle, ownRegistry, restartRegistry, run} from './helpers.js'
 import {runCli} from '../helpers/cli.js'
+
+/** The last lines of a registry's log, for a failure message (the registry's own view of an HTTP 500). */
+async function logTail(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '(no log)')
+  return text.split('\n').slice(-15).join('\n')
+}
 
 async function rawDigest(ref: string): Promise<string | undefined> {
   const r = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])
@@ -57,7 +65,7 @@ peerTest.serial('registry down mid-push: clear error, only finished names report
       t.is(await rawDigest(reference), name?.digest, reference)
     }
     const rerun = await runCli(['push', path, `${reg.host}/k8s`, '--json'])
-    t.is(rerun.code, 0, rerun.stderr)
+    t.is(rerun.code, 0, `${rerun.stderr}\nregistry log: ${await logTail(join(reg.dir, 'registry.log'))}`)
     const report = JSON.parse(rerun.stdout) as PushReport
     t.true(report.blobs.uploaded > 0, 'the rerun uploads what was missing')
     for (const image of images) t.is(await rawDigest(`${reg.host}/k8s/${image.name.slice(image.name.indexOf('/') + 1)}`), image.digest, image.name)

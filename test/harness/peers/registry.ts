@@ -36,6 +36,9 @@ function configYaml(dir: string, port: number, auth: RegistryAuth, htpasswdFile:
     'http:',
     `  addr: 127.0.0.1:${port}`,
     `  secret: kubeferry-test-${port}`,
+    // A stopped registry finishes the requests in flight: without a drain, SIGTERM cuts distribution 2.8
+    // mid-write and can leave an empty link file that it then answers with HTTP 500 after a restart.
+    '  draintimeout: 1s',
   ]
   if (auth.kind === 'htpasswd') {
     lines.push('auth:', '  htpasswd:', '    realm: kubeferry-test', `    path: ${JSON.stringify(htpasswdFile)}`)
