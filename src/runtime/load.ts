@@ -215,7 +215,7 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   }
   try {
     needSpace(scratch, SCRATCH_MIN, 'scratch files (TMPDIR)')
-    say(`kubeferry: bundle ${options.bundle} (${meta.platforms.map(canonicalPlatform).join(' ')}); importing ${plan.images.length} images for ${platform}`)
+    say(`kubeferry: bundle ${options.bundle} (${meta.platforms.map(canonicalPlatform).join(' ')}); ${options.verifyOnly ? 'checking' : 'importing'} ${plan.images.length} images for ${platform}`)
     if (options.verifyOnly) {
       result.verified = await verify(reader, plan)
       say(`kubeferry: ${result.verified}`)

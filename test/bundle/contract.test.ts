@@ -45,24 +45,24 @@ function entriesSha(meta: BundleMetadata): string {
 // Taken with the code before contract.ts (commit 7908cf7: install-script.ts's TEMPLATE, writer.ts's bundleEntries).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: 'dd8cf57532d651a269f9579edac4b1e95b76d0782ddeb89a57ff76f2ae525ef4',
-    listing: 'dae24b76fccf17613df36af511b76690605bb1f05802db9ca6d1445bef926e55',
-    entries: '2b6de9d90c4a5d70ece955e2512e184bf2c1f345c7ddcf79af1163ab8383c334',
+    script: '42920effa31fe693fbaf5b0823901a7e67771b21520c021b31360965dee7e257',
+    listing: 'f7edadf4d45156236d122faf5cf5907a771cbd39cd2cb7c237c013286c837a50',
+    entries: '3b883b87c16a9294bc16e25d36f38c72c12003970687bc65b947a2f49bcf0e32',
   },
   'hostile/base.tar': {
-    script: 'b7db202395d933e1a8235bf38e1e96d692e532ba179e01ad53377525ee433b7f',
-    listing: '6f9b40b36b57b7a4665d9522ae6727771cbff552db53e735669d1dadc1611e90',
-    entries: '5b133ed0eb4d8170db7c0712687a56cda14fe74984dda63bb523a12cf5d8b38a',
+    script: '4a6cd750fac05a39d6716c17362621efde8d84fa89313b432fee0e67ebac6286',
+    listing: '7fae4ac4bd37c5e3ae4a19882c0aad36f5d18b5dbb924388df2c95d35c8b00d6',
+    entries: 'd0471910aead0131c11a30cc022f8b3d95b72c7445ddfa1cb4a9745624cf8c27',
   },
   'demo-upstream.tar': {
-    script: '098dc77f415cee0a548a5d946e97cba2f926cf0290fdc6a4153525099e320969',
-    listing: '7c4f052e24e242607adb4d46cfeea88b1814cf6446c6b536ea3105d3da487fc9',
-    entries: 'e61ccc49c4a6baefa00a9be484bfec0ca1be479dd781404ebd38bfb442c0e84a',
+    script: '12c6855e633617fe15e557b4774a10937df419c20f6500f67ef5bdc86be48350',
+    listing: 'b3b538effe822f55572cb90cb20d8d7725e477f813c688f3cd6627dcf0960bb6',
+    entries: 'a7ac2f2208cece2652a54072b90bbaaefb4c51799f76aa495b2c97978ae88e7f',
   },
   'demo-upstream.tar+created': {
-    script: '4dc07e183e2c54f112e834949422ec97c6c406bf84ba7d78bdd09e22fdbba80a',
-    listing: '638cc5f655d5fc086661fa05c37e68f7b91eed6c27e7bb7637af130d30e11ec6',
-    entries: '9a976c7f278203cb4cfe0458cd405ba56d6f0aa1c6678fa03166e7434006ec6b',
+    script: '9ad200baa0ce5ac02826600fec9ecb22a4647ec31d3c5d784cc309790fd09767',
+    listing: 'f7e2ff489543e4305baaa1bea7f683671f9766af8f38986d96cc2e9251e5b5e2',
+    entries: 'b8f900a013d4362643fe8c827b55fad67160a61c759fed726b9d8fac7e63f54a',
   },
 }
 
@@ -81,19 +81,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: '870989623b1d2bfd81731646958f6c7b787db53d9f4f752283619f19ff1269a1',
-    listing: '42fec7f8ad328390a1e5e6461088bc7c9b7d8b1c036b1a83cd9188218d141bcd',
-    entries: '7fe0a7643689226642ebc23f71f27269f5db3868f818bb4ffb8307a3c8bf334d',
+    script: 'd667dd56f21d4c7bb67db7d08baaa4432f068dda4d7462027f559443ad5d323d',
+    listing: '5cbc4818b707041992a7d3d83f671a7ae69759200c3a463ee117329c1cea6a5e',
+    entries: '96871bcee8b5f91b9efa6d27dee375281d9206b7e60a360f130892c7956ea850',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: 'aed11f473adcac479635a1492276e2a9f7b003bdae8c813026f02695eb9a7357',
-    listing: '96b580fbf79256c3992336b2e93aa433d172cfeda83659f75187d4c173d17a00',
-    entries: '83eb9bbea810ebb2009e566925189c52e6f9766a66a09bfa1f6561fa70aa95e7',
+    script: 'd461141a304e0dc376ebf236656fde786ffd47a38ed9053d0be929115fe0843f',
+    listing: '230b4a1506280ecebf75d58434d752046a2faf9dc88219bd4ebe2c0173a3d730',
+    entries: '7c3d2460707960a3502e8f8edbf0bfc448acda56851b1c79bec3c7f96be8def3',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: '9667e4f866f5f4890dd347db6bf439422ca1acfa01c5fc86d9cd4ab712fa3328',
-    listing: 'ba6a5f46f96196015b715bf2397e2e3f30803a8e6f1a116770056e77056c7f47',
-    entries: '1b405d13e87c0f7dc68ce4730298f2b62a1109622b5350ce7b8240e2591adbd5',
+    script: '71eecd16ebc1481059b593126dde6a6b2f075c14ee034a59c96ddc021e7ad2ac',
+    listing: '72998cc72b0716e442f86d71b542d8823c72ec38e97cc1f996410792c9a427c7',
+    entries: '8bdb220e032467bdea4cc0a74a3eb07cdde7b23c85c356375706c54eb84f8a92',
   }],
 ]
 

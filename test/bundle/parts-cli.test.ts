@@ -7,9 +7,7 @@
  */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {copyFile, mkdtemp, open, readFile, rename, rm, stat, truncate} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {basename, join} from 'node:path'
+import {readFile, rm, stat} from 'node:fs/promises'
 import {promisify} from 'node:util'
 import type {ExecutionContext} from 'ava'
 import {parseImageList} from '../../src/runtime/containerd.js'
@@ -17,7 +15,7 @@ import {peerTest, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {bundleIndex, createBundle} from '../push/helpers.js'
 import {get, startCli, stopCli} from '../serve/helpers.js'
-import {splitBundle, type SplitBundle} from './parts-helpers.js'
+import {FAULTS, faultyCopy, splitBundle, type SplitBundle} from './parts-helpers.js'
 
 const execFileP = promisify(execFile)
 const sha = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
@@ -132,41 +130,6 @@ peerTest('load from the parts imports into containerd with the upstream digests'
     await clear(peers, namespace)
   }
 })
-
-const FAULTS: Array<[string, (s: SplitBundle) => Promise<void>, RegExp]> = [
-  ['missing', (s) => rm(s.parts[1]), /k8s\.tar\.002 is missing/],
-  ['extra', (s) => copyFile(s.parts[0], `${s.bundlePath}.${String(s.parts.length + 1).padStart(3, '0')}`), /k8s\.tar\.0\d\d is an extra part/],
-  [
-    'reordered',
-    async (s) => {
-      await rename(s.parts[0], `${s.parts[0]}.x`)
-      await rename(s.parts[2], s.parts[0])
-      await rename(`${s.parts[0]}.x`, s.parts[2])
-    },
-    /k8s\.tar\.001 holds the bytes k8s\.parts\.sha256 lists for k8s\.tar\.003/,
-  ],
-  ['truncated', (s) => truncate(s.parts[2], 4096), /k8s\.tar\.003 is 4096 bytes where the other parts are \d+: it is truncated/],
-  [
-    'corrupted',
-    async (s) => {
-      const handle = await open(s.parts[3], 'r+')
-      const byte = Buffer.alloc(1)
-      const at = (await handle.stat()).size - 5000
-      await handle.read(byte, 0, 1, at)
-      await handle.write(Buffer.from([byte[0] ^ 0x40]), 0, 1, at)
-      await handle.close()
-    },
-    /k8s\.tar\.004 does not match its sha256 in k8s\.parts\.sha256/,
-  ],
-]
-
-async function faultyCopy(split: SplitBundle, damage: (s: SplitBundle) => Promise<void>): Promise<SplitBundle> {
-  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-parts-cli-fault-'))
-  const copy: SplitBundle = {dir, bundlePath: join(dir, basename(split.bundlePath)), parts: split.parts.map((p) => join(dir, basename(p)))}
-  for (const file of [...split.parts, `${split.bundlePath}.sha256`, join(split.dir, 'k8s.parts.sha256')]) await copyFile(file, join(dir, basename(file)))
-  await damage(copy)
-  return copy
-}
 
 function refused(t: ExecutionContext, r: {code: number | null; stdout: string; stderr: string}, pattern: RegExp, what: string): void {
   t.not(r.code, 0, `${what} exit`)

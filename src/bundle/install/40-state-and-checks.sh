@@ -97,7 +97,7 @@ hash_during_import=0
 if [ "$todo_count" -gt 0 ]; then
   case $runtime in
     containerd|k3s|rke2)
-      if [ "$dry_run" = 0 ] && ! fast_hash && expected_checksum && verify_structure && [ "$data_end" -le $((bundle_size - END_OF_ARCHIVE)) ]; then
+      if [ "$dry_run" = 0 ] && [ "$parted" = 0 ] && ! fast_hash && expected_checksum && verify_structure && [ "$data_end" -le $((bundle_size - END_OF_ARCHIVE)) ]; then
         hash_during_import=1
       else
         verify_bundle

@@ -1,20 +1,35 @@
 # --- import -----------------------------------------------------------------------------------------------
 docker_stream() { # the docker archive of $platform on stdout
   if [ "$docker_source" = - ]; then
-    cat "$bundle"
+    bundle_cat
   else
-    { head -c $((bundle_size - END_OF_ARCHIVE)) "$bundle" && cat "$tmp/small/$docker_source"; } # the fragment checked by verify_bundle
+    { bundle_head_bytes $((bundle_size - END_OF_ARCHIVE)) && cat "$tmp/small/$docker_source"; } # the fragment checked by verify_bundle
   fi
 }
 oci_extract() { # this platform's blobs as an OCI layout in $tmp/kubeferry-oci
   mkdir -p "$tmp/kubeferry-oci" || die 6 "cannot create $tmp/kubeferry-oci"
   { printf 'oci-layout\nindex.json\n'; awk '{ print "blobs/sha256/" $1 }' "$tmp/blobs"; } >"$tmp/members"
-  tar -xf "$bundle" -C "$tmp/kubeferry-oci" -T "$tmp/members" 2>"$tmp/err" || die 6 "cannot extract $platform's blobs into $tmp/kubeferry-oci: $(tail -n 1 "$tmp/err")"
+  bundle_tar -xf - -C "$tmp/kubeferry-oci" -T "$tmp/members" 2>"$tmp/err" || die 6 "cannot extract $platform's blobs into $tmp/kubeferry-oci: $(tail -n 1 "$tmp/err")"
 }
 override_args() { # override_args PREFIX: skopeo (--override-) or podman (--) flags that select $platform
   oa_rest=${platform#*/}
   printf -- '%sos %s %sarch %s' "$1" "${platform%%/*}" "$1" "${oa_rest%%/*}"
   case $oa_rest in */*) printf -- ' %svariant %s' "$1" "${oa_rest#*/}" ;; esac
+}
+bundle_head_bytes() { if [ "$parted" = 0 ]; then head -c "$1" "$bundle"; else bundle_cat | head -c "$1"; fi; }
+bundle_tar() { # bundle_tar ARGS...: tar ARGS with the bundle as the archive "-" (parts reach it as one stream)
+  if [ "$parted" = 0 ]; then
+    tar "$@" <"$bundle"
+  else
+    bundle_cat | tar "$@"
+  fi
+}
+ctr_import() { # ctr reads a bundle file itself; parts reach it as one stream
+  if [ "$parted" = 0 ]; then
+    run_ctr images import --platform "$platform" "$bundle"
+  else
+    bundle_cat | run_ctr images import --platform "$platform" -
+  fi
 }
 import_failed() {
   printf 'kubeferry: error: %s import failed:\n' "$runtime" >&2
@@ -77,10 +92,14 @@ if [ "$todo_count" -gt 0 ]; then
       if [ "$hash_during_import" = 1 ]; then
         import_hashing && import_complete=1
       else
-        if run_ctr images import --platform "$platform" "$bundle" >"$tmp/import.log" 2>&1; then import_complete=1; else import_failed; fi
+        if ctr_import >"$tmp/import.log" 2>&1; then import_complete=1; else import_failed; fi
       fi ;;
     nerdctl)
-      nerdctl --address "$address" --namespace "$namespace" load --platform "$platform" -i "$bundle" >"$tmp/import.log" 2>&1 || import_failed ;;
+      if [ "$parted" = 0 ]; then
+        nerdctl --address "$address" --namespace "$namespace" load --platform "$platform" -i "$bundle"
+      else
+        bundle_cat | nerdctl --address "$address" --namespace "$namespace" load --platform "$platform"
+      fi >"$tmp/import.log" 2>&1 || import_failed ;;
     docker)
       docker_stream | docker load >"$tmp/import.log" 2>&1 || import_failed ;;
     podman|cri-o)
