@@ -64,6 +64,11 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     failed('At least one reference failed (invalid, not found, refused, unreachable): each is named on stderr; the others are still printed.'),
     USAGE,
   ],
+  sign: [
+    {code: 0, meaning: 'The signature was added to NAME.tar.sig.json (or this key had signed already).'},
+    failed('Failed: the key cannot be read or decrypted (wrong passphrase), is not ECDSA P-256 or Ed25519, the bundle cannot be read or does not match its .sha256 (or NAME.parts.sha256), the .sig.json beside it signs another bundle, or it cannot be written. Nothing was signed.'),
+    USAGE,
+  ],
   serve: [
     {code: 0, meaning: 'Stopped by SIGTERM or SIGINT after running downloads finished.'},
     failed('Could not start: a bundle cannot be read or fails verification, the address is not valid or in use, or the TLS files cannot be read.'),
