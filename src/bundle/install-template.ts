@@ -15,6 +15,7 @@ let template: string | undefined
 /** install.sh's parts in script order (each starts at a `# --- section` line of the script but the first). */
 export const INSTALL_PARTS = [
   '10-options-bundle-platform.sh',
+  '15-signatures.sh',
   '20-bundle-checks.sh',
   '30-runtime-preflight.sh',
   '40-state-and-checks.sh',

@@ -5,6 +5,7 @@ verify_bundle() {
   [ -n "$verified" ] && return 0
   verify_structure
   verify_checksums
+  verify_signatures # 15-signatures.sh
   say "kubeferry: $verified"
 }
 # Sets vb_entries (the entry count) and data_end (the byte offset where the last entry's data ends: its
@@ -87,6 +88,9 @@ verify_checksums() {
     [ -n "$vb_actual" ] || vb_actual=$(sha256_file "$bundle" | awk '{ print $1 }')
     [ "$vb_expected" = "$vb_actual" ] || checksum_mismatch "$vb_actual"
     verified="structure ok ($vb_entries entries), checksum ok ($bundle.sha256)"
+  elif [ "$sig_need" -gt 0 ]; then
+    sig_whole_hash # the signed statement names the whole file's sha256
+    verified="structure ok ($vb_entries entries), whole bundle hashed (no $bundle.sha256 beside the bundle)"
   else
     # No checksum file: hash this platform's blobs one by one.
     while read -r vb_hex vb_size; do
@@ -100,7 +104,7 @@ verify_checksums() {
 say "kubeferry: bundle $bundle ($BUNDLE_PLATFORMS); importing $image_count images for $platform"
 # With openssl the whole-file hash starts now, in the background, while the structure is checked and the runtime is
 # asked what it holds; verify_checksums waits for it (a failed run falls back to hashing in the foreground).
-if [ "$dry_run" = 0 ] && [ -f "$bundle.sha256" ] && fast_hash; then
+if [ "$dry_run" = 0 ] && { [ -f "$bundle.sha256" ] || [ "$sig_need" -gt 0 ]; } && fast_hash; then
   openssl dgst -sha256 -r <"$bundle" >"$tmp/bundle.early" 2>/dev/null &
   early_hash=$!
 fi
