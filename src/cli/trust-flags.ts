@@ -4,6 +4,7 @@
  * never from a flag's value (it would sit in the shell history and in `ps`).
  */
 import * as Flags from '@oclif/core/flags'
+import {openBundleBytes} from '../bundle/parted-bytes.js'
 import {KubeferryError} from '../oci/errors.js'
 import {readPrivateKey, type PrivateKey} from '../trust/keys.js'
 import {resolvePolicy, type TrustPolicy} from '../trust/policy.js'
@@ -28,6 +29,9 @@ export async function policyFromFlags(flags: TrustFlagValues): Promise<TrustPoli
 
 /** Refuse the bundle unless its signatures satisfy the policy; undefined when there is no policy. */
 export async function checkBundleTrust(bundle: string, flags: TrustFlagValues, options: TrustCheckOptions = {}): Promise<TrustReport | undefined> {
+  // A bundle that cannot be opened is left to the command, which refuses it in its own words and exit code (nothing
+  // can be imported, pushed or served from it): it is named first, before any key is read.
+  if (!(await openBundleBytes(bundle).then(() => true, () => false))) return undefined
   const policy = await policyFromFlags(flags)
   return policy ? verifyTrust(bundle, policy, options) : undefined
 }
