@@ -160,6 +160,7 @@ const LAYERS: string[][] = [
   ['serve'],
   ['registry'],
   ['runtime'],
+  ['trust'], // bundle signatures (issue 19): reads bundles; cli and commands check with it
   ['bundle'],
   ['store'],
   ['ui', 'util'],

@@ -17,6 +17,7 @@ export const INSTALL_PARTS = [
   '10-options.sh',
   '12-bundle-files.sh',
   '14-platform-scratch.sh',
+  '15-signatures.sh',
   '20-bundle-checks.sh',
   '30-runtime-preflight.sh',
   '40-state-and-checks.sh',

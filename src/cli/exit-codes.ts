@@ -42,7 +42,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   inspect: [
     {code: 0, meaning: 'The contents were printed.'},
-    failed('Failed: the bundle cannot be read or does not pass the quick structure check.'),
+    failed('Failed: the bundle cannot be read or does not pass the quick structure check, or (with --key or a node policy in the trusted-keys directory) its signatures do not hold.'),
     USAGE,
   ],
   load: [
@@ -50,13 +50,13 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     {code: LOAD_EXIT.failed, meaning: 'An image is missing or has another digest after the import, the runtime refused the import, or a flag value is not valid.'},
     USAGE,
     {code: LOAD_EXIT.noRuntime, meaning: 'No container runtime found or reachable (or not the one given with --runtime).'},
-    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check. Nothing was imported.'},
+    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check, or (with --key or a node policy) it is unsigned, wrongly signed or not the bundle that was signed. Nothing was imported.'},
     {code: LOAD_EXIT.noPlatform, meaning: "The bundle does not hold this node's platform (or the one given with --platform)."},
     {code: LOAD_EXIT.noSpace, meaning: 'Not enough free space for the import.'},
   ],
   push: [
     {code: 0, meaning: 'Every image is in the registry under every name, digests unchanged (with --dry-run: the plan was printed).'},
-    failed('Failed: the bundle cannot be read or is damaged, the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
+    failed('Failed: the bundle cannot be read or is damaged, its signatures do not hold (with --key or a node policy; nothing is sent), the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
     USAGE,
   ],
   resolve: [
@@ -64,14 +64,19 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     failed('At least one reference failed (invalid, not found, refused, unreachable): each is named on stderr; the others are still printed.'),
     USAGE,
   ],
+  sign: [
+    {code: 0, meaning: 'The signature was added to NAME.tar.sig.json (or this key had signed already).'},
+    failed('Failed: the key cannot be read or decrypted (wrong passphrase), is not ECDSA P-256 or Ed25519, the bundle cannot be read or does not match its .sha256 (or NAME.parts.sha256), the .sig.json beside it signs another bundle, or it cannot be written. Nothing was signed.'),
+    USAGE,
+  ],
   serve: [
     {code: 0, meaning: 'Stopped by SIGTERM or SIGINT after running downloads finished.'},
-    failed('Could not start: a bundle cannot be read or fails verification, the address is not valid or in use, or the TLS files cannot be read.'),
+    failed('Could not start: a bundle cannot be read, fails verification or its signatures do not hold (with --key or a node policy), the address is not valid or in use, or the TLS files cannot be read.'),
     USAGE,
   ],
   verify: [
     {code: 0, meaning: 'Every check holds.'},
-    failed('The bundle cannot be read, or a check failed: every problem is listed on stderr (--json: in the report).'),
+    failed('The bundle cannot be read, a check failed (every problem is listed on stderr; --json: in the report), or (with --key or a node policy) its signatures do not hold.'),
     USAGE,
   ],
 }

@@ -3,6 +3,7 @@ import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
+import {passphraseFlags, signingKeyFromFlags} from '../cli/trust-flags.js'
 import {KubeferryError} from '../oci/errors.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
 import {parsePlatform, formatPlatform} from '../oci/platform.js'
@@ -35,6 +36,8 @@ export default class Create extends BaseCommand {
     'cache-dir': Flags.string({description: 'Blob cache (default $XDG_CACHE_HOME/kubeferry or ~/.cache/kubeferry).', helpValue: 'DIR'}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
     ...registryFlags,
+    'sign-key': Flags.string({description: 'Sign the bundle with this private key (PEM PKCS#8, ECDSA P-256 or Ed25519): NAME.tar.sig.json beside it, as `kubeferry sign` writes.', helpValue: 'FILE', helpGroup: 'SIGNING'}),
+    ...passphraseFlags,
   }
 
   async run(): Promise<void> {
@@ -50,6 +53,7 @@ export default class Create extends BaseCommand {
       import('../store/blob-store.js'),
     ])
     const partSize = flags.split === undefined ? undefined : parseSplitSize(flags.split) // a usage error before anything
+    const signKey = flags['sign-key'] ? await signingKeyFromFlags(flags['sign-key'], flags) : undefined // a wrong passphrase fails before any download
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
 
@@ -114,8 +118,9 @@ export default class Create extends BaseCommand {
       await client.close()
     }
     for (const warning of summary.warnings) this.warn2(warning)
+    const signature = signKey && (await import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)))
     if (flags.json) {
-      this.printJson(summary)
+      this.printJson(signature ? {...summary, signature} : summary)
       return
     }
     const parts = summary.parts
@@ -130,5 +135,6 @@ export default class Create extends BaseCommand {
     if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
     this.log(`  ${summary.checksumFile}`)
     this.log(`  ${summary.installScript}`)
+    if (signature) this.log(`  ${signature.signatureFile} (signed by ${signature.keyFile}, ${signature.algorithm}, keyid ${signature.keyid})`)
   }
 }

@@ -1,5 +1,6 @@
 import * as Args from '@oclif/core/args'
 import {BaseCommand} from '../cli/base-command.js'
+import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {formatBytes} from '../ui/progress.js'
 
 export default class Inspect extends BaseCommand {
@@ -10,13 +11,15 @@ export default class Inspect extends BaseCommand {
     {description: 'Everything, as JSON:', command: '<%= config.bin %> inspect k8s.tar --json'},
   ]
   static override args = {bundle: Args.string({description: 'Bundle file (.tar), or its first part (.tar.001) for a bundle in parts.', required: true})}
+  static override flags = {...trustFlags}
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Inspect)
     const {inspectBundle} = await import('../bundle/inspect.js') // not at the top: oclif may import every command to list them
+    const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'inspected'})
     const info = await inspectBundle(args.bundle)
     if (flags.json) {
-      this.printJson(info)
+      this.printJson(trust ? {...info, signatures: trust} : info)
       return
     }
     const r = info.request
@@ -30,6 +33,7 @@ export default class Inspect extends BaseCommand {
     ].filter(Boolean)
     this.log(`${info.path}: ${formatBytes(info.fileSize)}, made by ${info.tool.name} ${info.tool.version}${info.created ? ` at ${info.created}` : ''}`)
     this.log(`built from: ${built.join('; ') || 'unknown'}`)
+    if (trust) this.log(signedByLine(trust))
     this.log(`platforms: ${info.platforms.join(', ')} (docker load: ${info.dockerPlatform}); ${info.blobs.count} unique blobs, ${formatBytes(info.blobs.totalSize)}`)
     this.log('')
     const rows = info.images.map((i) => [i.name, i.role ?? '-', i.digest.slice(0, 19), i.platforms.join(',') + (i.sparse ? ' (sparse)' : ''), formatBytes(i.size)])

@@ -1,7 +1,8 @@
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
-import {RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
+import {EXIT, RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
 import {BaseCommand} from '../cli/base-command.js'
+import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 
 export default class Load extends BaseCommand {
   static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."
@@ -24,12 +25,16 @@ export default class Load extends BaseCommand {
     config: Flags.string({description: "The runtime's config file to read the sandbox image (and containerd root) from.", helpValue: 'FILE'}),
     'dry-run': Flags.boolean({description: 'Say what would be imported; change nothing.', default: false}),
     'verify-only': Flags.boolean({description: "Check the bundle's checksums and structure; import nothing.", default: false}),
+    ...trustFlags,
   }
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Load)
     const {loadBundle} = await import('../runtime/load.js') // not at the top: oclif may import every command to list them
     const json = flags.json
+    // Before the runtime is asked anything: a refused bundle exits 4 as install.sh's does.
+    const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'imported', exitCode: EXIT.badBundle})
+    if (trust && !json) process.stdout.write(`kubeferry: ${signedByLine(trust)}\n`)
     // Errors thrown (bad bundle, no runtime, …) go through the base command like every other command's, keeping
     // their exit codes. The runtime's own lines carry install.sh's "kubeferry: " prefix: on stderr, warnings and
     // errors read like the other commands' ("warning: …", "error: …").
@@ -48,7 +53,7 @@ export default class Load extends BaseCommand {
         } else process.stderr.write(`${line.replace(/^kubeferry: (?=(?:error|warning): )/, '')}\n`)
       },
     })
-    if (json) this.printJson(result)
+    if (json) this.printJson(trust ? {...result, signatures: trust} : result)
     process.exitCode = result.exitCode
   }
 }

@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
+import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport, type TargetResult} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
 import {createProgress} from '../ui/progress.js'
@@ -49,6 +50,7 @@ export default class Push extends BaseCommand {
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: a plain line per image; --json: none).', default: true, allowNo: true}),
     verify: Flags.boolean({description: 'Verify every blob of the bundle before pushing (blobs are always verified while they stream).', default: false}),
     ...pushRegistryFlags,
+    ...trustFlags,
   }
 
   /** Set once parsed: the error hints name them. */
@@ -61,6 +63,9 @@ export default class Push extends BaseCommand {
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Push)
     this.target = {bundle: args.bundle}
+    // Signatures before the registry is contacted at all: a refused bundle sends it nothing.
+    const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'pushed'})
+    if (trust && !flags.json) this.log(`${args.bundle}: ${signedByLine(trust)}`)
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{BundleReader}, {assertBundleValid}, {RegistryClient}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js')])
     const destination = parseDestination(args.registry)

@@ -2,6 +2,7 @@ import {readFile} from 'node:fs/promises'
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
+import {checkBundleTrust, trustFlags} from '../cli/trust-flags.js'
 import {KubeferryError} from '../oci/errors.js'
 import {AccessLog} from '../serve/access-log.js'
 import {normalizePrefix} from '../registry/names.js'
@@ -31,6 +32,7 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     prefix: Flags.string({description: 'Also serve every image under this path (as `push REGISTRY/PREFIX` names them), e.g. k8s → k8s/pause.', helpValue: 'PATH'}),
     verify: Flags.boolean({description: 'Verify every bundle fully before serving; --no-verify verifies each blob when first served.', default: true, allowNo: true}),
     'grace-period': Flags.integer({description: 'Seconds running downloads may take to finish on SIGTERM/SIGINT.', default: 10, min: 0}),
+    ...trustFlags,
   }
 
   async run(): Promise<void> {
@@ -38,6 +40,8 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{assertBundleValid}, {loadCatalog, parseListen, startRegistryServer}] = await Promise.all([import('../bundle/verify.js'), import('../serve/server.js')])
     const bundles = argv as string[]
+    // Every bundle's signatures before anything is served (or the port is even opened).
+    for (const bundle of bundles) await checkBundleTrust(bundle, flags, {nothing: 'served'})
     const log = new AccessLog(flags.json)
     const address = parseListen(flags.listen)
     const prefix = normalizePrefix(flags.prefix)

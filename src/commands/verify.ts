@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {damagedBundleHint} from '../cli/bundle-hints.js'
+import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {describeError, KubeferryError} from '../oci/errors.js'
 import {formatBytes} from '../ui/progress.js'
 
@@ -18,12 +19,14 @@ export default class Verify extends BaseCommand {
   static override args = {bundle: Args.string({description: 'Bundle file (.tar), or its first part (.tar.001) for a bundle in parts.', required: true})}
   static override flags = {
     quick: Flags.boolean({description: 'Skip hashing blob contents (structure, sizes and references only).', default: false}),
+    ...trustFlags,
   }
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Verify)
     const {verifyBundle} = await import('../bundle/verify.js') // not at the top: oclif may import every command to list them
-    const result = await verifyBundle(args.bundle, {quick: flags.quick})
+    const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'verified further'}) // signatures first: a refused bundle is not read on
+    const result = {...(await verifyBundle(args.bundle, {quick: flags.quick})), ...(trust ? {signatures: trust} : {})}
     // A failed check ends like every command's error: an `error:` line naming the bundle and a hint (--json: the
     // report with an `error` member, as the other commands' {"error": …} documents).
     const error = result.ok
@@ -32,7 +35,7 @@ export default class Verify extends BaseCommand {
     if (flags.json) {
       this.printJson(error ? {...result, error: error.toJSON()} : result)
     } else if (result.ok) {
-      this.log(`${args.bundle}: OK (${result.images} images, ${result.blobs} blobs${flags.quick ? ', contents not hashed' : `, ${formatBytes(result.bytesHashed)} hashed`})`)
+      this.log(`${args.bundle}: OK (${result.images} images, ${result.blobs} blobs${flags.quick ? ', contents not hashed' : `, ${formatBytes(result.bytesHashed)} hashed`}${trust ? `; ${signedByLine(trust)}` : ''})`)
     } else {
       for (const problem of result.problems) process.stderr.write(`${args.bundle}: ${problem.kind}: ${problem.message}\n`)
     }

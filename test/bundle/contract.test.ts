@@ -45,24 +45,24 @@ function entriesSha(meta: BundleMetadata): string {
 // Taken with the code before contract.ts (commit 7908cf7: install-script.ts's TEMPLATE, writer.ts's bundleEntries).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: '42920effa31fe693fbaf5b0823901a7e67771b21520c021b31360965dee7e257',
-    listing: 'f7edadf4d45156236d122faf5cf5907a771cbd39cd2cb7c237c013286c837a50',
-    entries: '3b883b87c16a9294bc16e25d36f38c72c12003970687bc65b947a2f49bcf0e32',
+    script: 'e32cf20b2ffb6b54282d0def8e365abd3cde0d2b774c8d00d1c247a329ae713d',
+    listing: 'ccf08fa89375985fff789a1d8c4d5566370eaffcd401994639f473a522bc2c08',
+    entries: '199bf57142ec0818b0ac02aa0964f04105df41315329ddf4ab5581d732ca13d4',
   },
   'hostile/base.tar': {
-    script: '4a6cd750fac05a39d6716c17362621efde8d84fa89313b432fee0e67ebac6286',
-    listing: '7fae4ac4bd37c5e3ae4a19882c0aad36f5d18b5dbb924388df2c95d35c8b00d6',
-    entries: 'd0471910aead0131c11a30cc022f8b3d95b72c7445ddfa1cb4a9745624cf8c27',
+    script: '80e6148d2ea5a12c997dc8b3a72360dc48ee9f07435bfb8a42198baf6431f81a',
+    listing: 'bdd9d31608d507fb8b12ea1f764abb5e5772fad181f70644cfb496aca306382c',
+    entries: '5f2283902f905f133ae8a645b5ea2a795b00e3e894ebd08aedd82417b6a73ebc',
   },
   'demo-upstream.tar': {
-    script: '12c6855e633617fe15e557b4774a10937df419c20f6500f67ef5bdc86be48350',
-    listing: 'b3b538effe822f55572cb90cb20d8d7725e477f813c688f3cd6627dcf0960bb6',
-    entries: 'a7ac2f2208cece2652a54072b90bbaaefb4c51799f76aa495b2c97978ae88e7f',
+    script: '5d0cdce6c799a3ed978572034288c457b94ae6c602c87878df7a91ccf6ef4b15',
+    listing: 'da83327aa8f1f3834f5e96c9d09cb20eb73a3043dffaed0926d841fdbf87742f',
+    entries: 'f77ae2f32e61ee6993194532a3639e9702eb4063d85b2000d0c83232cb094671',
   },
   'demo-upstream.tar+created': {
-    script: '9ad200baa0ce5ac02826600fec9ecb22a4647ec31d3c5d784cc309790fd09767',
-    listing: 'f7e2ff489543e4305baaa1bea7f683671f9766af8f38986d96cc2e9251e5b5e2',
-    entries: 'b8f900a013d4362643fe8c827b55fad67160a61c759fed726b9d8fac7e63f54a',
+    script: 'f3814b760b3b0af04decbacdf2cf518e6c5a664d5a7d8a3d8b40ca0b4a52a1de',
+    listing: '1fa06b6c79c643f1f70fa2ced7955ff4ae35177511540d085e938ad9020e33ee',
+    entries: '2837d3df139b587c3220802724d42a962d056f1eaf66c986a8923cb912bca2c0',
   },
 }
 
@@ -81,19 +81,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: 'd667dd56f21d4c7bb67db7d08baaa4432f068dda4d7462027f559443ad5d323d',
-    listing: '5cbc4818b707041992a7d3d83f671a7ae69759200c3a463ee117329c1cea6a5e',
-    entries: '96871bcee8b5f91b9efa6d27dee375281d9206b7e60a360f130892c7956ea850',
+    script: 'f0f2e467c108bb539073dbf457758cc148f1ff3f29815355dab2e1c79f3792b5',
+    listing: 'b4b15785cc0fe88472cbc56777481ff9ff32af22ef1ef398ce00bc02e10ab23d',
+    entries: '92d3a09de369efef78ea2b595d8c5c1c82d4acc55dc0b5fae0becf58f3915e32',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: 'd461141a304e0dc376ebf236656fde786ffd47a38ed9053d0be929115fe0843f',
-    listing: '230b4a1506280ecebf75d58434d752046a2faf9dc88219bd4ebe2c0173a3d730',
-    entries: '7c3d2460707960a3502e8f8edbf0bfc448acda56851b1c79bec3c7f96be8def3',
+    script: 'c5b6bf4862a97737640d52350eb989592b90d98050e89005e300334f1e088b19',
+    listing: '2acae7311808ec112327b372b84160b1346dd80d54e822055e25a818b437fb7f',
+    entries: '94be6495c5132369282e6a157e38437d126a86ddd16f58ab4a795c0789be11fa',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: '71eecd16ebc1481059b593126dde6a6b2f075c14ee034a59c96ddc021e7ad2ac',
-    listing: '72998cc72b0716e442f86d71b542d8823c72ec38e97cc1f996410792c9a427c7',
-    entries: '8bdb220e032467bdea4cc0a74a3eb07cdde7b23c85c356375706c54eb84f8a92',
+    script: '8fccce9118d8ad9e73b064d05dd3eb9f0b006edcfb80fae1a4b75a88510c2a1f',
+    listing: 'f6e80a914f756233aee3564c4c812f73bd081023718f7043587247f3880d32e0',
+    entries: 'be85dc02c31034901edf54178b3baa4de47b2313eadc84fc76a7c2e68fdd33ec',
   }],
 ]
 

@@ -157,6 +157,13 @@ const ROWS: Row[] = [
   {command: 'serve', problem: 'directory as the bundle', argv: (f) => [f.folder, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'serve', problem: 'corrupt (one byte flipped) bundle', argv: (f) => [f.flipped, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: ${esc(f.flipped)} does not verify: .*sha256:`)},
 
+  // sign (never signs the committed fixture: each row fails before anything is written)
+  {command: 'sign', problem: 'missing argument', argv: () => ['--key', 'x.key'], code: 2, error: /^error: missing argument BUNDLE/},
+  {command: 'sign', problem: 'missing required flag', argv: (f) => [f.good], code: 2, error: /^error: missing required flag --key\b/},
+  {command: 'sign', problem: 'key file that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
+  {command: 'sign', problem: 'a directory as the key', argv: (f) => [f.good, '--key', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.folder)}: is a directory`)},
+  {command: 'verify', problem: 'public key that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
+  {command: 'verify', problem: '--require-signatures 0', argv: (f) => [f.good, '--require-signatures', '0'], code: 2, error: /^error: .*--require-signatures/},
   // verify
   {command: 'verify', problem: 'missing argument', argv: () => [], code: 2, error: /^error: missing argument BUNDLE/},
   {command: 'verify', problem: 'unknown flag', argv: (f) => [f.good, '--quik'], code: 2, error: /^error: unknown flag --quik\b/, hint: /did you mean --quick/},

@@ -7,6 +7,7 @@
  * hold it, so the search is known to look in the right place).
  */
 import test, {type ExecutionContext} from 'ava'
+import {statSync} from 'node:fs'
 import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -186,3 +187,65 @@ peerTest('secrets: a wrong password is not echoed in the error', ['registries'],
   t.not(r.code, 0)
   t.deepEqual(search(r.stdout + r.stderr, 'resolve', needles(reg.username!, wrong)), [])
 })
+
+/** Every form a private key's bytes could leak in: its secret scalar (JWK d: base64url, base64, hex, raw), its PEM body. */
+async function privateKeyNeedles(file: string, passphrase: string): Promise<string[]> {
+  const {createPrivateKey} = await import('node:crypto')
+  const pem = await readFile(file, 'utf8')
+  const key = createPrivateKey({key: pem, passphrase})
+  const d = Buffer.from(key.export({format: 'jwk'}).d!, 'base64url')
+  const plainPem = key.export({type: 'pkcs8', format: 'pem'}).toString()
+  const bodyLine = (text: string): string => text.split('\n').filter((l) => l && !l.startsWith('-----') && !l.includes(':'))[0].slice(0, 40)
+  return [d.toString('base64url'), d.toString('base64').replace(/=+$/, ''), d.toString('hex'), d.toString('latin1'), bodyLine(pem), bodyLine(plainPem)]
+}
+
+peerTest('secrets: signing keys and their passphrases (create --sign-key, sign, verify, inspect, load, install.sh)', ['registries'], async (t, peers) => {
+  const {execFile} = await import('node:child_process')
+  const {promisify} = await import('node:util')
+  const run = promisify(execFile)
+  const pass = 'Sign-Passphrase-9f3Kq2'
+  const keys = join(work, 'signing-keys')
+  const out = join(work, 'signing', 'out')
+  await mkdir(keys, {recursive: true})
+  await mkdir(out, {recursive: true})
+  const ec = join(keys, 'ec.key')
+  const ed = join(keys, 'ed.key')
+  await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-aes256', '-pass', `pass:${pass}`, '-out', ec])
+  await run('openssl', ['genpkey', '-algorithm', 'ed25519', '-aes256', '-pass', `pass:${pass}`, '-out', ed])
+  for (const k of [ec, ed]) await run('openssl', ['pkey', '-in', k, '-passin', `pass:${pass}`, '-pubout', '-out', k.replace(/\.key$/, '.pub')])
+  const bundle = join(out, 'bundle.tar')
+  const env = {KF_SIGN_PASS: pass, KUBEFERRY_TRUSTED_KEYS: join(work, 'signing', 'no-policy')}
+  const runs: Array<{name: string; r: CliResult}> = []
+  const step = async (name: string, args: string[], options: {stdin?: string; env?: NodeJS.ProcessEnv; fails?: boolean} = {}): Promise<void> => {
+    const r = await runCli(args, {stdin: options.stdin ?? '', env: {...env, ...options.env}})
+    runs.push({name, r})
+    if (options.fails) t.not(r.code, 0, `${name} should fail`)
+    else ok(t, name, r)
+  }
+  await step('create --sign-key --passphrase-env --json --debug', ['create', ...IMAGES.flatMap((i) => ['--image', i]), ...mirrors(peers.registries.open.url), '--cache-dir', join(out, 'cache'), '--no-progress', '--json', '--debug', '-o', bundle, '--sign-key', ec, '--passphrase-env', 'KF_SIGN_PASS'])
+  await step('sign --passphrase-stdin --json --debug', ['sign', bundle, '--key', ed, '--passphrase-stdin', '--json', '--debug'], {stdin: `${pass}\n`})
+  await step('sign with a wrong passphrase --debug', ['sign', bundle, '--key', ed, '--passphrase-stdin', '--debug'], {stdin: `${pass}-wrong\n`, fails: true})
+  await step('sign with the passphrase env unset --json', ['sign', bundle, '--key', ed, '--passphrase-env', 'KF_NOT_SET', '--json'], {fails: true})
+  await step('sign without a passphrase', ['sign', bundle, '--key', ec], {fails: true})
+  await step('sign with the private key as a public one (verify --key KEY)', ['verify', bundle, '--key', ec, '--debug'], {fails: true})
+  const pubs = ['--key', ec.replace(/\.key$/, '.pub'), '--key', ed.replace(/\.key$/, '.pub'), '--require-signatures', '2']
+  await step('verify --json --debug', ['verify', bundle, ...pubs, '--json', '--debug'])
+  await step('inspect --json', ['inspect', bundle, ...pubs, '--json'])
+  await step('load --verify-only --json', ['load', bundle, ...pubs, '--verify-only', '--json'])
+  const script = await new Promise<{code: number; stdout: string; stderr: string}>((done) =>
+    execFile('dash', [join(out, 'bundle.install.sh'), bundle, '--verify-only', ...pubs], (error, stdout, stderr) => done({code: error ? 1 : 0, stdout, stderr})),
+  )
+  t.is(script.code, 0, script.stderr)
+  runs.push({name: 'install.sh --verify-only --key', r: {code: script.code, signal: null, stdout: script.stdout, stderr: script.stderr, ms: 0}})
+  t.true(existsSyncSafe(`${bundle}.sig.json`), 'the search below reads the signature file too')
+  const secrets = [...needles('', pass), ...(await privateKeyNeedles(ec, pass)), ...(await privateKeyNeedles(ed, pass))]
+  t.deepEqual(await leaks(runs, out, secrets), [])
+})
+
+function existsSyncSafe(path: string): boolean {
+  try {
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
+}

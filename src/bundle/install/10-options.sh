@@ -5,7 +5,8 @@
 # mktemp (openssl and dd, where present, make it faster).
 #   sh install.sh [BUNDLE] [--runtime auto|containerd|k3s|rke2|docker|podman|nerdctl|cri-o] [--address SOCKET]
 #                 [--namespace k8s.io] [--platform OS/ARCH] [--config FILE] [--dry-run] [--verify-only]
-# Exit codes: 0 ok, 1 an image missing after import, 2 usage, 3 no runtime, 4 bad bundle, 5 platform not in bundle,
+#                 [--key FILE]... [--require-signatures N] [--trusted-keys DIR]
+# Exit codes: 0 ok, 1 an image missing after import, 2 usage, 3 no runtime, 4 bad bundle (or signature), 5 platform not in bundle,
 # 6 no space.
 set -u
 
@@ -34,6 +35,10 @@ name and digest afterwards, and pins the sandbox (pause) images so that kubelet 
   --config FILE        runtime config to read the sandbox image from (default: the runtime's own)
   --dry-run            say what would be imported, change nothing
   --verify-only        check the bundle's checksums and structure, import nothing
+  --key FILE           a signer's public key (repeatable): BUNDLE.sig.json must carry its signature
+  --require-signatures N  signatures by distinct trusted keys needed (default 1 when any key is given)
+  --trusted-keys DIR   node policy (default $KUBEFERRY_TRUSTED_KEYS or /etc/kubeferry/trusted-keys):
+                       when it holds keys (*.pem, *.pub), only bundles signed by them are imported
 KUBEFERRY_USAGE
 }
 
@@ -56,6 +61,9 @@ platform=''
 config=''
 dry_run=0
 verify_only=0
+sig_keys='' # --key files, one a line (15-signatures.sh)
+sig_required=''
+sig_dir=${KUBEFERRY_TRUSTED_KEYS:-/etc/kubeferry/trusted-keys}
 need_value() { [ "$2" -ge 2 ] || die 2 "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -71,6 +79,10 @@ while [ $# -gt 0 ]; do
     --config=*) config=${1#*=}; shift ;;
     --dry-run) dry_run=1; shift ;;
     --verify-only) verify_only=1; shift ;;
+    --key) need_value "$1" $#; sig_keys="$sig_keys$2
+"; shift 2 ;;
+    --require-signatures) need_value "$1" $#; sig_required=$2; shift 2 ;;
+    --trusted-keys) need_value "$1" $#; sig_dir=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; [ $# -eq 0 ] || { bundle=$1; shift; } ;;
     -*) die 2 "unknown option $1 (see --help)" ;;

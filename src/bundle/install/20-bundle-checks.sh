@@ -5,6 +5,7 @@ verify_bundle() {
   [ -n "$verified" ] && return 0
   verify_structure
   verify_checksums
+  verify_signatures # 15-signatures.sh
   say "kubeferry: $verified"
 }
 # bundle_bad MESSAGE: the bundle is not as written. From parts, name the damaged part first when NAME.parts.sha256
@@ -166,6 +167,10 @@ verify_checksums() {
     [ -n "$vb_actual" ] || vb_actual=$(bundle_sha256)
     [ "$vb_expected" = "$vb_actual" ] || checksum_mismatch "$vb_actual"
     verified="structure ok ($vb_entries entries), checksum ok ($bundle.sha256)"
+  elif [ "$sig_need" -gt 0 ]; then
+    [ "$parted" = 0 ] || check_part_sums
+    sig_whole_hash # the signed statement names the whole file's sha256
+    verified="structure ok ($vb_entries entries), whole bundle hashed (no $bundle.sha256 beside the bundle)"
   elif [ "$parts_listed" = 1 ]; then
     check_part_sums
     verified="structure ok ($vb_entries entries), $part_count parts checked against $(parts_sums) (no $bundle.sha256 beside them)"
@@ -183,7 +188,7 @@ if [ "$verify_only" = 1 ]; then vb_doing=checking; else vb_doing=importing; fi
 say "kubeferry: bundle $bundle ($BUNDLE_PLATFORMS); $vb_doing $image_count images for $platform"
 # With openssl the whole-file hash starts now, in the background, while the structure is checked and the runtime is
 # asked what it holds; verify_checksums waits for it (a failed run falls back to hashing in the foreground).
-if [ "$dry_run" = 0 ] && [ "$parted" = 0 ] && [ -f "$bundle.sha256" ] && fast_hash; then
+if [ "$dry_run" = 0 ] && [ "$parted" = 0 ] && { [ -f "$bundle.sha256" ] || [ "$sig_need" -gt 0 ]; } && fast_hash; then
   openssl dgst -sha256 -r <"$bundle" >"$tmp/bundle.early" 2>/dev/null &
   early_hash=$!
 fi
