@@ -16,6 +16,8 @@ import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {parseImageList} from '../../src/runtime/containerd.js'
 import {needPeers, type Peers} from '../harness/peers.js'
 import {makeBundle, type TestImageSpec} from '../load/make-bundle.js'
+import {runCli} from '../helpers/cli.js'
+import {genKey, type TestKey} from '../trust/keys.js'
 import {FAULTS, faultyCopy, splitBundle, type SplitBundle} from './parts-helpers.js'
 
 interface Run {
@@ -41,14 +43,21 @@ const IMAGES: TestImageSpec[] = [
 let work: string
 let meta: BundleMetadata
 let split: SplitBundle
+let signer: TestKey
+let stranger: TestKey
 
 test.before(async () => {
   work = await mkdtemp(join(tmpdir(), 'kf-parts-install-'))
   const whole = join(work, 'k8s.tar')
   meta = await makeBundle(whole, {images: IMAGES, salt: runId, layerSize: 300_000})
+  signer = await genKey(work, 'signer', 'p256')
+  stranger = await genKey(work, 'stranger', 'ed25519')
+  const signed = await runCli(['sign', whole, '--key', signer.key])
+  if (signed.code !== 0) throw new Error(`kubeferry sign failed: ${signed.stderr}`)
   const size = (await stat(whole)).size
   split = await splitBundle(whole, Math.floor(size / 4) - 13) // 5 parts, none a multiple of 512 bytes
   await copyFile(join(work, 'k8s.install.sh'), join(split.dir, 'k8s.install.sh'))
+  await copyFile(`${whole}.sig.json`, `${split.bundlePath}.sig.json`)
 })
 
 test.after.always(async () => {
@@ -108,6 +117,17 @@ test.serial('install.sh given a middle part, without NAME.tar.sha256, checks eve
     await clear(peers, namespace)
     await rm(copy.dir, {recursive: true, force: true})
   }
+})
+
+test.serial('install.sh --key checks the signature over the whole bundle read from its parts: the signer accepted, another key refused', async (t) => {
+  const script = join(split.dir, 'k8s.install.sh')
+  const good = await exec('dash', [script, '--verify-only', '--key', signer.pub])
+  t.is(good.code, 0, good.stderr)
+  t.regex(good.stdout, /checksum ok \(\S+k8s\.tar\.sha256\), signed by \S+signer\.pub \(1 of 1 required\)/)
+  const shell = shells.at(-1)! // busybox where it is installed
+  const bad = await exec(shell, [...argv(shell, script), '--verify-only', '--key', stranger.pub])
+  t.is(bad.code, 4, bad.stdout)
+  t.regex(bad.stderr, /0 valid signature\(s\) from trusted keys where 1 by --key \S+stranger\.pub are required/)
 })
 
 test.serial('install.sh --runtime docker loads every image from the parts (image ids are the configs)', async (t) => {
