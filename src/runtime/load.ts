@@ -9,7 +9,7 @@ import {machine, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {assertPlatformHeld, EXIT, planImport, platformFromUname, sandboxImages, summaryLine, canonicalPlatform, type ImportPlan, type PlanImage, type RuntimeName} from '../bundle/import-plan.js'
-import {checksumFileFor} from '../bundle/contract.js'
+import {checksumFileFor, reliedOn} from '../bundle/contract.js'
 import type {BundleImage, BundleMetadata} from '../bundle/layout.js'
 import {walkBundleImages} from '../bundle/images.js'
 import {BundleReader} from '../bundle/reader.js'
@@ -159,7 +159,7 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
  */
 async function walkedImages(reader: BundleReader, meta: BundleMetadata): Promise<BundleImage[]> {
   try {
-    return (await walkBundleImages(new BundleSource(reader), meta)).map((w) => w.image)
+    return (await walkBundleImages(new BundleSource(reader, reliedOn(meta)), meta)).map((w) => w.image)
   } catch (error) {
     const structure = await verifyBundle(reader.path, {quick: true, checkParts: true})
     const why = structure.ok ? (isKubeferryError(error) ? error.message : String(error)) : structure.problems[0].message
