@@ -25,6 +25,7 @@ import type {RuntimeAdapter} from './adapter.js'
 import {ContainerdAdapter} from './containerd.js'
 import {resolveRuntime, type RuntimeTarget} from './detect.js'
 import {DockerAdapter} from './docker.js'
+import {assertDeltaForNodes, assertRuntimeHoldsRelied} from './delta-check.js'
 import {lastLine} from './exec.js'
 import {ContainersStorageAdapter} from './podman.js'
 import {preflight, warningLines, type PreflightWarning} from './preflight.js'
@@ -192,6 +193,7 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   }
   platform = canonicalPlatform(platform)
   assertPlatformHeld(meta, platform)
+  assertDeltaForNodes(meta)
   const plan = planImport({...meta, images: await walkedImages(reader, meta)}, platform)
   const result: LoadResult = {
     bundle: options.bundle,
@@ -225,6 +227,7 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
     const target = await resolveRuntime({runtime: options.runtime, address: options.address, namespace: options.namespace, env})
     result.runtime = target.kind
     say(`kubeferry: runtime ${target.description}`)
+    await assertRuntimeHoldsRelied(target, plan, say) // a delta: before anything else touches the runtime
     result.warnings = await preflight({kind: target.kind, configFile: options.config, bundleNames: plan.images.map((i) => i.name), suggested: sandboxImages(meta)[0], env: target.env})
     for (const warning of result.warnings) for (const line of warningLines(warning)) options.onLine?.(`kubeferry: warning: ${line}`, 'warn')
 
