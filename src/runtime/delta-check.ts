@@ -13,7 +13,7 @@ import type {RuntimeTarget} from './detect.js'
 import {lastLine, run} from './exec.js'
 
 /** The layer chains of every image in a docker or podman store. */
-async function heldChains(cli: 'docker' | 'podman', env: NodeJS.ProcessEnv | undefined): Promise<Set<string>> {
+export async function heldChains(cli: 'docker' | 'podman', env: NodeJS.ProcessEnv | undefined): Promise<Set<string>> {
   const ids = await run([cli, 'images', '-aq', '--no-trunc'], {env})
   if (ids.code !== 0) throw new KubeferryError('RUNTIME', `${cli} images failed: ${lastLine(ids.stderr)}`, {hint: `check that ${cli} runs`})
   const unique = [...new Set(ids.stdout.split('\n').map((l) => l.trim()).filter(Boolean))]
