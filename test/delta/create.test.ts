@@ -77,7 +77,7 @@ peerTest('the same delta from the base bundle, its bundle.json and its lockfile'
     t.is(r.code, 0, r.stderr)
     t.deepEqual(blobEntries(join(dir, name)), expected, name)
     const m = await metadataOf(join(dir, name))
-    t.is<string>(m.delta!.base.kind, kind)
+    t.is(String(m.delta!.base.kind), kind)
     t.is(m.delta!.base.sha256, undefined, 'no bundle sha256 is known from a bundle.json or a lockfile')
     t.is((JSON.parse(r.stdout) as {delta: {savedBytes: number}}).delta.savedBytes, m.delta!.savedBytes)
   }
