@@ -4,10 +4,12 @@
  *    v1.31.6 delta and every image is there with its upstream digest (containerd) or config digest (docker);
  *  - onto a fresh runtime (a new containerd namespace; a dockerd without the base) both refuse, exit 7, naming the
  *    missing images, and nothing is imported (no image, no content);
+ *  - podman (a private containers-storage): the same refusal, and onto the base the delta imports;
  *  - an inventory of the containerd node (and of the dockerd) gives, through `create --base`, the same delta as the
  *    base bundle does (amd64: what a node imports), and that delta is refused by `push` with a clear message.
  */
 import {execFile} from 'node:child_process'
+import {existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
@@ -16,6 +18,7 @@ import {startDockerd, DOCKER_BIN} from '../harness/peers/dockerd.js'
 import {stopDaemon} from '../harness/proc.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
+import {makeStore} from '../podman/store.js'
 import {blobEntries, create, metadataOf, seedV1310, tempDir, unique, V1_31_0, V1_31_6} from './helpers.js'
 
 const execFileP = promisify(execFile)
@@ -142,4 +145,23 @@ peerTest('docker: refused on a dockerd without the base (nothing loaded); onto t
   } finally {
     await stopDaemon(dockerd.process)
   }
+})
+
+peerTest('podman: refused on a store without the base (nothing imported); onto the base every image is imported (layers reused from the store)', ['registries'], async (t) => {
+  if (setup) return t.fail(setup)
+  if (!existsSync('/usr/bin/podman')) {
+    t.pass('podman is not installed here')
+    return
+  }
+  const store = await makeStore(dir, unique('podman'))
+  const env = store.env()
+  const install = (bundle: string) => sh(join(dir, `${bundle}.install.sh`), [join(dir, `${bundle}.tar`), '--runtime', 'podman', ...AMD64], env)
+  const refused = await install('d6')
+  t.is(refused.code, 7, refused.stderr)
+  t.regex(refused.stderr, /relies on layers that podman does not hold; missing for: .*Nothing was imported/)
+  t.deepEqual(await store.images(), [])
+  t.is((await install('v0')).code, 0)
+  const delta = await install('d6')
+  t.is(delta.code, 0, delta.stderr)
+  t.regex(delta.stdout, /summary: linux\/amd64 into podman: 7 images, 5 imported, 2 already present, 0 missing/)
 })
