@@ -14,15 +14,15 @@ export default class Inventory extends BaseCommand {
     'Run it inside the gap and carry the small JSON file back out: it names images, digests and layer chains, never a secret nor an image byte, so a person can read what leaves the site.',
     'REGISTRY/PREFIX: the repositories come from the image names in --images-from (a lockfile, a bundle.json or a bundle, placed under the prefix as `push` places them) and --repository; no _catalog access is needed. Every tag of each repository is read, with a HEAD of each blob. A delta made against it is for `push`.',
     '--runtime: containerd\'s content store (namespace --namespace), or docker\'s or podman\'s image store (their layer chains). A delta made against it is for install.sh and `load` on that node.',
+    'Outside, `kubeferry create … --base FILE` makes the delta against it.',
   ].join('\n\n')
   static override examples = [
     {description: 'What the internal registry holds of the images of the last bundle:', command: '<%= config.bin %> inventory registry.corp:5000/k8s --images-from k8s-v1.31.0.lock -o registry.inventory.json'},
     {description: 'What this node\'s containerd holds:', command: '<%= config.bin %> inventory --runtime containerd -o node.inventory.json'},
-    {description: 'Then, outside, the delta:', command: '<%= config.bin %> create --lock k8s-v1.31.6.lock --base registry.inventory.json -o k8s-delta.tar'},
   ]
   static override args = {registry: Args.string({description: 'REGISTRY[/PREFIX] to take the inventory of (omit with --runtime).', required: false})}
   static override flags = {
-    output: Flags.string({char: 'o', description: 'Inventory file to write (JSON text).', required: true, helpValue: 'FILE'}),
+    output: Flags.string({char: 'o', description: 'Inventory file to write (JSON text); without it the inventory is printed.', helpValue: 'FILE'}),
     'images-from': Flags.string({description: 'Image names to look for: a lockfile, a bundle.json or a bundle (repeatable).', multiple: true, helpValue: 'FILE'}),
     repository: Flags.string({description: 'Also list this repository, as named in the registry (repeatable).', multiple: true, helpValue: 'REPO'}),
     runtime: Flags.string({description: 'Take the inventory of this node\'s runtime instead of a registry.', options: ['containerd', 'k3s', 'rke2', 'docker', 'podman', 'nerdctl', 'cri-o']}),
@@ -33,10 +33,9 @@ export default class Inventory extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Inventory)
-    const [{writeInventory}, {toolVersion}] = await Promise.all([import('../delta/inventory-file.js'), import('../bundle/writer.js')])
-    const output = resolvePath(flags.output)
+    const [{writeInventory, sortedInventory}, {toolVersion}] = await Promise.all([import('../delta/inventory-file.js'), import('../bundle/writer.js')])
     if (Boolean(args.registry) === Boolean(flags.runtime)) {
-      throw new KubeferryError('INVALID_ARGUMENT', 'give either REGISTRY/PREFIX or --runtime', {hint: 'kubeferry inventory registry.corp:5000/k8s --images-from k8s.lock -o FILE, or kubeferry inventory --runtime containerd -o FILE', exitCode: 2})
+      throw new KubeferryError('USAGE', 'give either REGISTRY/PREFIX or --runtime', {hint: 'kubeferry inventory registry.corp:5000/k8s --images-from k8s.lock -o FILE, or kubeferry inventory --runtime containerd -o FILE', exitCode: 2})
     }
     let inventory
     if (flags.runtime) {
@@ -46,7 +45,7 @@ export default class Inventory extends BaseCommand {
       const [{takeRegistryInventory, imageNamesFrom}, {parseDestination}, {RegistryClient}] = await Promise.all([import('../delta/registry-inventory.js'), import('../registry/rename.js'), import('../registry/client.js')])
       const destination = parseDestination(args.registry!)
       if (!flags['images-from']?.length && !flags.repository?.length) {
-        throw new KubeferryError('INVALID_ARGUMENT', 'which repositories? give --images-from (a lockfile, bundle.json or bundle) or --repository', {hint: 'kubeferry reads no _catalog: name the images whose repositories to list', exitCode: 2})
+        throw new KubeferryError('USAGE', 'which repositories? give --images-from (a lockfile, bundle.json or bundle) or --repository', {hint: 'kubeferry reads no _catalog: name the images whose repositories to list', exitCode: 2})
       }
       const images = (await Promise.all((flags['images-from'] ?? []).map((path) => imageNamesFrom(resolvePath(path))))).flat()
       const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log: stderrLog(flags.debug), credentialsHost: destination.registry})), mirrors: {}})
@@ -56,6 +55,11 @@ export default class Inventory extends BaseCommand {
         await client.close()
       }
     }
+    if (flags.output === undefined) {
+      this.log(JSON.stringify(sortedInventory(inventory), null, 2))
+      return
+    }
+    const output = resolvePath(flags.output)
     await writeInventory(output, inventory)
     const summary = {output, kind: inventory.kind, source: inventory.source, images: inventory.images.length, blobs: new Set(inventory.blobs).size, chains: new Set(inventory.chains).size}
     if (flags.json) {

@@ -44,14 +44,19 @@ export function validInventory(data: unknown, path: string): Inventory {
   return data
 }
 
-/** Writes the inventory (sorted lists, so two takes of the same state give the same text). */
-export async function writeInventory(path: string, inventory: Inventory): Promise<void> {
-  const sorted: Inventory = {
+/** The inventory with sorted, de-duplicated lists: two takes of the same state give the same text. */
+export function sortedInventory(inventory: Inventory): Inventory {
+  return {
     ...inventory,
     images: [...inventory.images].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     blobs: [...new Set(inventory.blobs)].sort(),
     chains: [...new Set(inventory.chains)].sort(),
   }
+}
+
+/** Writes the inventory (sortedInventory) as JSON text. */
+export async function writeInventory(path: string, inventory: Inventory): Promise<void> {
+  const sorted = sortedInventory(inventory)
   const temp = `${path}.partial`
   try {
     await writeFile(temp, `${JSON.stringify(sorted, null, 2)}\n`)
