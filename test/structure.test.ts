@@ -155,6 +155,7 @@ test('src/oci imports nothing of the project outside src/oci', (t) => {
 const LAYERS: string[][] = [
   ['commands'],
   ['cli'],
+  ['delta'],
   ['config'],
   ['kube'],
   ['serve'],

@@ -20,7 +20,9 @@ import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
 import {mapLimit} from '../util/async.js'
+import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
 import {Downloads} from './downloads.js'
+import type {BundleDelta} from './layout.js'
 import {checkBundleFits, checkOutputDir} from './preflight.js'
 import type {BlobFile} from './tar-fill.js'
 import {bundleContents, writeBundle, type BundlePart, type BundleRequest} from './writer.js'
@@ -40,6 +42,8 @@ export interface BuildOptions {
   signal?: AbortSignal
   /** Write the bundle in parts of this many bytes (create --split, see part-files.ts). */
   partSize?: number
+  /** Make a delta against what this base holds (create --base, see delta.ts). */
+  base?: DeltaBase
 }
 
 export interface BuildSummary {
@@ -68,6 +72,8 @@ export interface BuildSummary {
   manifests: number
   seconds: number
   warnings: string[]
+  /** A delta: what it was made against and the bytes it leaves out. */
+  delta?: {base: BundleDelta['base']; for: BundleDelta['for']; reliedBlobs: number; savedBytes: number}
 }
 
 
@@ -149,15 +155,17 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   try {
     await checkOutputDir(options.output)
     progress?.note(`resolving ${options.requests.length} image reference(s)…`)
-    const plan = await planBundle(source, options.requests, {
+    const planned = await planBundle(source, options.requests, {
       platforms: options.platforms,
       skipMissingPlatforms: options.skipMissingPlatforms,
       concurrency,
       onBlob: (blob, user) => {
         if (!owners.has(blob.digest)) owners.set(blob.digest, user)
-        downloads.want(blob)
+        if (!options.base || !baseHoldsBlob(options.base, blob)) downloads.want(blob) // a layer the base holds is not carried
       },
     })
+    const delta = options.base ? await deltaOf(planned, options.base, source, concurrency) : undefined
+    const plan = delta ? carriedPlan(planned, delta) : planned
     if (downloads.error !== undefined) throw downloads.error
     for (const blob of plan.blobs) if (!owners.has(blob.digest)) owners.set(blob.digest, blob.usedBy[0])
     const fetched = plan.blobs.filter((b) => !b.bytes)
@@ -168,7 +176,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
     const cached = await Promise.all(fetched.map((b) => downloads.wasCached(b.digest)))
     downloads.reorder((a, b) => (a < b ? -1 : a > b ? 1 : 0)) // every store lookup is done: all waiting ones are queued
-    const contents = bundleContents(plan, options.request, options.sourceDateEpoch) // once: its size here, its bytes in writeBundle
+    const contents = bundleContents(plan, options.request, options.sourceDateEpoch, delta) // once: its size here, its bytes in writeBundle
     const bundleBytes = contents.size
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
     await checkBundleFits(options.output, bundleBytes, missingBytes, store.root, plan.images.length, undefined, options.partSize)
@@ -218,7 +226,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     }
     await downloads.drained()
     for (const image of plan.images) progress?.itemDone(image.name)
-    return summaryOf(plan, result, downloads, startedAt)
+    return {...summaryOf(plan, result, downloads, startedAt), ...(delta ? {delta: {base: delta.base, for: delta.for, reliedBlobs: delta.relies.length, savedBytes: delta.savedBytes}} : {})}
   } catch (error) {
     // A failed plan or write: stop the downloads still running (their temp files are removed) before reporting.
     downloads.fail(error)

@@ -86,9 +86,13 @@ const fixed = (path: string) => (): {path: string}[] => [{path}]
 /** The bundle's entry kinds, in the order they are made (tar order is by path). Later rows read earlier ones. */
 export const ENTRY_KINDS: EntryKind[] = [
   {
+    // a delta (create --base) leaves out the layers its base holds: it carries every other blob (see reliedOn)
     kind: 'blob', mode: 0o644, installCheck: 'size', checksummed: true, verifyRequires: false,
     files: () => [],
-    make: ({blobs}) => blobs.map((blob) => ({path: blobPath(blob.digest), size: blob.size, blob})),
+    make: ({meta, blobs}) => {
+      const relied = reliedOn(meta)
+      return blobs.filter((blob) => !relied.has(blob.digest)).map((blob) => ({path: blobPath(blob.digest), size: blob.size, blob}))
+    },
   },
   {
     kind: 'oci-layout', mode: 0o644, installCheck: 'sha256', checksummed: true, verifyRequires: true,
@@ -181,8 +185,14 @@ export function installListing(made: BundleEntry[], selfSize: number): ListedEnt
   return listed.sort(byPath)
 }
 
-/** The blobs the images of `meta` name (index, manifests, configs, layers), each once. */
+/** The blobs a delta bundle relies on (not carried, held by its base), by digest; empty for a full bundle. */
+export function reliedOn(meta: Pick<BundleMetadata, 'delta'>): Map<Digest, number> {
+  return new Map((meta.delta?.relies ?? []).map((b) => [b.digest, b.size]))
+}
+
+/** The blobs the bundle of `meta` carries: what its images name (index, manifests, configs, layers), each once, less what a delta relies on. */
 export function blobsOf(meta: BundleMetadata): ContractBlob[] {
+  const relied = reliedOn(meta)
   const blobs = new Map<Digest, number>()
   for (const image of meta.images) {
     blobs.set(image.digest, image.size)
@@ -192,7 +202,7 @@ export function blobsOf(meta: BundleMetadata): ContractBlob[] {
       for (const layer of p.layers) blobs.set(layer.digest, layer.size)
     }
   }
-  return [...blobs].map(([digest, size]) => ({digest, size}))
+  return [...blobs].filter(([digest]) => !relied.has(digest)).map(([digest, size]) => ({digest, size}))
 }
 
 /** Throws when the blobs the images name do not add up to `meta.blobs` (install.sh would refuse its own bundle). */

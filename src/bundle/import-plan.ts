@@ -23,6 +23,7 @@ export const EXIT = {
   badBundle: 4, // checksum or structure check failed
   noPlatform: 5, // the bundle does not hold the node's platform
   noSpace: 6,
+  missingBase: 7, // a delta bundle: the runtime does not hold what it relies on (or the delta is for push only)
 } as const
 
 /** `uname -m` → OCI platform (linux). */
@@ -84,6 +85,15 @@ export interface ImportPlan {
   bytes: number
   /** Where `docker load` reads this platform: the bundle itself, or bundle + fragment. */
   docker: {source: 'root'} | {source: 'fragment'; path: string}
+  /** A delta bundle: the layers this platform's images need that the bundle does not carry (the runtime must hold them). */
+  relies: PlanRelied[]
+}
+
+/** One use of a relied-on layer: containerd needs the blob (`digest`), docker/podman the layer chain (`chainId`). */
+export interface PlanRelied {
+  image: string
+  digest: Digest
+  chainId: string
 }
 
 export function canonicalPlatform(text: string): string {
@@ -125,8 +135,14 @@ export function planImport(meta: BundleMetadata, platform: string): ImportPlan {
     blobs.set(p.config.digest, p.config.size)
     for (const layer of p.layers) blobs.set(layer.digest, layer.size)
   }
+  const relies: PlanRelied[] = []
+  for (const blob of meta.delta?.relies ?? []) {
+    for (const use of blob.usedBy) if (canonicalPlatform(use.platform) === wanted) relies.push({image: use.image, digest: blob.digest, chainId: use.chainId})
+    blobs.delete(blob.digest) // not in the bundle: the runtime holds it
+  }
   const blobList = [...blobs].map(([digest, size]) => ({digest, size}))
   return {
+    relies,
     platform: wanted,
     images,
     blobs: blobList,
@@ -164,7 +180,9 @@ export function renderPlanData(meta: BundleMetadata): string[] {
       lines.push(['image', platform, image.name, image.digest, image.platformDigest, image.configDigest, image.pin ? '1' : '0', image.role ?? '-'].join('|'))
     }
     for (const blob of plan.blobs) lines.push(['blob', platform, digestHex(blob.digest), String(blob.size)].join('|'))
+    for (const r of plan.relies) lines.push(['relies', platform, r.image, digestHex(r.digest), digestHex(r.chainId as Digest)].join('|'))
   }
+  if (meta.delta) lines.push(['delta', meta.delta.base.kind, meta.delta.for.join(',')].join('|'))
   for (const name of sandboxImages(meta)) lines.push(`sandbox|${name}`)
   for (const line of lines) {
     if (/[\n'\\`$]/.test(line)) throw new KubeferryError('BUNDLE_INVALID', `unsafe character in bundle metadata: ${JSON.stringify(line)}`)

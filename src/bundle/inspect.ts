@@ -4,7 +4,8 @@
  * runtime's) and what it was built from (bundle.json, the only place that records them).
  */
 import {KubeferryError} from '../oci/errors.js'
-import {BUNDLE_SCHEMA_VERSION, type BundleMetadata} from './layout.js'
+import {BUNDLE_SCHEMA_VERSION, type BundleDelta, type BundleMetadata} from './layout.js'
+import {reliedOn} from './contract.js'
 import {assertBundleValid} from './verify.js'
 import {walkBundleImages} from './images.js'
 import {BundleReader} from './reader.js'
@@ -34,6 +35,8 @@ export interface InspectResult {
   /** Pause images and who asks for each (kubeadm, runtime …). */
   pause: {name: string; for: string[]}[]
   blobs: BundleMetadata['blobs']
+  /** A delta bundle: its base, and the bytes it does not carry (the full bundle would be fileSize + savedBytes, about). */
+  delta?: {base: BundleDelta['base']; for: BundleDelta['for']; reliedBlobs: number; savedBytes: number}
 }
 
 export async function inspectBundle(path: string): Promise<InspectResult> {
@@ -45,7 +48,7 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
   if (meta.schemaVersion !== BUNDLE_SCHEMA_VERSION || !Array.isArray(meta.images)) {
     throw new KubeferryError('BUNDLE_INVALID', `${path}: unsupported bundle.json (schemaVersion ${String(meta.schemaVersion)})`, {hint: 'use the kubeferry version that made the bundle, or rebuild it'})
   }
-  const walked = await walkBundleImages(new BundleSource(reader), meta)
+  const walked = await walkBundleImages(new BundleSource(reader, reliedOn(meta)), meta)
   const images: InspectedImage[] = walked.map(({image}) => {
     const seen = new Set<string>([image.digest])
     let size = image.size
@@ -81,5 +84,6 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
     images,
     pause,
     blobs: meta.blobs,
+    ...(meta.delta ? {delta: {base: meta.delta.base, for: meta.delta.for, reliedBlobs: meta.delta.relies.length, savedBytes: meta.delta.savedBytes}} : {}),
   }
 }

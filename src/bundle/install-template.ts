@@ -10,7 +10,7 @@ import {KubeferryError} from '../oci/errors.js'
 import {canonicalPlatform, renderPlanData} from './import-plan.js'
 import type {BundleMetadata} from './layout.js'
 
-let template: string | undefined
+const templates = new Map<string, string>()
 
 /** install.sh's parts in script order (each starts at a `# --- section` line of the script but the first). */
 export const INSTALL_PARTS = [
@@ -20,14 +20,29 @@ export const INSTALL_PARTS = [
   '15-signatures.sh',
   '20-bundle-checks.sh',
   '30-runtime-preflight.sh',
+  '35-delta-check.sh',
   '40-state-and-checks.sh',
   '50-import.sh',
   '60-names-pins-summary.sh',
 ] as const
 
-/** The install.sh template, read once. The one place that loads it (a single-file build makes it a text import). */
-export function installScriptTemplate(): string {
-  template ??= INSTALL_PARTS.map((part) => readFileSync(new URL(`./install/${part}`, import.meta.url), 'utf8')).join('')
+/**
+ * Parts only a delta bundle's install.sh has (create --base): a full bundle's script is without them, so its bytes
+ * are what they were before deltas existed.
+ */
+export const DELTA_ONLY_PARTS: ReadonlySet<string> = new Set(['35-delta-check.sh'])
+
+/**
+ * The install.sh template (every part for a delta bundle's script, the others for a full bundle's), read once. The
+ * one place that loads it (a single-file build makes it a text import).
+ */
+export function installScriptTemplate(kind: 'full' | 'delta' = 'delta'): string {
+  let template = templates.get(kind)
+  if (template === undefined) {
+    const parts = INSTALL_PARTS.filter((part) => kind === 'delta' || !DELTA_ONLY_PARTS.has(part))
+    template = parts.map((part) => readFileSync(new URL(`./install/${part}`, import.meta.url), 'utf8')).join('')
+    templates.set(kind, template)
+  }
   return template
 }
 
@@ -49,7 +64,7 @@ export function fillInstallScript(meta: BundleMetadata, listing: (selfSize: numb
   if (!/^[A-Za-z0-9._+-]+$/.test(version)) throw new KubeferryError('BUNDLE_INVALID', `unsafe tool version in bundle metadata: ${JSON.stringify(version)}`)
   const platforms = meta.platforms.map(canonicalPlatform).join(' ')
   const plan = renderPlanData(meta).join('\n')
-  const text = installScriptTemplate()
+  const text = installScriptTemplate(meta.delta ? 'delta' : 'full')
   const render = (selfSize: number): string => {
     const entries = listing(selfSize).map((e) => ['entry', e.path, String(e.size), e.sha256 ?? '-'].join('|'))
     for (const line of entries) {

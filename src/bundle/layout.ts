@@ -112,5 +112,33 @@ export interface BundleMetadata {
   /** The platform `manifest.json` describes. */
   dockerPlatform: string
   images: BundleImage[]
+  /** The blobs the bundle carries (a delta: without those it relies on). */
   blobs: {count: number; totalSize: number}
+  /** Only in a delta bundle (create --base): what it was made against and the blobs it does not carry. */
+  delta?: BundleDelta
+}
+
+/** What a delta's base is: an earlier bundle (or its bundle.json, or a lockfile), or an inventory taken inside. */
+export type DeltaBaseKind = 'bundle' | 'lockfile' | 'registry-inventory' | 'runtime-inventory'
+
+/**
+ * A delta bundle's record (bundle.json `delta`): the layer blobs its images need but it does not carry, because the
+ * base holds them. Manifests, indexes and configs are always carried (docker load needs the config).
+ */
+export interface BundleDelta {
+  base: {kind: DeltaBaseKind; name: string; sha256?: string}
+  /** Where the delta can go: `push` (a registry holding the base), `load` (a node's runtime holding it), or both. */
+  for: Array<'push' | 'load'>
+  /** Bytes the delta does not carry (the sum of `relies` sizes). */
+  savedBytes: number
+  /** The blobs the delta relies on, sorted by digest, with the images (and their platform) that need each. */
+  relies: ReliedBlob[]
+}
+
+export interface ReliedBlob {
+  digest: Digest
+  size: number
+  mediaType: string
+  /** `chainId`: docker's layer ChainID up to this layer in that image (docker load skips a layer whose chain exists). */
+  usedBy: Array<{image: string; platform: string; chainId: string}>
 }

@@ -16,7 +16,11 @@ import type {BundleReader} from './reader.js'
 export class BundleSource implements ImageSource {
   private named: Promise<Array<{name: string; desc: Descriptor}>> | undefined
 
-  constructor(readonly reader: BundleReader) {}
+  /** `relied`: a delta bundle's relied-on blobs (contract.ts reliedOn): the walk counts them as held elsewhere. */
+  constructor(
+    readonly reader: BundleReader,
+    private readonly relied: ReadonlyMap<Digest, number> = new Map(),
+  ) {}
 
   get label(): string {
     return this.reader.path
@@ -53,7 +57,7 @@ export class BundleSource implements ImageSource {
   }
 
   blobSize(digest: Digest): number | undefined {
-    return isDigest(digest) ? this.reader.blobEntry(digest)?.size : undefined
+    return isDigest(digest) ? (this.reader.blobEntry(digest)?.size ?? this.relied.get(digest)) : undefined
   }
 
   /** The walker's view: manifests by descriptor, blob sizes from the tar index. */

@@ -6,9 +6,9 @@
 import {digestHex, sha256Digest, type Digest} from '../oci/digest.js'
 import {formatReference, parseReference} from '../oci/reference.js'
 import {parseChecksums} from './checksums.js'
-import {requiredFiles, type RequiredFile} from './contract.js'
+import {reliedOn, requiredFiles, type RequiredFile} from './contract.js'
 import {dockerManifest, type DockerManifestEntry} from './docker-manifest.js'
-import {BLOBS_DIR, CHECKSUMS_FILE, DOCKER_MANIFEST_FILE, type BundleMetadata} from './layout.js'
+import {BLOBS_DIR, blobPath, CHECKSUMS_FILE, DOCKER_MANIFEST_FILE, type BundleMetadata} from './layout.js'
 import type {BundleReader} from './reader.js'
 
 export interface RequiredFilesCheck {
@@ -36,13 +36,14 @@ function parse<T>(bytes: Buffer): T | undefined {
 export async function checkRequiredFiles(c: RequiredFilesCheck): Promise<void> {
   const {reader, meta, add} = c
   const entries = reader.index.entries
+  const relied = new Set([...(meta ? reliedOn(meta).keys() : [])].map((digest) => blobPath(digest))) // a delta leaves them out
   const checkDocker = (list: DockerManifestEntry[] | undefined, where: string, platform: string | undefined): void => {
     if (!Array.isArray(list)) {
       add('DOCKER', `${where} is not a docker manifest list`)
       return
     }
     for (const e of list) {
-      for (const p of [e.Config, ...(e.Layers ?? [])]) if (!reader.has(p)) add('DOCKER', `${where}: ${(e.RepoTags ?? []).join(',') || 'entry'} points at missing "${p}"`, p)
+      for (const p of [e.Config, ...(e.Layers ?? [])]) if (!reader.has(p) && !relied.has(p)) add('DOCKER', `${where}: ${(e.RepoTags ?? []).join(',') || 'entry'} points at missing "${p}"`, p)
     }
     if (meta && platform) {
       const expected = JSON.stringify(normalizeRepoTags(dockerManifest(meta.images ?? [], platform)))

@@ -17,12 +17,14 @@ import {
   INDEX_FILE,
   METADATA_FILE,
   OCI_LAYOUT_FILE,
+  type BundleDelta,
   type BundleMetadata,
 } from './layout.js'
 import {BundleReader} from './reader.js'
 import {BundleSource} from './source.js'
 import {indexDescriptorMediaType} from './oci-index.js'
 import {checkRequiredFiles} from './verify-files.js'
+import {reliedOn} from './contract.js'
 import {PartedBytes} from './parted-bytes.js'
 import {hashParts, partProblems} from './parts-check.js'
 import {isPartedPath, partsCheckCommand} from './parts.js'
@@ -57,6 +59,8 @@ export interface VerifyResult {
   images: number
   blobs: number
   bytesHashed: number
+  /** A delta bundle: what it was made against and the layers it relies on (not in it, not checked here). */
+  delta?: {base: BundleDelta['base']; for: BundleDelta['for']; reliedBlobs: number; reliedBytes: number; images: string[]}
 }
 
 function parse<T>(bytes: Buffer): T | undefined {
@@ -151,7 +155,7 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
     referenced.add(`${BLOBS_DIR}${digestHex(digest)}`)
   }
   const manifestsByImage = new Map<string, Map<string, ImageManifest>>() // image name → platform manifest digest → manifest
-  const source = new BundleSource(reader).walkSource()
+  const source = new BundleSource(reader, meta ? reliedOn(meta) : undefined).walkSource() // a delta: its relied-on layers are held by the runtime or registry
   for (const [i, desc] of (index?.manifests ?? []).entries()) {
     const name = desc.annotations?.[ANNOTATION_CONTAINERD_NAME] ?? desc.annotations?.[ANNOTATION_REF_NAME]
     const what = `index.json entry ${i + 1}${name ? ` (${name})` : ''}`
@@ -207,7 +211,9 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
   // --- the rest of the contract's required files: manifest.json, the docker fragments, SHA256SUMS (verify-files.ts) ---
   await checkRequiredFiles({reader, meta, blobHashes: hashes, quick: options.quick ?? false, add, readSmall, readAlready: [OCI_LAYOUT_FILE, INDEX_FILE, METADATA_FILE]})
 
-  return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed})
+  const delta = meta?.delta
+  const relying = delta ? [...new Set(delta.relies.flatMap((b) => b.usedBy.map((u) => u.image)))].sort() : []
+  return result({images: index?.manifests?.length ?? 0, blobs: blobNames.length, bytesHashed, ...(delta ? {delta: {base: delta.base, for: delta.for, reliedBlobs: delta.relies.length, reliedBytes: delta.savedBytes, images: relying}} : {})})
 }
 
 /** The walker's problem kinds in verify's words. */

@@ -19,7 +19,7 @@ import {sideChecksum} from './checksums.js'
 import {PartFiles, partsChecksums, removeStaleParts} from './part-files.js'
 import {partCount, partsChecksumPath} from './parts-naming.js'
 import {bundleEntries, checksumFileFor, installScriptPathFor, type BundleEntry} from './contract.js'
-import {BUNDLE_SCHEMA_VERSION, END_OF_ARCHIVE_BYTES, INSTALL_SCRIPT_FILE, TAR_BLOCK, type BundleMetadata} from './layout.js'
+import {BUNDLE_SCHEMA_VERSION, END_OF_ARCHIVE_BYTES, INSTALL_SCRIPT_FILE, TAR_BLOCK, type BundleDelta, type BundleMetadata} from './layout.js'
 import type {BundlePlan, PlannedBlob} from './plan.js'
 import {fillTar, keepsHolesIn, layoutOf, type FillOptions} from './tar-fill.js'
 import {TarOut} from './tar-out.js'
@@ -86,7 +86,9 @@ export function sourceDateEpochFromEnv(env: NodeJS.ProcessEnv = process.env): nu
   return Number.parseInt(text, 10)
 }
 
-export function buildMetadata(plan: BundlePlan, request: BundleRequest, sourceDateEpoch?: number): BundleMetadata {
+export function buildMetadata(plan: BundlePlan, request: BundleRequest, sourceDateEpoch?: number, delta?: BundleDelta): BundleMetadata {
+  const relied = new Set((delta?.relies ?? []).map((b) => b.digest))
+  const carried = plan.blobs.filter((b) => !relied.has(b.digest))
   return {
     schemaVersion: BUNDLE_SCHEMA_VERSION,
     tool: {name: 'kubeferry', version: toolVersion()},
@@ -95,7 +97,8 @@ export function buildMetadata(plan: BundlePlan, request: BundleRequest, sourceDa
     platforms: plan.platforms,
     dockerPlatform: plan.dockerPlatform,
     images: plan.images,
-    blobs: {count: plan.blobs.length, totalSize: plan.blobs.reduce((n, b) => n + b.size, 0)},
+    blobs: {count: carried.length, totalSize: carried.reduce((n, b) => n + b.size, 0)},
+    ...(delta ? {delta} : {}),
   }
 }
 
@@ -132,8 +135,8 @@ async function writeAtomic(path: string, content: string | Buffer, mode: number)
 }
 
 /** The metadata and entries of the bundle for `plan` (see BundleContents). */
-export function bundleContents(plan: BundlePlan, request: BundleRequest, sourceDateEpoch?: number): BundleContents {
-  const metadata = buildMetadata(plan, request, sourceDateEpoch)
+export function bundleContents(plan: BundlePlan, request: BundleRequest, sourceDateEpoch?: number, delta?: BundleDelta): BundleContents {
+  const metadata = buildMetadata(plan, request, sourceDateEpoch, delta)
   const entries = bundleEntries(metadata, plan.blobs, sourceDateEpoch ?? 0)
   return {metadata, entries, size: tarSize(entries)}
 }

@@ -40,6 +40,11 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     failed('Failed: nothing to list, a value that is not valid (Kubernetes version, runtime, image reference), an unreadable file or manifest, or (with --digests) a registry or network error.'),
     USAGE,
   ],
+  inventory: [
+    {code: 0, meaning: 'The inventory was written (or printed).'},
+    failed('Failed: a registry or runtime that cannot be read (refused credential, network error, runtime not reachable), a file given with --images-from that cannot be read, or an output that cannot be written.'),
+    USAGE,
+  ],
   inspect: [
     {code: 0, meaning: 'The contents were printed.'},
     failed('Failed: the bundle cannot be read or does not pass the quick structure check, or (with --key or a node policy in the trusted-keys directory) its signatures do not hold.'),
@@ -53,6 +58,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check, or (with --key or a node policy) it is unsigned, wrongly signed or not the bundle that was signed. Nothing was imported.'},
     {code: LOAD_EXIT.noPlatform, meaning: "The bundle does not hold this node's platform (or the one given with --platform)."},
     {code: LOAD_EXIT.noSpace, meaning: 'Not enough free space for the import.'},
+    {code: LOAD_EXIT.missingBase, meaning: 'A delta bundle whose base the runtime does not hold (the images missing a layer are named), or a delta made for push only. Nothing was imported.'},
   ],
   push: [
     {code: 0, meaning: 'Every image is in the registry under every name, digests unchanged (with --dry-run: the plan was printed).'},

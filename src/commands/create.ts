@@ -10,6 +10,16 @@ import {parsePlatform, formatPlatform} from '../oci/platform.js'
 import {formatReference} from '../oci/reference.js'
 import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
+import type {ImageSource} from '../oci/source.js'
+
+/** The base of a delta (--base): a lockfile's blobs are planned from the registry for the delta's platforms. */
+async function readBaseFor(path: string, source: ImageSource, platforms: string[]) {
+  const [{readDeltaBase}, {planBundle}] = await Promise.all([import('../delta/base.js'), import('../bundle/plan.js')])
+  return readDeltaBase(resolvePath(path), async (lock) => {
+    const plan = await planBundle(source, lock.images.map((i) => ({reference: i.reference, digest: i.digest})), {platforms, skipMissingPlatforms: true})
+    return plan.blobs.map((b) => b.digest)
+  })
+}
 
 export default class Create extends BaseCommand {
   static override summary = 'Build one bundle (a tar) of the images a cluster needs, for docker load, ctr import, skopeo and kubeferry.'
@@ -32,6 +42,7 @@ export default class Create extends BaseCommand {
     ...imageListFlags,
     lock: Flags.string({description: 'Build exactly the images (by digest) of a lockfile written by `images --lock`.', helpValue: 'FILE', helpGroup: 'IMAGES'}),
     platform: Flags.string({description: 'Platform to carry, os/arch[/variant] (repeatable), or "all". The first one is docker load\'s. Default linux/amd64.', multiple: true, helpValue: 'PLATFORM'}),
+    base: Flags.string({description: 'Make a delta bundle: leave out the layers OLD holds (an earlier bundle or its first part, its bundle.json, its lockfile, or a `kubeferry inventory` file).', helpValue: 'OLD'}),
     'skip-missing-platforms': Flags.boolean({description: 'Bundle an image with the requested platforms it has, instead of failing.', default: false}),
     'cache-dir': Flags.string({description: 'Blob cache (default $XDG_CACHE_HOME/kubeferry or ~/.cache/kubeferry).', helpValue: 'DIR'}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
@@ -94,7 +105,9 @@ export default class Create extends BaseCommand {
     process.once('SIGTERM', onSignal)
     let summary
     try {
+      const base = flags.base === undefined ? undefined : await readBaseFor(flags.base, registrySource(client), normalised)
       summary = await buildBundle({
+        base,
         source: registrySource(client),
         store,
         requests,
@@ -133,6 +146,7 @@ export default class Create extends BaseCommand {
     )
     for (const part of parts ?? []) this.log(`  ${part.path} (${formatBytes(part.size)})`)
     if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
+    if (summary.delta) this.log(`  delta against ${summary.delta.base.kind} ${summary.delta.base.name} (for ${summary.delta.for.join(' and ')}): relies on ${summary.delta.reliedBlobs} layers it does not carry, ${formatBytes(summary.delta.savedBytes)} saved`)
     this.log(`  ${summary.checksumFile}`)
     this.log(`  ${summary.installScript}`)
     if (signature) this.log(`  ${signature.signatureFile} (signed by ${signature.keyFile}, ${signature.algorithm}, keyid ${signature.keyid})`)

@@ -35,6 +35,8 @@ export default class Inspect extends BaseCommand {
     this.log(`built from: ${built.join('; ') || 'unknown'}`)
     if (trust) this.log(signedByLine(trust))
     this.log(`platforms: ${info.platforms.join(', ')} (docker load: ${info.dockerPlatform}); ${info.blobs.count} unique blobs, ${formatBytes(info.blobs.totalSize)}`)
+    const d = info.delta
+    if (d) this.log(`delta against ${d.base.kind} ${d.base.name}${d.base.sha256 ? ` (sha256 ${d.base.sha256.slice(0, 12)}…)` : ''}, for ${d.for.join(' and ')}: ${d.reliedBlobs} layers not carried, ${formatBytes(d.savedBytes)} saved (${formatBytes(info.fileSize)} instead of about ${formatBytes(info.fileSize + d.savedBytes)})`)
     this.log('')
     const rows = info.images.map((i) => [i.name, i.role ?? '-', i.digest.slice(0, 19), i.platforms.join(',') + (i.sparse ? ' (sparse)' : ''), formatBytes(i.size)])
     const head = ['IMAGE', 'ROLE', 'DIGEST', 'PLATFORMS', 'SIZE']

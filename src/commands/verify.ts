@@ -36,6 +36,8 @@ export default class Verify extends BaseCommand {
       this.printJson(error ? {...result, error: error.toJSON()} : result)
     } else if (result.ok) {
       this.log(`${args.bundle}: OK (${result.images} images, ${result.blobs} blobs${flags.quick ? ', contents not hashed' : `, ${formatBytes(result.bytesHashed)} hashed`}${trust ? `; ${signedByLine(trust)}` : ''})`)
+      const d = result.delta
+      if (d) this.log(`${args.bundle}: a delta against ${d.base.kind} ${d.base.name}${d.base.sha256 ? ` (sha256 ${d.base.sha256})` : ''}, for ${d.for.join(' and ')}: relies on ${d.reliedBlobs} layers (${formatBytes(d.reliedBytes)}) it does not carry, used by ${d.images.length} images; the runtime or registry must hold them (load, install.sh and push check)`)
     } else {
       for (const problem of result.problems) process.stderr.write(`${args.bundle}: ${problem.kind}: ${problem.message}\n`)
     }

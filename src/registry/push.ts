@@ -15,6 +15,9 @@
  */
 import type {BundleReader} from '../bundle/reader.js'
 import {BundleSource} from '../bundle/source.js'
+import {reliedOn} from '../bundle/contract.js'
+import {METADATA_FILE} from '../bundle/layout.js'
+import {assertDeltaForPush, placeReliedBlobs} from './push/relied.js'
 import {checkRegistry, classifyTargets, refuseConflicts} from './push/check.js'
 import {dryRun} from './push/dry-run.js'
 import {Limiter} from './push/limiter.js'
@@ -43,8 +46,10 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   // 1. plan
   const named = await listImages(reader, gate)
   const places = planPlaces(named, options.rules, dest)
-  // 2. check
-  const source = new BundleSource(reader)
+  const meta = reader.has(METADATA_FILE) ? await reader.metadata() : undefined
+  assertDeltaForPush(meta)
+  // 2. check (a delta's relied-on layers count as held: the registry must have them, see push/relied.ts)
+  const source = new BundleSource(reader, meta ? reliedOn(meta) : undefined)
   const checked = await checkRegistry(source, registry, named, places, gate, pools.requests)
   const targets = classifyTargets(places, checked, policy, options)
   const conflicts = targets.filter((t) => t.status === 'conflict')
@@ -58,6 +63,7 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   if (options.dryRun) {
     await dryRun(registry, dest.registry, policy, toPush.concat(conflicts), pools.requests, results, report)
   } else {
+    await placeReliedBlobs(meta, toPush, registry, pools.requests) // a delta: every relied-on layer in place, or nothing written
     // 3-5. blobs, child manifests, index and tag: the registry sink takes each image from the bundle
     const sink = new RegistrySink({registry, destination: dest, policy, pools, counts: report, results, onEvent: emit})
     sink.announce(toPush.map((t) => t.image))

@@ -9,7 +9,7 @@ import {machine, tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {pipeline} from 'node:stream/promises'
 import {assertPlatformHeld, EXIT, planImport, platformFromUname, sandboxImages, summaryLine, canonicalPlatform, type ImportPlan, type PlanImage, type RuntimeName} from '../bundle/import-plan.js'
-import {checksumFileFor} from '../bundle/contract.js'
+import {checksumFileFor, reliedOn} from '../bundle/contract.js'
 import type {BundleImage, BundleMetadata} from '../bundle/layout.js'
 import {walkBundleImages} from '../bundle/images.js'
 import {BundleReader} from '../bundle/reader.js'
@@ -25,6 +25,7 @@ import type {RuntimeAdapter} from './adapter.js'
 import {ContainerdAdapter} from './containerd.js'
 import {resolveRuntime, type RuntimeTarget} from './detect.js'
 import {DockerAdapter} from './docker.js'
+import {assertDeltaForNodes, assertRuntimeHoldsRelied} from './delta-check.js'
 import {lastLine} from './exec.js'
 import {ContainersStorageAdapter} from './podman.js'
 import {preflight, warningLines, type PreflightWarning} from './preflight.js'
@@ -159,7 +160,7 @@ async function verify(reader: BundleReader, plan: ImportPlan): Promise<string> {
  */
 async function walkedImages(reader: BundleReader, meta: BundleMetadata): Promise<BundleImage[]> {
   try {
-    return (await walkBundleImages(new BundleSource(reader), meta)).map((w) => w.image)
+    return (await walkBundleImages(new BundleSource(reader, reliedOn(meta)), meta)).map((w) => w.image)
   } catch (error) {
     const structure = await verifyBundle(reader.path, {quick: true, checkParts: true})
     const why = structure.ok ? (isKubeferryError(error) ? error.message : String(error)) : structure.problems[0].message
@@ -192,6 +193,7 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
   }
   platform = canonicalPlatform(platform)
   assertPlatformHeld(meta, platform)
+  assertDeltaForNodes(meta)
   const plan = planImport({...meta, images: await walkedImages(reader, meta)}, platform)
   const result: LoadResult = {
     bundle: options.bundle,
@@ -225,6 +227,7 @@ export async function loadBundle(options: LoadOptions): Promise<LoadResult> {
     const target = await resolveRuntime({runtime: options.runtime, address: options.address, namespace: options.namespace, env})
     result.runtime = target.kind
     say(`kubeferry: runtime ${target.description}`)
+    await assertRuntimeHoldsRelied(target, plan, say) // a delta: before anything else touches the runtime
     result.warnings = await preflight({kind: target.kind, configFile: options.config, bundleNames: plan.images.map((i) => i.name), suggested: sandboxImages(meta)[0], env: target.env})
     for (const warning of result.warnings) for (const line of warningLines(warning)) options.onLine?.(`kubeferry: warning: ${line}`, 'warn')
 

@@ -15,6 +15,7 @@ import type {Digest} from '../oci/digest.js'
 import type {Descriptor, ImageIndex} from '../oci/types.js'
 import {treeNodes, walkTree} from '../oci/walk.js'
 import {BundleSource} from '../bundle/source.js'
+import {reliedOn} from '../bundle/contract.js'
 import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
@@ -99,6 +100,8 @@ export class Catalog {
   readonly images: ServedImage[] = []
   readonly warnings: string[] = []
   private sortedNames: string[] | undefined
+  /** A delta's relied-on layers not yet found in any bundle added: the bundle that needs each. */
+  private readonly relying = new Map<Digest, string>()
 
   constructor(readonly options: CatalogOptions) {}
 
@@ -172,15 +175,32 @@ export class Catalog {
    * hold are left to clients; platforms left out of a sparse index are simply not served.
    */
   private async addManifestTree(reader: BundleReader, descriptor: Descriptor, name: string, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): Promise<void> {
-    const tree = await walkTree(new BundleSource(reader).walkSource(), descriptor, {what: name, toError: (problem) => invalid(reader.path, problem.message)})
+    const relied = reader.has(METADATA_FILE) ? reliedOn(await reader.metadata()) : new Map<Digest, number>()
+    const tree = await walkTree(new BundleSource(reader, relied).walkSource(), descriptor, {what: name, toError: (problem) => invalid(reader.path, problem.message)})
     const state: BlobState = this.options.contentVerified ? 'verified' : 'unverified'
     for (const node of treeNodes(tree!)) {
       this.remember(reader, node.descriptor, 'verified', node.raw.mediaType)
       reachable.manifests.add(node.raw.digest)
       for (const blob of node.blobs) {
-        this.remember(reader, blob, state)
         reachable.blobs.add(blob.digest)
+        // a delta's relied-on layer is served from the bundle that holds it (its base, given too)
+        if (!reader.blobEntry(blob.digest) && relied.has(blob.digest)) {
+          if (!this.contents.has(blob.digest)) this.relying.set(blob.digest, reader.path)
+          continue
+        }
+        this.remember(reader, blob, state)
+        this.relying.delete(blob.digest)
       }
+    }
+  }
+
+  /** After the last bundle: every layer a delta relies on must be held by one of the bundles given. */
+  checkRelied(): void {
+    const [digest, path] = [...this.relying].find(([d]) => !this.contents.has(d)) ?? []
+    if (digest && path) {
+      throw new KubeferryError('BUNDLE_INVALID', `${path}: cannot serve this delta bundle alone: it relies on layer ${digest}, which none of the bundles given holds`, {
+        hint: `serve it together with its base: kubeferry serve BASE.tar ${path}`,
+      })
     }
   }
 

@@ -41,6 +41,7 @@ export async function loadCatalog(paths: string[], options: LoadOptions = {}): P
     if (options.verify) await options.verify(path)
     await catalog.addBundle(await BundleReader.open(path))
   }
+  catalog.checkRelied()
   return catalog
 }
 

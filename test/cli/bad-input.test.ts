@@ -165,6 +165,13 @@ const ROWS: Row[] = [
   {command: 'verify', problem: 'public key that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'verify', problem: '--require-signatures 0', argv: (f) => [f.good, '--require-signatures', '0'], code: 2, error: /^error: .*--require-signatures/},
   // verify
+  // inventory
+  {command: 'inventory', problem: 'neither a registry nor --runtime', argv: () => [], code: 2, error: /^error: give either REGISTRY\/PREFIX or --runtime/},
+  {command: 'inventory', problem: 'unknown flag', argv: () => ['reg:5000/k8s', '--images-form', 'k8s.lock'], code: 2, error: /^error: unknown flag --images-form\b/, hint: /did you mean --images-from/},
+  {command: 'inventory', problem: 'value not among the choices', argv: () => ['--runtime', 'dockerr'], code: 2, error: /^error: invalid --runtime "dockerr"/},
+  {command: 'inventory', problem: 'malformed registry', argv: () => ['Reg:5000/K8S', '--repository', 'pause'], code: 1, error: /^error: invalid registry "Reg:5000\/K8S"/},
+  {command: 'inventory', problem: '--images-from that does not exist', argv: (f) => ['reg:5000/k8s', '--images-from', f.missing], code: 1, error: (f) => new RegExp(`^error: --images-from ${esc(f.missing)}: no such file`)},
+
   {command: 'verify', problem: 'missing argument', argv: () => [], code: 2, error: /^error: missing argument BUNDLE/},
   {command: 'verify', problem: 'unknown flag', argv: (f) => [f.good, '--quik'], code: 2, error: /^error: unknown flag --quik\b/, hint: /did you mean --quick/},
   {command: 'verify', problem: 'bundle that does not exist', argv: (f) => [f.missing], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},

@@ -22,6 +22,21 @@ export const KUBEADM_V1_31_6 = [
   'registry.k8s.io/etcd:3.5.15-0',
 ]
 
+/**
+ * `kubeadm config images list --kubernetes-version v1.31.0`: the release a v1.31.6 upgrade starts from (delta bundles,
+ * issue 20). pause:3.10 and etcd:3.5.15-0 are the very same images in both; the others differ in their own (binary)
+ * layer only and share the base layer, as real patch releases do.
+ */
+export const KUBEADM_V1_31_0 = [
+  'registry.k8s.io/kube-apiserver:v1.31.0',
+  'registry.k8s.io/kube-controller-manager:v1.31.0',
+  'registry.k8s.io/kube-scheduler:v1.31.0',
+  'registry.k8s.io/kube-proxy:v1.31.0',
+  'registry.k8s.io/coredns/coredns:v1.11.1',
+  'registry.k8s.io/pause:3.10',
+  'registry.k8s.io/etcd:3.5.15-0',
+]
+
 /** Default sandbox images of common runtimes (containerd 1.6 → 3.6, 1.7 → 3.8, CRI-O/2.0 era → 3.9). */
 export const RUNTIME_PAUSES = ['registry.k8s.io/pause:3.6', 'registry.k8s.io/pause:3.8', 'registry.k8s.io/pause:3.9']
 
@@ -34,6 +49,12 @@ export function defaultImageSpecs(): ImageSpec[] {
     format: i % 2 === 0 ? 'docker' : 'oci',
     ...(name.startsWith('registry.k8s.io/pause:') ? {runnable: 'pause' as const} : name.includes('/busybox:') ? {runnable: 'busybox' as const} : {}),
   }))
+}
+
+/** The v1.31.0 set, each image with the media type and role of its v1.31.6 counterpart (same position in kubeadm's list). */
+export function kubeadmV1310Specs(): ImageSpec[] {
+  const v1316 = defaultImageSpecs()
+  return KUBEADM_V1_31_0.map((name, i) => ({...v1316[i], name}))
 }
 
 /** `count` tiny images for load tests: registry.k8s.io/kubeferry-many/image-0001:v1, … */

@@ -1,0 +1,56 @@
+/**
+ * Shared setup of the delta tests (issue 20): the v1.31.0 control-plane images built by the test image builder and
+ * pushed into the open test registry (same base layers as the v1.31.6 set; pause:3.10 and etcd:3.5.15-0 the very
+ * same images; the others differ in their own "binary" layer), then full bundles of both sets and deltas made by the
+ * real CLI.
+ */
+import {execFileSync} from 'node:child_process'
+import {mkdtemp, readFile} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {buildImageSet} from '../images/builder.js'
+import {KUBEADM_V1_31_6, kubeadmV1310Specs} from '../images/catalog.js'
+import {pushImageSet} from '../images/seed.js'
+import type {Peers} from '../harness/peers.js'
+import {runCli, type CliResult} from '../helpers/cli.js'
+import type {BundleMetadata} from '../../src/bundle/layout.js'
+
+export const PLATFORMS = ['linux/amd64', 'linux/arm64']
+export const EPOCH = '1700000000'
+export const V1_31_0 = kubeadmV1310Specs().map((s) => s.name)
+export const V1_31_6 = KUBEADM_V1_31_6
+
+/** Build the v1.31.0 set and push it into the open test registry (idempotent: present blobs are skipped). */
+export async function seedV1310(peers: Peers, dir: string): Promise<void> {
+  const set = await buildImageSet({dir: join(dir, 'images-v1.31.0'), images: kubeadmV1310Specs()})
+  await pushImageSet(set, {url: peers.registries.open.url})
+}
+
+/** `kubeferry create` of `images` from the open test registry (two platforms, fixed SOURCE_DATE_EPOCH). */
+export async function create(peers: Peers, dir: string, output: string, images: string[], extra: string[] = []): Promise<CliResult> {
+  const url = peers.registries.open.url
+  const args = ['create', ...images.flatMap((i) => ['--image', i]), '--mirror', `registry.k8s.io=${url}`, ...PLATFORMS.flatMap((p) => ['--platform', p])]
+  return runCli([...args, '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', output, ...extra], {env: {SOURCE_DATE_EPOCH: EPOCH}})
+}
+
+export async function tempDir(name: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `kf-delta-${name}-`))
+}
+
+/** The blob entries of a tar (`blobs/sha256/<hex>`), sorted. */
+export function blobEntries(tar: string): string[] {
+  return execFileSync('tar', ['-tf', tar], {encoding: 'utf8'}).split('\n').filter((n) => n.startsWith('blobs/sha256/')).sort()
+}
+
+export async function metadataOf(tar: string): Promise<BundleMetadata> {
+  return JSON.parse(execFileSync('tar', ['-xOf', tar, 'kubeferry/bundle.json'], {encoding: 'utf8', maxBuffer: 64 << 20})) as BundleMetadata
+}
+
+export async function readText(path: string): Promise<string> {
+  return readFile(path, 'utf8')
+}
+
+/** A unique lowercase name for what a test writes into the shared peers. */
+export function unique(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`
+}
