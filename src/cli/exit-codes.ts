@@ -35,6 +35,11 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     USAGE,
     {code: 130, meaning: 'Interrupted (SIGINT or SIGTERM). No bundle was written; what was downloaded stays in the cache for the next run.'},
   ],
+  diff: [
+    {code: 0, meaning: 'The comparison was printed.'},
+    failed('Failed: OLD or NEW cannot be read or is neither a bundle, a bundle.json nor a lockfile, or (for a lockfile) a registry or network error while reading its manifests.'),
+    USAGE,
+  ],
   images: [
     {code: 0, meaning: 'The list was printed (and the lockfile written with --lock).'},
     failed('Failed: nothing to list, a value that is not valid (Kubernetes version, runtime, image reference), an unreadable file or manifest, or (with --digests) a registry or network error.'),

@@ -40,7 +40,7 @@ function checkMetadata(data: unknown, path: string): BundleMetadata {
   return meta
 }
 
-async function isTar(path: string): Promise<boolean> {
+export async function isTar(path: string): Promise<boolean> {
   const handle = await open(path, 'r')
   try {
     const buffer = Buffer.alloc(8)

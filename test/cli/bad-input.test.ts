@@ -107,6 +107,11 @@ const ROWS: Row[] = [
   {command: 'images', problem: 'manifests that do not exist', argv: (f) => ['--from-manifests', f.missing], code: 1, error: (f) => new RegExp(`^error: .*${esc(f.missing)}.*no such file or directory`)},
 
   // inspect
+  {command: 'diff', problem: 'missing argument', argv: (f) => [f.good], code: 2, error: /^error: missing argument NEW/},
+  {command: 'diff', problem: 'a file that does not exist', argv: (f) => [f.good, f.missing], code: 1, error: (f) => new RegExp(`^error: ${esc(f.missing)}: no such file`)},
+  {command: 'diff', problem: 'a directory', argv: (f) => [f.folder, f.good], code: 1, error: /^error: .*(directory|EISDIR|neither a tar nor)/},
+  {command: 'diff', problem: 'a truncated bundle', argv: (f) => [f.truncated, f.good], code: 1, error: /^error: /, hint: /copy|again|truncated/i},
+  {command: 'diff', problem: 'unknown flag', argv: (f) => [f.good, f.good, '--platfrom', 'linux/amd64'], code: 2, error: /^error: unknown flag --platfrom\b/, hint: /did you mean --platform/},
   {command: 'inspect', problem: 'missing argument', argv: () => [], code: 2, error: /^error: missing argument BUNDLE/},
   {command: 'inspect', problem: 'unknown flag', argv: (f) => [f.good, '--wide'], code: 2, error: /^error: unknown flag --wide\b/},
   {command: 'inspect', problem: 'bundle that does not exist', argv: (f) => [f.missing], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
