@@ -9,6 +9,7 @@
  */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
+import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import test, {type ExecutionContext} from 'ava'
@@ -40,6 +41,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await proxy?.close()
+  if (dir) await rm(dir, {recursive: true, force: true})
 })
 
 /** `skopeo inspect --raw` of every image of the delta under `prefix`: each digest is the upstream one. */
