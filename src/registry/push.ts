@@ -61,6 +61,7 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   const results = new Results()
   for (const t of targets) if (t.status === 'present') results.record(t, 'present', t.existing!, t.existing !== t.image.root.raw.digest)
   if (options.dryRun) {
+    await placeReliedBlobs(meta, toPush, registry, pools.requests, true) // a delta: refused as the push would be
     await dryRun(registry, dest.registry, policy, toPush.concat(conflicts), pools.requests, results, report)
   } else {
     await placeReliedBlobs(meta, toPush, registry, pools.requests) // a delta: every relied-on layer in place, or nothing written

@@ -6,7 +6,7 @@
  * install.sh has no delta part.
  */
 import {execFileSync} from 'node:child_process'
-import {writeFile} from 'node:fs/promises'
+import {writeFile, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import test from 'ava'
 import {DELTA_ONLY_PARTS, installScriptTemplate} from '../../src/bundle/install-template.js'
@@ -32,6 +32,10 @@ test.before(async () => {
     const r = await create(peers, dir, join(dir, name), [...images], [...extra])
     if (r.code !== 0) setup = `create ${name}: ${r.stderr}`
   }
+})
+
+test.after.always(async () => {
+  if (dir) await rm(dir, {recursive: true, force: true})
 })
 
 const ready = (t: {fail(m: string): void}): boolean => {

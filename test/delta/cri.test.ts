@@ -3,6 +3,7 @@
  * by its install.sh, then the v1.31.6 delta by its own: every image is there with its upstream digest (as kubelet
  * sees it through the CRI) and the pod sandbox runs.
  */
+import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import test from 'ava'
 import {execFile} from 'node:child_process'
@@ -43,5 +44,6 @@ nodeTest(`the delta onto a CRI node holding v1.31.0: every image with its upstre
     await node.cri.removePodSandbox(id)
   } finally {
     await node.stop()
+    await rm(dir, {recursive: true, force: true})
   }
 })

@@ -5,7 +5,8 @@
  * real CLI.
  */
 import {execFileSync} from 'node:child_process'
-import {mkdtemp, readFile} from 'node:fs/promises'
+import {createHash} from 'node:crypto'
+import {mkdir, mkdtemp, readFile, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {buildImageSet} from '../images/builder.js'
@@ -20,10 +21,30 @@ export const EPOCH = '1700000000'
 export const V1_31_0 = kubeadmV1310Specs().map((s) => s.name)
 export const V1_31_6 = KUBEADM_V1_31_6
 
-/** Build the v1.31.0 set and push it into the open test registry (idempotent: present blobs are skipped). */
+/**
+ * Build the v1.31.0 set and push it into the open test registry (idempotent: present blobs are skipped). Test files
+ * run at once and distribution races when one blob is committed twice at once (see seed.ts), so one push at a time:
+ * a lock directory per registry (taken over when older than two minutes: its holder died).
+ */
 export async function seedV1310(peers: Peers, dir: string): Promise<void> {
   const set = await buildImageSet({dir: join(dir, 'images-v1.31.0'), images: kubeadmV1310Specs()})
-  await pushImageSet(set, {url: peers.registries.open.url})
+  const url = peers.registries.open.url
+  const lock = join(tmpdir(), `kf-delta-seed-${createHash('sha256').update(url).digest('hex').slice(0, 12)}.lock`)
+  for (;;) {
+    try {
+      await mkdir(lock)
+      break
+    } catch {
+      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0)
+      if (age > 120_000) await rm(lock, {recursive: true, force: true})
+      else await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+  try {
+    await pushImageSet(set, {url})
+  } finally {
+    await rm(lock, {recursive: true, force: true})
+  }
 }
 
 /** `kubeferry create` of `images` from the open test registry (two platforms, fixed SOURCE_DATE_EPOCH). */

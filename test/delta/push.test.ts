@@ -9,6 +9,7 @@
  */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
+import {rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import test, {type ExecutionContext} from 'ava'
@@ -40,6 +41,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await proxy?.close()
+  if (dir) await rm(dir, {recursive: true, force: true})
 })
 
 /** `skopeo inspect --raw` of every image of the delta under `prefix`: each digest is the upstream one. */
@@ -67,6 +69,10 @@ peerTest('push: onto the base every digest is right; into an empty registry refu
   t.is(empty.code, 1)
   t.regex(empty.stderr, /the registry does not hold \d+ layer\(s\) this delta bundle relies on; missing for: .*registry\.k8s\.io\/kube-apiserver:v1\.31\.6.*Nothing was pushed/)
   t.deepEqual(writes(proxy!, before), [], 'nothing was written')
+  const dry = await runCli(['push', join(dir, 'd6.tar'), `${proxy!.host}/${unique('kfdelta-empty')}`, '--dry-run', '--no-progress'])
+  t.is(dry.code, 1, 'a dry run refuses as the push would')
+  t.regex(dry.stderr, /this delta bundle relies on; missing for/)
+  t.deepEqual(writes(proxy!, before), [])
   t.true(proxy!.log.slice(before).some((r) => r.method === 'HEAD' && /\/blobs\/sha256:/.test(r.path)), 'the relied-on blobs were asked for')
 })
 

@@ -10,7 +10,7 @@
  */
 import {execFile} from 'node:child_process'
 import {existsSync} from 'node:fs'
-import {mkdir} from 'node:fs/promises'
+import {mkdir, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 import {promisify} from 'node:util'
 import test from 'ava'
@@ -41,6 +41,10 @@ test.before(async () => {
   // what a node imports: one platform; the delta made from the base bundle, to compare the inventories' deltas with
   const r = await createAmd64(peers, join(dir, 'd6-amd64-bundle.tar'), join(dir, 'v0.tar'))
   if (r.code !== 0) setup = `create d6-amd64-bundle.tar: ${r.stderr}`
+})
+
+test.after.always(async () => {
+  if (dir) await rm(dir, {recursive: true, force: true})
 })
 
 /** The v1.31.6 delta for linux/amd64 only, against `base`. */

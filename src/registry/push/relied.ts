@@ -21,8 +21,11 @@ export function assertDeltaForPush(meta: BundleMetadata | undefined): void {
   }
 }
 
-/** Puts every relied-on layer in place in each destination repository (HEAD, else mount), or throws before writing. */
-export async function placeReliedBlobs(meta: BundleMetadata | undefined, targets: Target[], registry: PushRegistry, requests: Limiter): Promise<{present: number; mounted: number}> {
+/**
+ * Puts every relied-on layer in place in each destination repository (HEAD, else mount), or throws before writing.
+ * `dryRun`: only the HEADs (a dry run refuses as the push would, and writes nothing).
+ */
+export async function placeReliedBlobs(meta: BundleMetadata | undefined, targets: Target[], registry: PushRegistry, requests: Limiter, dryRun = false): Promise<{present: number; mounted: number}> {
   const relies = meta?.delta?.relies ?? []
   if (relies.length === 0 || targets.length === 0) return {present: 0, mounted: 0}
   // destination repository → the relied-on layers its images need
@@ -50,6 +53,7 @@ export async function placeReliedBlobs(meta: BundleMetadata | undefined, targets
     })
   }
   const mounts = asks.filter((_, i) => !held[i])
+  if (dryRun) return {present: asks.length - mounts.length, mounted: 0}
   await Promise.all(
     mounts.map(async (a) => {
       const mounted = await requests.run(() => registry.mountBlob(a.need.ref, a.digest, holders.get(a.digest)!))
