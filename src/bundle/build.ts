@@ -19,6 +19,7 @@ import type {Digest} from '../oci/digest.js'
 import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
+import {carryArtifacts} from './artifacts.js'
 import {mapLimit} from '../util/async.js'
 import {Downloads} from './downloads.js'
 import {checkBundleFits, checkOutputDir} from './preflight.js'
@@ -40,6 +41,8 @@ export interface BuildOptions {
   signal?: AbortSignal
   /** Write the bundle in parts of this many bytes (create --split, see part-files.ts). */
   partSize?: number
+  /** Carry the publishers' signatures, attestations, SBOMs and referrers (artifacts.ts); create's default. */
+  artifacts?: {requireSigned?: boolean}
 }
 
 export interface BuildSummary {
@@ -66,6 +69,8 @@ export interface BuildSummary {
   cachedBlobs: number
   /** Manifests and indexes: always read from the registry while planning. */
   manifests: number
+  /** The publishers' signatures, attestations, SBOMs and referrers carried (artifacts.ts). */
+  artifacts: number
   seconds: number
   warnings: string[]
 }
@@ -149,15 +154,15 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   try {
     await checkOutputDir(options.output)
     progress?.note(`resolving ${options.requests.length} image reference(s)…`)
-    const plan = await planBundle(source, options.requests, {
-      platforms: options.platforms,
-      skipMissingPlatforms: options.skipMissingPlatforms,
-      concurrency,
-      onBlob: (blob, user) => {
-        if (!owners.has(blob.digest)) owners.set(blob.digest, user)
-        downloads.want(blob)
-      },
-    })
+    const onBlob = (blob: Parameters<typeof downloads.want>[0], user: string): void => {
+      if (!owners.has(blob.digest)) owners.set(blob.digest, user)
+      downloads.want(blob)
+    }
+    const plan = await planBundle(source, options.requests, {platforms: options.platforms, skipMissingPlatforms: options.skipMissingPlatforms, concurrency, onBlob})
+    if (options.artifacts) {
+      progress?.note(`looking up signatures, attestations and SBOMs of ${plan.images.length} image(s)…`)
+      await carryArtifacts(source, plan, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob})
+    }
     if (downloads.error !== undefined) throw downloads.error
     for (const blob of plan.blobs) if (!owners.has(blob.digest)) owners.set(blob.digest, blob.usedBy[0])
     const fetched = plan.blobs.filter((b) => !b.bytes)
@@ -258,6 +263,7 @@ function summaryOf(plan: BundlePlan, result: Awaited<ReturnType<typeof writeBund
     // Not fetched by this build: in the cache before, or stored meanwhile by another build sharing it.
     cachedBlobs: plan.blobs.filter((b) => !b.bytes).length - downloads.downloadedBlobs,
     manifests: plan.blobs.filter((b) => b.bytes).length,
+    artifacts: plan.images.reduce((n, i) => n + (i.artifacts?.length ?? 0), 0),
     seconds: (Date.now() - startedAt) / 1000,
     warnings: plan.warnings,
   }

@@ -181,7 +181,7 @@ export function installListing(made: BundleEntry[], selfSize: number): ListedEnt
   return listed.sort(byPath)
 }
 
-/** The blobs the images of `meta` name (index, manifests, configs, layers), each once. */
+/** The blobs the images of `meta` name (index, manifests, configs, layers, and their artifacts'), each once. */
 export function blobsOf(meta: BundleMetadata): ContractBlob[] {
   const blobs = new Map<Digest, number>()
   for (const image of meta.images) {
@@ -191,6 +191,8 @@ export function blobsOf(meta: BundleMetadata): ContractBlob[] {
       blobs.set(p.config.digest, p.config.size)
       for (const layer of p.layers) blobs.set(layer.digest, layer.size)
     }
+    // The publishers' artifacts (layout.ts BundleArtifact): blobs like any other, named by bundle.json only.
+    for (const a of image.artifacts ?? []) for (const blob of [a, a.config, ...a.layers]) blobs.set(blob.digest, blob.size)
   }
   return [...blobs].map(([digest, size]) => ({digest, size}))
 }

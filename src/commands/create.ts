@@ -4,6 +4,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {KubeferryError} from '../oci/errors.js'
+import {usageError} from '../cli/usage.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
 import {parsePlatform, formatPlatform} from '../oci/platform.js'
 import {formatReference} from '../oci/reference.js'
@@ -34,6 +35,8 @@ export default class Create extends BaseCommand {
     'skip-missing-platforms': Flags.boolean({description: 'Bundle an image with the requested platforms it has, instead of failing.', default: false}),
     'cache-dir': Flags.string({description: 'Blob cache (default $XDG_CACHE_HOME/kubeferry or ~/.cache/kubeferry).', helpValue: 'DIR'}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
+    signatures: Flags.boolean({description: 'Carry the publishers\' cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom tags) and OCI 1.1 referrers of each image and platform (--no-signatures: leave them out).', default: true, allowNo: true}),
+    'require-signed-images': Flags.boolean({description: 'Refuse, before writing anything, when an image has no signature (a cosign .sig tag or a signature referrer), naming those images.', default: false}),
     ...registryFlags,
   }
 
@@ -50,6 +53,7 @@ export default class Create extends BaseCommand {
       import('../store/blob-store.js'),
     ])
     const partSize = flags.split === undefined ? undefined : parseSplitSize(flags.split) // a usage error before anything
+    if (flags['require-signed-images'] && !flags.signatures) throw usageError('--require-signed-images needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
 
@@ -103,6 +107,7 @@ export default class Create extends BaseCommand {
         progress,
         signal: abort.signal,
         partSize,
+        ...(flags.signatures ? {artifacts: {requireSigned: flags['require-signed-images']}} : {}),
       })
       await progress.stop(true)
     } catch (error) {
@@ -126,6 +131,7 @@ export default class Create extends BaseCommand {
         `${summary.uniqueBlobs} unique blobs (${formatBytes(summary.blobBytes)}; ${summary.downloadedBlobs} downloaded${summary.resumedBlobs ? ` (${summary.resumedBlobs} continued, ${formatBytes(summary.resumedBytes)} kept from an earlier run)` : ''}, ` +
         `${summary.cachedBlobs} from the cache, ${summary.manifests} manifests) in ${summary.seconds.toFixed(1)} s`,
     )
+    if (summary.artifacts > 0) this.log(`  ${summary.artifacts} signatures, attestations, SBOMs and referrers carried (kubeferry inspect lists them per image)`)
     for (const part of parts ?? []) this.log(`  ${part.path} (${formatBytes(part.size)})`)
     if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
     this.log(`  ${summary.checksumFile}`)
