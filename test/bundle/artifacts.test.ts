@@ -1,0 +1,155 @@
+/**
+ * `create` carries the publishers' artifacts (issue 19 d3) from the real registry (distribution 2.8, no referrers
+ * API): cosign's .sig/.att/.sbom tags and an OCI 1.1 referrer under the tag schema, for the index and a platform
+ * manifest (fixtures: test/images/signed.ts). bundle.json records exactly what was pushed, the blobs are in the tar,
+ * verify passes, install.sh lists them; index.json and manifest.json are those of the same bundle made with
+ * --no-signatures, and the real loaders (ctr import, docker load, skopeo oci-archive:) see the same images either way.
+ */
+import {execFileSync, spawnSync} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import test from 'ava'
+import type {BundleMetadata} from '../../src/bundle/layout.js'
+import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
+import {seedSignedImages, type SignedSet} from '../images/signed.js'
+
+const prefix = `kf-artifacts-${randomBytes(4).toString('hex')}`
+let work = ''
+let set: SignedSet | undefined
+let withArtifacts = ''
+let without = ''
+let setupError: string | undefined
+
+const extract = (bundle: string, entry: string): string => execFileSync('tar', ['-xOf', bundle, entry], {encoding: 'utf8'})
+const metadata = (bundle: string): BundleMetadata => JSON.parse(extract(bundle, 'kubeferry/bundle.json')) as BundleMetadata
+const listing = (bundle: string): string[] => execFileSync('tar', ['-tf', bundle], {encoding: 'utf8'}).trim().split('\n')
+
+async function create(output: string, refs: string[], ...extra: string[]): Promise<{code: number | null; stdout: string; stderr: string}> {
+  return runCli(['create', '-o', output, '--cache-dir', join(work, 'cache'), '--json', '--no-progress', '--platform', 'linux/amd64', '--platform', 'linux/arm64', ...refs.flatMap((r) => ['--image', r]), ...extra], {env: {SOURCE_DATE_EPOCH: '1700000000'}})
+}
+
+test.before(async () => {
+  if (missingPeer(['registries'])) return
+  const peers = loadPeers()!
+  work = await mkdtemp(join(tmpdir(), 'kubeferry-artifacts-test-'))
+  try {
+    set = await seedSignedImages(peers, peers.registries.open, prefix, ['registry.k8s.io/pause:3.10', 'registry.k8s.io/coredns/coredns:v1.11.3'], 1)
+    const refs = [set.signed[0].reference, ...set.unsigned]
+    withArtifacts = join(work, 'with.tar')
+    without = join(work, 'without.tar')
+    for (const [output, extra] of [[withArtifacts, []], [without, ['--no-signatures']]] as const) {
+      const r = await create(output, refs, ...extra)
+      if (r.code !== 0) throw new Error(`create ${extra.join(' ')} failed (${r.code}): ${r.stderr}`)
+    }
+  } catch (error) {
+    setupError = (error as Error).message
+  }
+})
+
+test.after.always(async () => {
+  if (work) await rm(work, {recursive: true, force: true})
+})
+
+function ready(t: {fail: (m: string) => void}): SignedSet | undefined {
+  if (!set || setupError) t.fail(`setup failed: ${setupError ?? 'unknown'}`)
+  return setupError ? undefined : set
+}
+
+peerTest('create records every pushed signature, attestation, SBOM and referrer per image, with its blobs in the tar', ['registries'], async (t) => {
+  const s = ready(t)
+  if (!s) return
+  const meta = metadata(withArtifacts)
+  const [signed] = s.signed
+  const image = meta.images.find((i) => i.name === signed.reference)!
+  const got = (image.artifacts ?? []).map((a) => ({kind: a.kind, subject: a.subject, tag: a.kind === 'referrer' ? undefined : a.tag, digest: a.digest, size: a.size}))
+  const want = signed.artifacts.map((a) => ({kind: a.kind, subject: a.subject, tag: a.kind === 'referrer' ? undefined : a.tag, digest: a.digest, size: a.size}))
+  // order: the image's digest first (sig, att, sbom, referrers), then the platform's
+  t.deepEqual(got, want)
+  t.is(image.artifacts!.find((a) => a.kind === 'referrer')!.artifactType, 'application/spdx+json')
+  t.is(meta.images.find((i) => i.name === s.unsigned[0])!.artifacts, undefined, 'an unsigned image records no artifacts')
+  const entries = new Set(listing(withArtifacts))
+  for (const a of signed.artifacts) for (const digest of [a.digest, ...a.blobs]) t.true(entries.has(`blobs/sha256/${digest.slice(7)}`), `${a.kind} blob ${digest}`)
+  const extra = listing(withArtifacts).length - listing(without).length
+  t.true(extra > 0)
+  t.is(meta.blobs.count, metadata(without).blobs.count + extra, 'bundle.json counts the artifact blobs')
+  // install.sh's entry list knows them
+  const script = extract(withArtifacts, 'kubeferry/install.sh')
+  for (const a of signed.artifacts) t.true(script.includes(`blobs/sha256/${a.digest.slice(7)}`), `install.sh lists ${a.kind}`)
+})
+
+peerTest('index.json and manifest.json are those of the --no-signatures bundle; verify passes', ['registries'], async (t) => {
+  if (!ready(t)) return
+  t.is(extract(withArtifacts, 'index.json'), extract(without, 'index.json'))
+  t.is(extract(withArtifacts, 'manifest.json'), extract(without, 'manifest.json'))
+  t.is(extract(withArtifacts, 'kubeferry/docker/linux-arm64.tar'), extract(without, 'kubeferry/docker/linux-arm64.tar'))
+  const r = await runCli(['verify', withArtifacts, '--json'])
+  t.is(r.code, 0, r.stdout + r.stderr)
+  t.true((JSON.parse(r.stdout) as {ok: boolean}).ok)
+})
+
+peerTest('--require-signed-images refuses before writing, naming the unsigned image; passes when all are signed', ['registries'], async (t) => {
+  const s = ready(t)
+  if (!s) return
+  const output = join(work, 'refused.tar')
+  const r = await create(output, [s.signed[0].reference, ...s.unsigned], '--require-signed-images')
+  t.not(r.code, 0)
+  t.regex(r.stderr, new RegExp(`no signature.*${s.unsigned[0].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+  t.notRegex(r.stderr, new RegExp(`${s.signed[0].reference.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}@`), 'the signed image is not named')
+  t.false(existsSync(output))
+  t.false(existsSync(`${output}.partial`))
+  const ok = await create(join(work, 'signed-only.tar'), [s.signed[0].reference], '--require-signed-images')
+  t.is(ok.code, 0, ok.stderr)
+})
+
+function ctrImages(peers: Peers, namespace: string, bundle: string): string[] {
+  const ctr = (...args: string[]) => execFileSync('ctr', ['--address', peers.containerd!.address, '-n', namespace, ...args], {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+  try {
+    ctr('images', 'import', '--platform', 'linux/amd64', bundle)
+    return ctr('images', 'ls').trim().split('\n').slice(1).map((l) => l.split(/\s+/)).map((c) => `${c[0]} ${c[2]}`).sort()
+  } finally {
+    const names = spawnSync('ctr', ['--address', peers.containerd!.address, '-n', namespace, 'images', 'ls', '-q'], {encoding: 'utf8'}).stdout.trim().split('\n').filter(Boolean)
+    if (names.length) spawnSync('ctr', ['--address', peers.containerd!.address, '-n', namespace, 'images', 'rm', ...names])
+  }
+}
+
+peerTest('ctr import: the same images, names and digests with and without the artifacts', ['registries', 'containerd'], async (t, peers) => {
+  const s = ready(t)
+  if (!s) return
+  const withRows = ctrImages(peers, `kf-art-with-${process.pid}`, withArtifacts)
+  const withoutRows = ctrImages(peers, `kf-art-without-${process.pid}`, without)
+  t.is(withRows.length, 2, withRows.join('\n'))
+  t.deepEqual(withRows, withoutRows)
+  t.true(withRows.some((row) => row === `${s.signed[0].reference} ${s.signed[0].image.digest}`))
+})
+
+peerTest('docker load: the same images and IDs with and without the artifacts', ['registries', 'dockerd'], async (t, peers) => {
+  const s = ready(t)
+  if (!s) return
+  const docker = (...args: string[]) => execFileSync('/usr/bin/docker', ['-H', peers.dockerd!.host, ...args], {encoding: 'utf8'})
+  const ours = (): string[] =>
+    docker('images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}').trim().split('\n').filter((l) => l.includes(`/${prefix}/`)).sort()
+  const loaded = (bundle: string): string[] => {
+    try {
+      docker('load', '-i', bundle)
+      return ours()
+    } finally {
+      const names = ours().map((l) => l.split(' ')[0])
+      if (names.length) spawnSync('/usr/bin/docker', ['-H', peers.dockerd!.host, 'rmi', '-f', ...names])
+    }
+  }
+  const withRows = loaded(withArtifacts)
+  t.is(withRows.length, 2, withRows.join('\n'))
+  t.deepEqual(withRows, loaded(without))
+})
+
+peerTest('skopeo reads the same manifest from oci-archive: with and without the artifacts', ['registries', 'skopeo'], async (t) => {
+  const s = ready(t)
+  if (!s) return
+  const raw = (bundle: string): string => execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${bundle}:${s.signed[0].reference}`], {encoding: 'utf8'})
+  t.is(raw(withArtifacts), raw(without))
+  t.is(JSON.parse(raw(withArtifacts)).manifests.length, s.signed[0].image.platforms.length)
+})
