@@ -13,7 +13,8 @@ export default class Inspect extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Inspect)
-    const {inspectBundle} = await import('../bundle/inspect.js') // not at the top: oclif may import every command to list them
+    // not at the top: oclif may import every command to list them
+    const [{inspectBundle}, {artifactLine}] = await Promise.all([import('../bundle/inspect.js'), import('../bundle/inspect-artifacts.js')])
     const info = await inspectBundle(args.bundle)
     if (flags.json) {
       this.printJson(info)
@@ -38,6 +39,15 @@ export default class Inspect extends BaseCommand {
     const line = (row: string[]): string => row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
     this.log(line(head))
     for (const row of rows) this.log(line(row))
+    const signed = info.images.filter((i) => i.artifacts?.length)
+    if (signed.length > 0) {
+      this.log('')
+      this.log('signatures, attestations, SBOMs and referrers carried (not verified here):')
+      for (const i of signed) {
+        this.log(`  ${i.name}`)
+        for (const a of i.artifacts!) this.log(`    ${artifactLine(a)}`)
+      }
+    }
     if (info.pause.length > 0) {
       this.log('')
       this.log('pause (sandbox) images:')

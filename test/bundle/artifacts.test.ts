@@ -153,3 +153,39 @@ peerTest('skopeo reads the same manifest from oci-archive: with and without the 
   t.is(raw(withArtifacts), raw(without))
   t.is(JSON.parse(raw(withArtifacts)).manifests.length, s.signed[0].image.platforms.length)
 })
+
+peerTest('inspect shows per image what is carried and who signed (key; the keyless certificate\'s identity), text and --json', ['registries'], async (t) => {
+  const s = ready(t)
+  if (!s) return
+  const json = await runCli(['inspect', withArtifacts, '--json'])
+  t.is(json.code, 0, json.stderr)
+  const info = JSON.parse(json.stdout) as {images: Array<{name: string; artifacts?: Array<{kind: string; about: string; signedBy?: string[]; predicateTypes?: string[]; artifactType?: string}>}>}
+  const signed = info.images.find((i) => i.name === s.signed[0].reference)!
+  t.deepEqual(signed.artifacts!.map((a) => `${a.kind} ${a.about}`), ['signature image', 'attestation image', 'sbom image', 'referrer image', `signature ${s.signed[0].image.platforms[0].platform.replace('/v8', '')}`])
+  t.deepEqual(signed.artifacts![0].signedBy, ['key', s.signers.keyless.identity])
+  t.deepEqual(signed.artifacts![4].signedBy, ['key'])
+  t.deepEqual(signed.artifacts![1].predicateTypes, ['https://slsa.dev/provenance/v0.2'])
+  t.is(signed.artifacts![3].artifactType, 'application/spdx+json')
+  t.is(info.images.find((i) => i.name === s.unsigned[0])!.artifacts, undefined)
+  const text = await runCli(['inspect', withArtifacts])
+  t.is(text.code, 0, text.stderr)
+  t.regex(text.stdout, new RegExp(`signature \\(image\\) by key, ${s.signers.keyless.identity!.replace(/\./g, '\\.')}`))
+  t.regex(text.stdout, /SBOM \(image\)/)
+  t.regex(text.stdout, /referrer application\/spdx\+json \(image\)/)
+  const plain = await runCli(['inspect', without])
+  t.notRegex(plain.stdout, /signatures, attestations/)
+})
+
+peerTest('verify names a missing artifact blob', ['registries'], async (t) => {
+  const s = ready(t)
+  if (!s) return
+  const broken = join(work, 'broken.tar')
+  execFileSync('cp', [withArtifacts, broken])
+  const sig = s.signed[0].artifacts.find((a) => a.kind === 'attestation')!
+  const layer = sig.blobs[sig.blobs.length - 1]
+  execFileSync('tar', ['--delete', '-f', broken, `blobs/sha256/${layer.slice(7)}`])
+  const r = await runCli(['verify', broken, '--json'])
+  t.not(r.code, 0)
+  const problems = (JSON.parse(r.stdout) as {problems: Array<{kind: string; message: string}>}).problems
+  t.true(problems.some((p) => p.kind === 'MISSING' && p.message.includes('attestation') && p.message.includes(layer)), JSON.stringify(problems))
+})
