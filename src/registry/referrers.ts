@@ -9,7 +9,7 @@
  * through a mirror usually cannot reach the registry at all, so asking it for every absent tag would only add timeouts.
  */
 import {KubeferryError} from '../oci/errors.js'
-import {isDigest, type Digest} from '../oci/digest.js'
+import {isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {descriptorProblem} from '../oci/manifest.js'
 import {MediaType, isIndexMediaType} from '../oci/media-types.js'
 import {formatReference, repositoryName, type Reference} from '../oci/reference.js'
@@ -18,7 +18,7 @@ import type {RegistryClient} from './client.js'
 import {pullScope} from './endpoints.js'
 import {isTransientRegistryError, statusError} from './errors.js'
 import {readLimited} from './manifest-response.js'
-import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
+import {endpointRepository, pullEndpoints, upstreamEndpoint, type Endpoint} from './mirrors.js'
 
 /** Referrers indexes are manifests: the same bound. */
 const MAX_REFERRERS_BYTES = 4 * 1024 * 1024
@@ -95,4 +95,26 @@ export async function findReferrers(client: RegistryClient, ref: Reference, dige
   // A tag of that name holding something other than an index is not the tag schema's: no referrers.
   if (!index || !isIndexMediaType(index.mediaType)) return []
   return listedReferrers(index.bytes, `referrers tag ${digestTag(digest)} of ${repositoryName(ref)}`)
+}
+
+/**
+ * push: make `desc` (a manifest with `subject`, already stored) a listed referrer of `subject` in `repo`. A registry
+ * with the referrers API lists it by itself ('api'); otherwise the referrers tag schema index (`sha256-<hex>`) gets
+ * it added, keeping what it already lists ('tag'), unless it is listed there already ('present').
+ */
+export async function addReferrer(client: RegistryClient, repo: Reference, subject: Digest, desc: Descriptor): Promise<'api' | 'tag' | 'present'> {
+  const ep = upstreamEndpoint(repo.registry)
+  if ((await referrersApi(client, ep, repo, subject)) !== 'unsupported') return 'api'
+  const tagged: Reference = {registry: repo.registry, repository: repo.repository, tag: digestTag(subject)}
+  let listed: Descriptor[] = []
+  try {
+    const current = (await client.fetchManifest(ep, tagged)).raw
+    if (isIndexMediaType(current.mediaType)) listed = listedReferrers(current.bytes, `referrers tag ${tagged.tag} of ${repositoryName(repo)}`)
+  } catch (error) {
+    if (!(error instanceof KubeferryError && error.code === 'NOT_FOUND')) throw error
+  }
+  if (listed.some((d) => d.digest === desc.digest)) return 'present'
+  const bytes = Buffer.from(JSON.stringify({schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [...listed, desc]}))
+  await client.putManifest(repo, tagged.tag!, {bytes, mediaType: MediaType.OciIndex, digest: sha256Digest(bytes)})
+  return 'tag'
 }

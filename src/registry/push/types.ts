@@ -4,6 +4,7 @@ import type {Digest} from '../../oci/digest.js'
 import type {Reference} from '../../oci/reference.js'
 import type {RawManifest} from '../../oci/types.js'
 import type {NameRules, PushDestination} from '../rename.js'
+import type {AddReferrer, ArtifactPushReport} from './artifacts.js'
 
 export type PlatformPolicy = 'auto' | 'sparse' | 'filtered'
 export const PLATFORM_POLICIES: PlatformPolicy[] = ['auto', 'sparse', 'filtered']
@@ -31,6 +32,8 @@ export interface PushOptions {
    */
   gate?: Promise<unknown>
   onEvent?: (event: PushEvent) => void
+  /** Lists a pushed OCI 1.1 referrer for its subject (referrers API, else the tag schema; registry/referrers.ts). */
+  addReferrer?: AddReferrer
 }
 
 export type TargetStatus = 'present' | 'pushed' | 'overwritten' | 'would-push' | 'would-overwrite' | 'conflict'
@@ -66,6 +69,8 @@ export interface PushReport {
   images: ImageResult[]
   blobs: {uploaded: number; mounted: number; present: number; bytesUploaded: number; toUpload?: number; bytesToUpload?: number}
   manifests: {pushed: number; present: number}
+  /** The publishers' artifacts the bundle carries (absent when it carries none, and in a dry run). */
+  artifacts?: ArtifactPushReport
   durationMs: number
 }
 
