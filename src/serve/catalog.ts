@@ -20,6 +20,7 @@ import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
 import {parseReference, type Reference} from '../oci/reference.js'
 import {normalizePrefix, targetRepositories, type UpstreamRepository} from '../registry/names.js'
+import {addReferrer, referrerDescriptor} from './artifacts.js'
 
 export type BlobState = 'verified' | 'unverified' | 'bad'
 
@@ -49,6 +50,8 @@ export interface ServedRepository {
   tags: Map<string, TagTarget[]>
   manifests: Set<Digest>
   blobs: Set<Digest>
+  /** OCI 1.1 referrers by subject digest (serve/artifacts.ts); absent when the bundles carry none. */
+  referrers?: Map<Digest, Descriptor[]>
 }
 
 export interface ServedImage {
@@ -117,12 +120,13 @@ export class Catalog {
       }
       const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
       await this.addManifestTree(reader, descriptor, name, reachable)
-      this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
+      const names = this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
+      await this.addArtifacts(reader, ref, name, names)
     }
     this.sortedNames = undefined
   }
 
-  private addImage(reader: BundleReader, ref: Reference, name: string, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): void {
+  private addImage(reader: BundleReader, ref: Reference, name: string, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): string[] {
     const upstream: UpstreamRepository = {registry: ref.registry, repository: ref.repository}
     const names = [...targetRepositories(upstream, {})]
     const prefix = normalizePrefix(this.options.prefix)
@@ -153,6 +157,27 @@ export class Catalog {
       repo.tags.set(tag, targets)
     }
     this.images.push({image: name, registry: ref.registry, repository: ref.repository, ...(tag ? {tag} : {}), digest: descriptor.digest, mediaType: descriptor.mediaType, served: names, bundle: reader.path})
+    return names
+  }
+
+  /**
+   * The publishers' artifacts of one image (bundle.json): each walked like an image, its manifest and blobs served
+   * under the image's repositories, cosign's tags added (an image's own tag of that name wins), referrers listed.
+   */
+  private async addArtifacts(reader: BundleReader, ref: Reference, name: string, names: string[]): Promise<void> {
+    if (!reader.has(METADATA_FILE)) return
+    const artifacts = (await reader.metadata()).images.find((i) => i.name === name)?.artifacts ?? []
+    for (const a of artifacts) {
+      const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
+      await this.addManifestTree(reader, {digest: a.digest, size: a.size, mediaType: a.mediaType}, `${name} ${a.kind} ${a.tag ?? a.digest}`, reachable)
+      for (const repoName of names) {
+        const repo = this.repositories.get(repoName)!
+        for (const d of reachable.manifests) repo.manifests.add(d)
+        for (const d of reachable.blobs) repo.blobs.add(d)
+        if (a.tag && !repo.tags.has(a.tag)) repo.tags.set(a.tag, [{digest: a.digest, registry: ref.registry, image: name, alias: false}])
+        if (a.kind === 'referrer') addReferrer(repo, a.subject, referrerDescriptor(a))
+      }
+    }
   }
 
   private remember(reader: BundleReader, descriptor: Pick<Descriptor, 'digest' | 'size'>, state: BlobState, mediaType?: string): StoredContent {

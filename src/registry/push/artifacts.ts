@@ -10,16 +10,13 @@
  * holds another manifest (signatures added inside would be lost) unless `overwrite`.
  */
 import type {Readable} from 'node:stream'
-import type {Digest} from '../../oci/digest.js'
 import {describeError, KubeferryError} from '../../oci/errors.js'
 import type {Reference} from '../../oci/reference.js'
 import type {ImageSource} from '../../oci/source.js'
-import type {Descriptor} from '../../oci/types.js'
 import type {BundleArtifact, BundleMetadata} from '../../bundle/layout.js'
 import {mapLimit} from '../../util/async.js'
-import type {PushRegistry, PushReport} from './types.js'
+import type {AddReferrer, ArtifactPushReport, PushRegistry, PushReport} from './types.js'
 
-export type AddReferrer = (repo: Reference, subject: Digest, desc: Descriptor) => Promise<'api' | 'tag' | 'present'>
 
 export interface ArtifactPushContext {
   registry: PushRegistry
@@ -31,13 +28,6 @@ export interface ArtifactPushContext {
   concurrency: number
 }
 
-/** What push did with the artifacts: each one per destination repository. */
-export interface ArtifactPushReport {
-  pushed: number
-  present: number
-  /** Destination references left out, with why. */
-  skipped: Array<{reference: string; reason: string}>
-}
 
 interface Job {
   image: string

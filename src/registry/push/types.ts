@@ -2,9 +2,8 @@
 import type {Readable} from 'node:stream'
 import type {Digest} from '../../oci/digest.js'
 import type {Reference} from '../../oci/reference.js'
-import type {RawManifest} from '../../oci/types.js'
+import type {Descriptor, RawManifest} from '../../oci/types.js'
 import type {NameRules, PushDestination} from '../rename.js'
-import type {AddReferrer, ArtifactPushReport} from './artifacts.js'
 
 export type PlatformPolicy = 'auto' | 'sparse' | 'filtered'
 export const PLATFORM_POLICIES: PlatformPolicy[] = ['auto', 'sparse', 'filtered']
@@ -103,4 +102,15 @@ export type Emit = (event: PushEvent) => void
 export interface Blob {
   digest: Digest
   size: number
+}
+
+/** Lists a pushed OCI 1.1 referrer for its subject (registry/referrers.ts addReferrer). */
+export type AddReferrer = (repo: Reference, subject: Digest, desc: Descriptor) => Promise<'api' | 'tag' | 'present'>
+
+/** What push did with the publishers' artifacts (push/artifacts.ts): each one per destination repository. */
+export interface ArtifactPushReport {
+  pushed: number
+  present: number
+  /** Destination references left out, with why. */
+  skipped: Array<{reference: string; reason: string}>
 }
