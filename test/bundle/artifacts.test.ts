@@ -189,3 +189,26 @@ peerTest('verify names a missing artifact blob', ['registries'], async (t) => {
   const problems = (JSON.parse(r.stdout) as {problems: Array<{kind: string; message: string}>}).problems
   t.true(problems.some((p) => p.kind === 'MISSING' && p.message.includes('attestation') && p.message.includes(layer)), JSON.stringify(problems))
 })
+
+peerTest('install.sh (dash) and kubeferry load import a bundle with artifacts as the one without: same names and digests', ['registries', 'containerd'], async (t, peers) => {
+  if (!ready(t)) return
+  const address = peers.containerd!.address
+  const imported = async (bundle: string, how: 'install.sh' | 'load', namespace: string): Promise<string[]> => {
+    const ctr = (...args: string[]) => spawnSync('ctr', ['--address', address, '-n', namespace, ...args], {encoding: 'utf8'}).stdout.trim().split('\n').filter(Boolean)
+    try {
+      const r = how === 'load'
+        ? await runCli(['load', bundle, '--runtime', 'containerd', '--address', address, '--namespace', namespace])
+        : spawnSync('dash', [bundle.replace(/\.tar$/, '.install.sh'), bundle, '--runtime', 'containerd', '--address', address, '--namespace', namespace], {encoding: 'utf8'})
+      t.is(how === 'load' ? (r as {code: number}).code : (r as {status: number}).status, 0, `${how}: ${r.stderr}`)
+      return ctr('images', 'ls').slice(1).map((l) => l.split(/\s+/)).map((c) => `${c[0]} ${c[2]}`).sort()
+    } finally {
+      const names = ctr('images', 'ls', '-q')
+      if (names.length) ctr('images', 'rm', ...names)
+    }
+  }
+  for (const how of ['install.sh', 'load'] as const) {
+    const withRows = await imported(withArtifacts, how, `kf-art-${how === 'load' ? 'ld' : 'sh'}-w-${process.pid}`)
+    t.is(withRows.length, 4, withRows.join('\n')) // each image by tag and by repo@digest
+    t.deepEqual(withRows, await imported(without, how, `kf-art-${how === 'load' ? 'ld' : 'sh'}-wo-${process.pid}`), how)
+  }
+})
