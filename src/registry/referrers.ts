@@ -11,7 +11,7 @@
 import {KubeferryError} from '../oci/errors.js'
 import {isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {descriptorProblem} from '../oci/manifest.js'
-import {MediaType, isIndexMediaType} from '../oci/media-types.js'
+import {MANIFEST_ACCEPT, MediaType, isIndexMediaType} from '../oci/media-types.js'
 import {formatReference, repositoryName, type Reference} from '../oci/reference.js'
 import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
 import type {RegistryClient} from './client.js'
@@ -51,10 +51,22 @@ async function firstAnswer<T>(client: RegistryClient, ref: Reference, fn: (ep: E
   throw last!
 }
 
-/** The manifest under `tag` in `ref`'s repository, undefined when the first endpoint that answers has no such tag. */
+/**
+ * The manifest under `tag` in `ref`'s repository, undefined when the first endpoint that answers has no such tag.
+ * HEAD first: most images have no such tag, and Docker Hub counts a manifest GET (not a HEAD) against pull limits.
+ */
 export async function findTagged(client: RegistryClient, ref: Reference, tag: string): Promise<RawManifest | undefined> {
   const tagged: Reference = {registry: ref.registry, repository: ref.repository, tag}
-  return (await firstAnswer(client, tagged, (ep) => client.fetchManifest(ep, tagged)))?.raw
+  return (await firstAnswer(client, tagged, async (ep) => ((await tagExists(client, ep, tagged)) ? client.fetchManifest(ep, tagged) : undefined)))?.raw
+}
+
+async function tagExists(client: RegistryClient, ep: Endpoint, ref: Reference): Promise<boolean> {
+  const repo = endpointRepository(ep, ref.repository)
+  const res = await client.http.request({endpoint: ep, method: 'HEAD', path: `${repo}/manifests/${ref.tag}`, headers: {accept: MANIFEST_ACCEPT.join(', ')}, scopes: [pullScope(repo)]})
+  await res.body.dump()
+  if (res.status === 404) return false
+  if (res.status !== 200) throw await statusError(ep, res, formatReference(ref))
+  return true
 }
 
 /** The referrers API's answer on one endpoint: the descriptors, or 'unsupported' for a registry without the API. */

@@ -43,7 +43,8 @@ test('a mirror without the tag is final: the registry is not asked', async (t) =
       const c = client({[upstream.host]: [mirror.url]})
       t.is(await findTagged(c, {registry: upstream.host, repository: 'pause'}, tag), undefined)
       await c.close()
-      t.true(mirror.requests.some((r) => r.url.endsWith(`/manifests/${tag}`)))
+      t.true(mirror.requests.some((r) => r.method === 'HEAD' && r.url.endsWith(`/manifests/${tag}`)))
+      t.false(mirror.requests.some((r) => r.method === 'GET' && r.url.includes('/manifests/')), 'HEAD only: no manifest GET (Docker Hub counts those as pulls)')
       t.false(upstream.requests.some((r) => r.url.includes('/manifests/')), 'upstream never asked')
     },
     (req, res) => (req.url === '/v2/' ? v2(res) : answer(res, 404, '{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')),
