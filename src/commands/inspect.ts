@@ -3,7 +3,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {formatBytes} from '../ui/progress.js'
 
 export default class Inspect extends BaseCommand {
-  static override summary = 'Show what a bundle holds: images, digests, platforms, sizes, roles (whose pause is which), how it was built.'
+  static override summary = 'Show what a bundle holds: images, digests, platforms, sizes, roles (whose pause is which), the publishers\' signatures, attestations and SBOMs carried (and who signed), how it was built.'
   static override description = 'Reads the bundle\'s metadata (kubeferry/bundle.json) and index after a quick structure check; no blob is hashed (`kubeferry verify` does that).'
   static override examples = [
     {description: 'A table of the images:', command: '<%= config.bin %> inspect k8s-v1.31.6.tar'},
