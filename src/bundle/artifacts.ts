@@ -6,6 +6,7 @@
  * layers downloaded like any layer), so the contract writes, lists and checks them as it does every blob.
  */
 import {KubeferryError, isKubeferryError} from '../oci/errors.js'
+import {digestTag} from '../oci/artifact-tags.js'
 import type {Digest} from '../oci/digest.js'
 import type {ManifestProblem} from '../oci/manifest.js'
 import type {Reference} from '../oci/reference.js'
@@ -36,11 +37,6 @@ export interface CarryOptions {
   onBlob?: (blob: {digest: Digest; size: number; mediaType: string; from: Reference}, user: string) => void
 }
 
-/** The tag cosign gives `suffix` of a digest: `sha256:abc…` → `sha256-abc….sig`. */
-export function cosignTag(subject: Digest, suffix: string): string {
-  return `${subject.replace(':', '-')}.${suffix}`
-}
-
 /** True when an artifact is a signature: a cosign `.sig`, or a referrer of a signature artifact type. */
 export function isSignature(artifact: Pick<BundleArtifact, 'kind' | 'artifactType'>): boolean {
   return artifact.kind === 'signature' || (artifact.kind === 'referrer' && SIGNATURE_ARTIFACT_TYPES.has(artifact.artifactType ?? ''))
@@ -54,29 +50,44 @@ interface Found {
 }
 
 /** The lookups of one image: each subject's cosign tags and referrers (order kept: subjects, then kinds). */
-function lookups(source: ImageSource, image: BundleImage, ref: Reference, what: (subject: Digest, kind: string) => string): Array<() => Promise<Found[]>> {
+function lookups(source: ImageSource, image: BundleImage, ref: Reference, what: (subject: Digest, kind: string) => string, warn: (message: string) => void): Array<() => Promise<Found[]>> {
   const subjects = [...new Set([image.digest, ...image.platforms.map((p) => p.digest)])]
   const walkSource = walkSourceOf(source, ref)
   const toError = (problem: ManifestProblem): KubeferryError =>
     new KubeferryError(problem.kind === 'MEDIA_TYPE' ? 'UNSUPPORTED_MEDIA_TYPE' : 'REGISTRY_ERROR', problem.message, {hint: 'the registry serves a broken artifact for this image; pass --no-signatures to build without the artifacts'})
+  /** An artifact kubeferry cannot carry (not an image manifest or index) is left out, with a warning; the rest go on. */
+  const unlessUnsupported = async (find: () => Promise<Found | undefined>): Promise<Found[]> => {
+    try {
+      const found = await find()
+      return found ? [found] : []
+    } catch (error) {
+      if (!isKubeferryError(error) || error.code !== 'UNSUPPORTED_MEDIA_TYPE') throw error
+      warn(`${image.name}: an artifact was left out: ${error.message}`)
+      return []
+    }
+  }
   const tasks: Array<() => Promise<Found[]>> = []
   for (const subject of subjects) {
     for (const {suffix, kind} of COSIGN_SUFFIXES) {
-      tasks.push(async () => {
-        const tag = cosignTag(subject, suffix)
-        const raw: RawManifest | undefined = await source.findTagged!(ref, tag)
-        if (!raw) return []
-        const node = await walkFromRaw(walkSource, raw, {what: what(subject, tag), toError, select: () => []})
-        return [{subject, kind, tag, node: node!}]
-      })
+      tasks.push(() =>
+        unlessUnsupported(async () => {
+          const tag = digestTag(subject, suffix)
+          const raw: RawManifest | undefined = await source.findTagged!(ref, tag)
+          if (!raw) return undefined
+          const node = await walkFromRaw(walkSource, raw, {what: what(subject, tag), toError, select: () => []})
+          return {subject, kind, tag, node: node!}
+        }),
+      )
     }
     tasks.push(async () => {
       const found: Found[] = []
       for (const desc of await source.referrers!(ref, subject)) {
-        const node = (await walkTree(walkSource, stripPlatform(desc), {what: what(subject, `referrer ${desc.digest}`), toError, select: () => []}))!
-        // A referrers tag is kept by clients, not the registry: an entry about another digest is not this one's.
-        if (node.kind === 'manifest' && node.manifest!.subject?.digest !== subject) continue
-        found.push({subject, kind: 'referrer', node})
+        const one = await unlessUnsupported(async () => {
+          const node = (await walkTree(walkSource, stripPlatform(desc), {what: what(subject, `referrer ${desc.digest}`), toError, select: () => []}))!
+          // A referrers tag is kept by clients, not the registry: an entry about another digest is not this one's.
+          return node.kind === 'manifest' && node.manifest!.subject?.digest !== subject ? undefined : {subject, kind: 'referrer' as const, node}
+        })
+        found.push(...one)
       }
       return found
     })
@@ -116,17 +127,13 @@ export async function carryArtifacts(source: ImageSource, plan: BundlePlan, opti
   const perImage = plan.images.map((image) => {
     const ref: Reference = {registry: image.registry, repository: image.repository}
     const what = (subject: Digest, kind: string): string => `${image.name}: ${kind} of ${subject === image.digest ? 'the image' : subject}`
-    return {image, ref, tasks: lookups(source, image, ref, what)}
+    return {image, ref, tasks: lookups(source, image, ref, what, (message) => plan.warnings.push(message))}
   })
   const all = perImage.flatMap(({image, ref, tasks}) => tasks.map((task) => ({image, ref, task})))
   const results = await mapLimit(all, options.concurrency, async ({image, task}) => {
     try {
       return await task()
     } catch (error) {
-      if (isKubeferryError(error) && error.code === 'UNSUPPORTED_MEDIA_TYPE') {
-        plan.warnings.push(`${image.name}: an artifact was left out: ${error.message}`)
-        return []
-      }
       throw isKubeferryError(error) ? new KubeferryError(error.code, `${image.name}: looking up its signatures: ${error.message}`, {hint: error.hint ?? 'pass --no-signatures to build without them', cause: error}) : error
     }
   })

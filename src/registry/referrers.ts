@@ -9,6 +9,7 @@
  * through a mirror usually cannot reach the registry at all, so asking it for every absent tag would only add timeouts.
  */
 import {KubeferryError} from '../oci/errors.js'
+import {digestTag} from '../oci/artifact-tags.js'
 import {isDigest, sha256Digest, type Digest} from '../oci/digest.js'
 import {descriptorProblem} from '../oci/manifest.js'
 import {MANIFEST_ACCEPT, MediaType, isIndexMediaType} from '../oci/media-types.js'
@@ -25,11 +26,6 @@ const MAX_REFERRERS_BYTES = 4 * 1024 * 1024
 
 /** Statuses of a registry without the referrers API (the spec says 404; others answer 400, 405 or 501). */
 const NO_REFERRERS_API = new Set([400, 404, 405, 501])
-
-/** The referrers tag schema's tag for a digest: `sha256:abc…` → `sha256-abc…` (also the stem of cosign's tags). */
-export function digestTag(digest: Digest, suffix = ''): string {
-  return `${digest.replace(':', '-')}${suffix ? `.${suffix}` : ''}`
-}
 
 /**
  * `fn` on the endpoints of `ref.registry` until one answers: its value, or undefined when it said NOT_FOUND. Network
