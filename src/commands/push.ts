@@ -140,6 +140,8 @@ export default class Push extends BaseCommand {
           this.log(`${t.status.padEnd(15)} ${image.source} → ${t.reference}${t.previousDigest ? ` (now ${t.previousDigest})` : ''}${t.filtered ? ` (filtered index ${t.digest})` : ''}`)
         }
       }
+      const a = report.artifacts
+      if (a) this.log(`signatures, attestations, SBOMs and referrers: ${a.pushed} to push, ${a.present} already there${a.skipped.length ? `, ${a.skipped.length} left out` : ''}`)
       this.log(`dry run: ${report.blobs.toUpload ?? 0} blob(s) to upload (${mb(report.blobs.bytesToUpload ?? 0)}); nothing was written`)
       return
     }

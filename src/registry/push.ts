@@ -73,10 +73,8 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
   }
   // 6. report; then the publishers' artifacts of what is in the registry now (push/artifacts.ts)
   finishReport(report, checked.images, targets, results, started)
-  if (!options.dryRun) {
-    const artifacts = await pushArtifacts({registry, registryHost: dest.registry, addReferrer: options.addReferrer, overwrite: options.overwrite ?? false, concurrency}, await reader.metadata(), source, report)
-    if (artifacts) report.artifacts = artifacts
-    report.durationMs = Date.now() - started
-  }
+  const artifacts = await pushArtifacts({registry, registryHost: dest.registry, addReferrer: options.addReferrer, overwrite: options.overwrite ?? false, concurrency, dryRun: options.dryRun}, await reader.metadata(), source, report)
+  if (artifacts) report.artifacts = artifacts
+  report.durationMs = Date.now() - started
   return report
 }

@@ -55,10 +55,13 @@ peerTest.serial('push: every artifact under its cosign tag or digest, upstream d
   const reg = peers.registries.htpasswd
   const dest = `${reg.host}/${prefix}-dest`
   const push = (...extra: string[]) => runCli(['push', bundle, dest, '--no-progress', '--json', '--username', reg.username!, '--password-stdin', ...extra], {stdin: reg.password!})
+  const image = metadata(bundle).images[0]
+  const dry = await push('--dry-run')
+  t.is(dry.code, 0, dry.stderr)
+  t.deepEqual((JSON.parse(dry.stdout) as {artifacts: unknown}).artifacts, {pushed: image.artifacts!.length, present: 0, skipped: []}, 'dry run: what would be pushed')
   const first = await push()
   t.is(first.code, 0, first.stderr)
   const report = JSON.parse(first.stdout) as {artifacts: {pushed: number; present: number; skipped: unknown[]}}
-  const image = metadata(bundle).images[0]
   t.deepEqual(report.artifacts, {pushed: image.artifacts!.length, present: 0, skipped: []})
   const repo = `${dest}/${image.repository}`
   const creds = ['--creds', `${reg.username}:${reg.password}`]

@@ -26,6 +26,8 @@ export interface ArtifactPushContext {
   addReferrer?: AddReferrer
   overwrite: boolean
   concurrency: number
+  /** push --dry-run: ask the registry (HEAD), write nothing; `pushed` counts what would be pushed. */
+  dryRun?: boolean
 }
 
 
@@ -45,7 +47,7 @@ export async function pushArtifacts(ctx: ArtifactPushContext, meta: BundleMetada
     const bundled = meta.images.find((i) => i.name === image.source)
     if (!bundled?.artifacts?.length) continue
     const from: Reference = {registry: bundled.registry, repository: bundled.repository}
-    const done = image.targets.filter((t) => t.status === 'pushed' || t.status === 'overwritten' || t.status === 'present')
+    const done = image.targets.filter((t) => t.status === 'pushed' || t.status === 'overwritten' || t.status === 'present' || t.status === 'would-push' || t.status === 'would-overwrite')
     for (const repository of new Set(done.map((t) => t.repository))) {
       const roots = done.filter((t) => t.repository === repository).map((t) => t.digest)
       const held = new Set<string>([...roots, ...bundled.platforms.map((p) => p.digest)])
@@ -76,6 +78,11 @@ async function pushOne(ctx: ArtifactPushContext, source: ImageSource, job: Job, 
   const existing = await ctx.registry.headManifest(named)
   if (existing && existing.digest !== a.digest && !ctx.overwrite) {
     out.skipped.push({reference: where, reason: `the tag holds another manifest (${existing.digest}); --overwrite replaces it`})
+    return
+  }
+  if (ctx.dryRun) {
+    if (existing?.digest === a.digest) out.present++
+    else out.pushed++
     return
   }
   if (existing?.digest !== a.digest) {

@@ -68,7 +68,7 @@ export interface PushReport {
   images: ImageResult[]
   blobs: {uploaded: number; mounted: number; present: number; bytesUploaded: number; toUpload?: number; bytesToUpload?: number}
   manifests: {pushed: number; present: number}
-  /** The publishers' artifacts the bundle carries (absent when it carries none, and in a dry run). */
+  /** The publishers' artifacts the bundle carries (absent when it carries none); in a dry run `pushed` is what would be. */
   artifacts?: ArtifactPushReport
   durationMs: number
 }
