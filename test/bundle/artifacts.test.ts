@@ -16,6 +16,8 @@ import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {seedSignedImages, type SignedSet} from '../images/signed.js'
+import {exec, makeStore} from '../podman/store.js'
+import {which} from '../../src/runtime/exec.js'
 
 const prefix = `kf-artifacts-${randomBytes(4).toString('hex')}`
 let work = ''
@@ -210,5 +212,35 @@ peerTest('install.sh (dash) and kubeferry load import a bundle with artifacts as
     const withRows = await imported(withArtifacts, how, `kf-art-${how === 'load' ? 'ld' : 'sh'}-w-${process.pid}`)
     t.is(withRows.length, 4, withRows.join('\n')) // each image by tag and by repo@digest
     t.deepEqual(withRows, await imported(without, how, `kf-art-${how === 'load' ? 'ld' : 'sh'}-wo-${process.pid}`), how)
+  }
+})
+
+peerTest('podman load (docker-archive and OCI paths) and skopeo copy to containers-storage: the same images with and without the artifacts', ['registries', 'skopeo'], async (t, peers) => {
+  const s = ready(t)
+  if (!s) return
+  if (!which('podman')) {
+    t.log('SKIPPED: podman is not installed')
+    t.pass()
+    return
+  }
+  const rows = async (bundle: string, how: 'load' | 'skopeo'): Promise<string[]> => {
+    const store = await makeStore(work, `podman-${how}`)
+    if (how === 'load') {
+      const r = await store.podman('load', '-i', bundle)
+      t.is(r.code, 0, r.stderr)
+    } else {
+      const r = await exec(peers.tools.skopeo, ['copy', '--quiet', `oci-archive:${bundle}:${s.signed[0].reference}`, store.destination(s.signed[0].reference)], store.env())
+      t.is(r.code, 0, r.stderr)
+    }
+    return (await store.images()).map((i) => `${(i.Names ?? []).join(',')} ${i.Id} ${i.Digest}`).sort()
+  }
+  // two images: podman 4.3 takes the docker-archive path; one image: the OCI path
+  const one = join(work, 'one.tar')
+  const oneWithout = join(work, 'one-without.tar')
+  for (const [output, extra] of [[one, []], [oneWithout, ['--no-signatures']]] as const) t.is((await create(output, [s.signed[0].reference], ...extra)).code, 0)
+  for (const [a, b, how] of [[withArtifacts, without, 'load'], [one, oneWithout, 'load'], [one, oneWithout, 'skopeo']] as const) {
+    const got = await rows(a, how)
+    t.true(got.length > 0, `${how} ${a}`)
+    t.deepEqual(got, await rows(b, how), `${how} ${a}`)
   }
 })
