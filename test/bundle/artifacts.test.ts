@@ -244,3 +244,9 @@ peerTest('podman load (docker-archive and OCI paths) and skopeo copy to containe
     t.deepEqual(got, await rows(b, how), `${how} ${a}`)
   }
 })
+
+test('--require-signed-images with --no-signatures is a usage error (exit 2), before anything is asked', async (t) => {
+  const r = await runCli(['create', '-o', join(tmpdir(), `kf-never-${process.pid}.tar`), '--image', 'registry.invalid/x:1', '--require-signed-images', '--no-signatures'])
+  t.is(r.code, 2)
+  t.regex(r.stderr, /--require-signed-images needs the signatures that --no-signatures leaves out/)
+})
