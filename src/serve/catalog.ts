@@ -15,7 +15,7 @@ import type {Digest} from '../oci/digest.js'
 import type {Descriptor, ImageIndex} from '../oci/types.js'
 import {treeNodes, walkTree} from '../oci/walk.js'
 import {BundleSource} from '../bundle/source.js'
-import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE} from '../bundle/layout.js'
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE, type BundleArtifact} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
 import {parseReference, type Reference} from '../oci/reference.js'
@@ -111,6 +111,8 @@ export class Catalog {
    * bundle.json falls back to index.json and the media type each manifest declares.
    */
   async addBundle(reader: BundleReader): Promise<void> {
+    const meta = reader.has(METADATA_FILE) ? await reader.metadata() : undefined
+    const carried = Array.isArray(meta?.images) ? meta.images : [] // for the publishers' artifacts, if any
     for (const {name, descriptor} of await topLevelImages(reader)) {
       let ref: Reference
       try {
@@ -121,7 +123,7 @@ export class Catalog {
       const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
       await this.addManifestTree(reader, descriptor, name, reachable)
       const names = this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
-      await this.addArtifacts(reader, ref, name, names)
+      await this.addArtifacts(reader, ref, name, names, carried.find((i) => i.name === name)?.artifacts ?? [])
     }
     this.sortedNames = undefined
   }
@@ -164,9 +166,7 @@ export class Catalog {
    * The publishers' artifacts of one image (bundle.json): each walked like an image, its manifest and blobs served
    * under the image's repositories, cosign's tags added (an image's own tag of that name wins), referrers listed.
    */
-  private async addArtifacts(reader: BundleReader, ref: Reference, name: string, names: string[]): Promise<void> {
-    if (!reader.has(METADATA_FILE)) return
-    const artifacts = (await reader.metadata()).images.find((i) => i.name === name)?.artifacts ?? []
+  private async addArtifacts(reader: BundleReader, ref: Reference, name: string, names: string[], artifacts: BundleArtifact[]): Promise<void> {
     for (const a of artifacts) {
       const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
       await this.addManifestTree(reader, {digest: a.digest, size: a.size, mediaType: a.mediaType}, `${name} ${a.kind} ${a.tag ?? a.digest}`, reachable)
