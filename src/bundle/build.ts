@@ -19,6 +19,7 @@ import type {Digest} from '../oci/digest.js'
 import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
+import {carryArtifacts} from './artifacts.js'
 import {mapLimit} from '../util/async.js'
 import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
 import {Downloads} from './downloads.js'
@@ -44,6 +45,8 @@ export interface BuildOptions {
   partSize?: number
   /** Make a delta against what this base holds (create --base, see delta.ts). */
   base?: DeltaBase
+  /** Carry the publishers' signatures, attestations, SBOMs and referrers (artifacts.ts); create's default. */
+  artifacts?: {requireSigned?: boolean}
 }
 
 export interface BuildSummary {
@@ -70,6 +73,8 @@ export interface BuildSummary {
   cachedBlobs: number
   /** Manifests and indexes: always read from the registry while planning. */
   manifests: number
+  /** The publishers' signatures, attestations, SBOMs and referrers carried (artifacts.ts). */
+  artifacts: number
   seconds: number
   warnings: string[]
   /** A delta: what it was made against and the bytes it leaves out. */
@@ -155,15 +160,21 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   try {
     await checkOutputDir(options.output)
     progress?.note(`resolving ${options.requests.length} image reference(s)…`)
+    const onBlob = (blob: Parameters<typeof downloads.want>[0], user: string): void => {
+      if (!owners.has(blob.digest)) owners.set(blob.digest, user)
+      downloads.want(blob)
+    }
     const planned = await planBundle(source, options.requests, {
       platforms: options.platforms,
       skipMissingPlatforms: options.skipMissingPlatforms,
       concurrency,
-      onBlob: (blob, user) => {
-        if (!owners.has(blob.digest)) owners.set(blob.digest, user)
-        if (!options.base || !baseHoldsBlob(options.base, blob)) downloads.want(blob) // a layer the base holds is not carried
-      },
+      // a layer the base holds is not carried: its download never starts
+      onBlob: (blob, user) => (options.base && baseHoldsBlob(options.base, blob) ? void (owners.has(blob.digest) || owners.set(blob.digest, user)) : onBlob(blob, user)),
     })
+    if (options.artifacts) {
+      progress?.note(`looking up signatures, attestations and SBOMs of ${planned.images.length} image(s)…`)
+      await carryArtifacts(source, planned, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob}) // a delta carries them whole
+    }
     const delta = options.base ? await deltaOf(planned, options.base, source, concurrency) : undefined
     const plan = delta ? carriedPlan(planned, delta) : planned
     if (downloads.error !== undefined) throw downloads.error
@@ -266,6 +277,7 @@ function summaryOf(plan: BundlePlan, result: Awaited<ReturnType<typeof writeBund
     // Not fetched by this build: in the cache before, or stored meanwhile by another build sharing it.
     cachedBlobs: plan.blobs.filter((b) => !b.bytes).length - downloads.downloadedBlobs,
     manifests: plan.blobs.filter((b) => b.bytes).length,
+    artifacts: plan.images.reduce((n, i) => n + (i.artifacts?.length ?? 0), 0),
     seconds: (Date.now() - startedAt) / 1000,
     warnings: plan.warnings,
   }

@@ -190,7 +190,10 @@ export function reliedOn(meta: Pick<BundleMetadata, 'delta'>): Map<Digest, numbe
   return new Map((meta.delta?.relies ?? []).map((b) => [b.digest, b.size]))
 }
 
-/** The blobs the bundle of `meta` carries: what its images name (index, manifests, configs, layers), each once, less what a delta relies on. */
+/**
+ * The blobs the bundle of `meta` carries: what its images name (index, manifests, configs, layers, and their
+ * artifacts'), each once, less what a delta relies on.
+ */
 export function blobsOf(meta: BundleMetadata): ContractBlob[] {
   const relied = reliedOn(meta)
   const blobs = new Map<Digest, number>()
@@ -201,6 +204,8 @@ export function blobsOf(meta: BundleMetadata): ContractBlob[] {
       blobs.set(p.config.digest, p.config.size)
       for (const layer of p.layers) blobs.set(layer.digest, layer.size)
     }
+    // The publishers' artifacts (layout.ts BundleArtifact): blobs like any other, named by bundle.json only.
+    for (const a of image.artifacts ?? []) for (const blob of [a, a.config, ...a.layers]) blobs.set(blob.digest, blob.size)
   }
   return [...blobs].filter(([digest]) => !relied.has(digest)).map(([digest, size]) => ({digest, size}))
 }

@@ -10,6 +10,7 @@ import {assertBundleValid} from './verify.js'
 import {walkBundleImages} from './images.js'
 import {BundleReader} from './reader.js'
 import {BundleSource} from './source.js'
+import {inspectArtifacts, type InspectedArtifact} from './inspect-artifacts.js'
 
 export interface InspectedImage {
   name: string
@@ -21,6 +22,8 @@ export interface InspectedImage {
   sparse: boolean
   /** Bytes of this image's blobs for the carried platforms (shared blobs counted in each image). */
   size: number
+  /** The publishers' signatures, attestations, SBOMs and referrers carried (absent when none). */
+  artifacts?: InspectedArtifact[]
 }
 
 export interface InspectResult {
@@ -48,8 +51,10 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
   if (meta.schemaVersion !== BUNDLE_SCHEMA_VERSION || !Array.isArray(meta.images)) {
     throw new KubeferryError('BUNDLE_INVALID', `${path}: unsupported bundle.json (schemaVersion ${String(meta.schemaVersion)})`, {hint: 'use the kubeferry version that made the bundle, or rebuild it'})
   }
-  const walked = await walkBundleImages(new BundleSource(reader, reliedOn(meta)), meta)
-  const images: InspectedImage[] = walked.map(({image}) => {
+  const source = new BundleSource(reader, reliedOn(meta))
+  const walked = await walkBundleImages(source, meta)
+  const carried = await Promise.all(walked.map(({image}) => inspectArtifacts(source.walkSource(), {...image, artifacts: meta.images.find((i) => i.name === image.name)?.artifacts})))
+  const images: InspectedImage[] = walked.map(({image}, n) => {
     const seen = new Set<string>([image.digest])
     let size = image.size
     for (const p of image.platforms) {
@@ -68,6 +73,7 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
       platforms: image.platforms.map((p) => p.platform),
       sparse: image.sparse,
       size,
+      ...(carried[n].length ? {artifacts: carried[n]} : {}),
     }
   })
   const pause = images

@@ -92,6 +92,28 @@ export interface BundleImage {
   /** True when the index lists platforms whose manifests/blobs are not in the bundle. */
   sparse: boolean
   platforms: BundlePlatformImage[]
+  /** The publishers' artifacts about it that were carried (absent when none; see BundleArtifact). */
+  artifacts?: BundleArtifact[]
+}
+
+/**
+ * A publisher's signature, attestation, SBOM or other OCI 1.1 referrer about an image (issue 19), carried as OCI
+ * content: its manifest, config and layers are `blobs/sha256/…` entries (digests as upstream), recorded here only.
+ * They are in neither index.json nor manifest.json, so docker, containerd, podman and skopeo see the images as before.
+ */
+export interface BundleArtifact {
+  /** cosign's `.sig`, `.att`, `.sbom` tags, or an OCI 1.1 referrer (`subject` field; see `artifactType`). */
+  kind: 'signature' | 'attestation' | 'sbom' | 'referrer'
+  /** The digest it is about: the image's own (index or manifest) or one carried platform's manifest. */
+  subject: Digest
+  /** cosign's tag for it (`sha256-<hex>.sig`); none for a referrer. */
+  tag?: string
+  digest: Digest
+  mediaType: string
+  size: number
+  artifactType?: string
+  config: BundleLayer
+  layers: BundleLayer[]
 }
 
 /** `kubeferry/bundle.json`. Deterministic: no wall-clock time unless SOURCE_DATE_EPOCH is given. */

@@ -25,6 +25,7 @@ import {BundleSource} from './source.js'
 import {indexDescriptorMediaType} from './oci-index.js'
 import {checkRequiredFiles} from './verify-files.js'
 import {reliedOn} from './contract.js'
+import {checkArtifacts} from './verify-artifacts.js'
 import {PartedBytes} from './parted-bytes.js'
 import {hashParts, partProblems} from './parts-check.js'
 import {isPartedPath, partsCheckCommand} from './parts.js'
@@ -186,6 +187,8 @@ export async function verifyBundle(path: string, options: VerifyOptions = {}): P
       for (const blob of [node.manifest.config, ...node.manifest.layers]) mark(blob.digest)
     }
   }
+  // The publishers' artifacts: named by bundle.json only (verify-artifacts.ts).
+  await checkArtifacts({meta, source, hashed: hashes, mark, add})
   for (const name of blobNames) {
     if (!referenced.has(name)) add('STRUCTURE', `blob "${name}" is not referenced by any image`, name)
   }

@@ -31,7 +31,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   create: [
     {code: 0, meaning: 'The bundle, its .sha256 and its install.sh were written.'},
-    failed('Failed: no images given, a value that is not valid (image reference, platform, Kubernetes version, runtime), a registry or network error, an image without a requested platform, or an output that cannot be written or will not fit. No bundle was written; what was downloaded stays in the cache.'),
+    failed('Failed: no images given, a value that is not valid (image reference, platform, Kubernetes version, runtime), a registry or network error, an image without a requested platform, an image without a signature under --require-signed-images, or an output that cannot be written or will not fit. No bundle was written; what was downloaded stays in the cache.'),
     USAGE,
     {code: 130, meaning: 'Interrupted (SIGINT or SIGTERM). No bundle was written; what was downloaded stays in the cache for the next run.'},
   ],

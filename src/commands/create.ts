@@ -5,6 +5,7 @@ import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {passphraseFlags, signingKeyFromFlags} from '../cli/trust-flags.js'
 import {KubeferryError} from '../oci/errors.js'
+import {usageError} from '../cli/usage.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
 import {parsePlatform, formatPlatform} from '../oci/platform.js'
 import {formatReference} from '../oci/reference.js'
@@ -28,12 +29,14 @@ export default class Create extends BaseCommand {
     'Before the first download it checks that the output directory exists and is writable and that the bundle will fit there.',
     'Blobs are cached in --cache-dir, verified. A rerun downloads only what is missing, and continues a blob that was cut off (Ctrl-C, kill, lost network) from where it stopped. The tar is byte-identical for the same input (set SOURCE_DATE_EPOCH to stamp a time).',
     'An image without a requested platform is an error unless --skip-missing-platforms, which bundles the platforms it has and warns.',
+    'The publishers\' signatures, attestations and SBOMs come along: for each image and each carried platform, cosign\'s tags (sha256-<hex>.sig, .att, .sbom) and OCI 1.1 referrers are looked up and what exists is carried with its upstream digests, listed in kubeferry/bundle.json only (loaders see the same images as without; `inspect` lists them, `push` and `serve` hand them on). --no-signatures leaves them out; --require-signed-images refuses, before writing anything, to bundle an image without a signature.',
     'With --split SIZE the bundle is written as parts NAME.tar.001, NAME.tar.002, … of SIZE bytes (the last one smaller; one part .001 when it all fits in one): plain consecutive byte ranges, written straight from the downloads (the disk needed stays the bundle\'s size), so `cat NAME.tar.0* > NAME.tar` gives the same bundle. Beside them NAME.parts.sha256 (sha256sum -c, one line a part), NAME.tar.sha256 (of the whole) and NAME.install.sh. SIZE is bytes with a unit (4GiB, 700MB, 1500000000) or a named size: fat32 (4 GiB − 1, the largest file FAT32 and exFAT hold), dvd (single-layer DVD±R), bd-25, bd-50 (Blu-ray; the disc sizes leave room for the filesystem and the files beside).',
   ].join('\n\n')
   static override examples = [
     {description: 'Everything kubeadm needs for v1.31.6, plus containerd 1.7\'s default pause image:', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --runtime containerd@1.7 -o k8s-v1.31.6.tar'},
     {description: 'The same images for two platforms (docker load takes the first):', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --platform linux/amd64 --platform linux/arm64 -o k8s.tar'},
     {description: 'In parts that fit a FAT32 USB stick (k8s.tar.001, k8s.tar.002, …):', command: '<%= config.bin %> create --kubernetes-version v1.31.6 --split fat32 -o /media/usb/k8s.tar'},
+    {description: 'Only signed images (each must have a cosign signature or a signature referrer), carried with their signatures:', command: '<%= config.bin %> create --lock images.lock.json --require-signed-images -o k8s.tar'},
     {description: 'Exactly the digests of a lockfile, fetched through a local mirror of registry.k8s.io:', command: '<%= config.bin %> create --lock images.lock.json -o k8s.tar --mirror registry.k8s.io=http://127.0.0.1:5000'},
   ]
   static override flags = {
@@ -46,6 +49,8 @@ export default class Create extends BaseCommand {
     'skip-missing-platforms': Flags.boolean({description: 'Bundle an image with the requested platforms it has, instead of failing.', default: false}),
     'cache-dir': Flags.string({description: 'Blob cache (default $XDG_CACHE_HOME/kubeferry or ~/.cache/kubeferry).', helpValue: 'DIR'}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
+    signatures: Flags.boolean({description: 'Carry the publishers\' cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom tags) and OCI 1.1 referrers of each image and platform (--no-signatures: leave them out).', default: true, allowNo: true}),
+    'require-signed-images': Flags.boolean({description: 'Refuse, before writing anything, when an image has no signature (a cosign .sig tag or a signature referrer), naming those images.', default: false}),
     ...registryFlags,
     'sign-key': Flags.string({description: 'Sign the bundle with this private key (PEM PKCS#8, ECDSA P-256 or Ed25519): NAME.tar.sig.json beside it, as `kubeferry sign` writes.', helpValue: 'FILE', helpGroup: 'SIGNING'}),
     ...passphraseFlags,
@@ -64,6 +69,7 @@ export default class Create extends BaseCommand {
       import('../store/blob-store.js'),
     ])
     const partSize = flags.split === undefined ? undefined : parseSplitSize(flags.split) // a usage error before anything
+    if (flags['require-signed-images'] && !flags.signatures) throw usageError('--require-signed-images needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
     const signKey = flags['sign-key'] ? await signingKeyFromFlags(flags['sign-key'], flags) : undefined // a wrong passphrase fails before any download
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
@@ -120,6 +126,7 @@ export default class Create extends BaseCommand {
         progress,
         signal: abort.signal,
         partSize,
+        ...(flags.signatures ? {artifacts: {requireSigned: flags['require-signed-images']}} : {}),
       })
       await progress.stop(true)
     } catch (error) {
@@ -144,6 +151,7 @@ export default class Create extends BaseCommand {
         `${summary.uniqueBlobs} unique blobs (${formatBytes(summary.blobBytes)}; ${summary.downloadedBlobs} downloaded${summary.resumedBlobs ? ` (${summary.resumedBlobs} continued, ${formatBytes(summary.resumedBytes)} kept from an earlier run)` : ''}, ` +
         `${summary.cachedBlobs} from the cache, ${summary.manifests} manifests) in ${summary.seconds.toFixed(1)} s`,
     )
+    if (summary.artifacts > 0) this.log(`  ${summary.artifacts} signatures, attestations, SBOMs and referrers carried (kubeferry inspect lists them per image)`)
     for (const part of parts ?? []) this.log(`  ${part.path} (${formatBytes(part.size)})`)
     if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
     if (summary.delta) this.log(`  delta against ${summary.delta.base.kind} ${summary.delta.base.name} (for ${summary.delta.for.join(' and ')}): relies on ${summary.delta.reliedBlobs} layers it does not carry, ${formatBytes(summary.delta.savedBytes)} saved`)

@@ -4,7 +4,7 @@ import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {formatBytes} from '../ui/progress.js'
 
 export default class Inspect extends BaseCommand {
-  static override summary = 'Show what a bundle holds: images, digests, platforms, sizes, roles (whose pause is which), how it was built.'
+  static override summary = 'Show what a bundle holds: images, digests, platforms, sizes, roles (whose pause is which), the publishers\' signatures, attestations and SBOMs carried (and who signed), how it was built.'
   static override description = 'Reads the bundle\'s metadata (kubeferry/bundle.json) and index after a quick structure check; no blob is hashed (`kubeferry verify` does that).'
   static override examples = [
     {description: 'A table of the images:', command: '<%= config.bin %> inspect k8s-v1.31.6.tar'},
@@ -15,7 +15,8 @@ export default class Inspect extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Inspect)
-    const {inspectBundle} = await import('../bundle/inspect.js') // not at the top: oclif may import every command to list them
+    // not at the top: oclif may import every command to list them
+    const [{inspectBundle}, {artifactLine}] = await Promise.all([import('../bundle/inspect.js'), import('../bundle/inspect-artifacts.js')])
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'inspected'})
     const info = await inspectBundle(args.bundle)
     if (flags.json) {
@@ -44,6 +45,15 @@ export default class Inspect extends BaseCommand {
     const line = (row: string[]): string => row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
     this.log(line(head))
     for (const row of rows) this.log(line(row))
+    const signed = info.images.filter((i) => i.artifacts?.length)
+    if (signed.length > 0) {
+      this.log('')
+      this.log('signatures, attestations, SBOMs and referrers carried (not verified here):')
+      for (const i of signed) {
+        this.log(`  ${i.name}`)
+        for (const a of i.artifacts!) this.log(`    ${artifactLine(a)}`)
+      }
+    }
     if (info.pause.length > 0) {
       this.log('')
       this.log('pause (sandbox) images:')

@@ -67,7 +67,7 @@ export default class Push extends BaseCommand {
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'pushed'})
     if (trust && !flags.json) this.log(`${args.bundle}: ${signedByLine(trust)}`)
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
-    const [{BundleReader}, {assertBundleValid}, {RegistryClient}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js')])
+    const [{BundleReader}, {assertBundleValid}, {RegistryClient}, {addReferrer}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js'), import('../registry/referrers.js')])
     const destination = parseDestination(args.registry)
     this.target.registry = destination.registry
     const rules = nameRulesFrom(destination, flags)
@@ -121,6 +121,7 @@ export default class Push extends BaseCommand {
         dryRun: flags['dry-run'],
         gate: verified,
         onEvent,
+        addReferrer: (repo, subject, desc) => addReferrer(client, repo, subject, desc),
       })
       await progress.stop(true)
     } catch (error) {
@@ -144,6 +145,8 @@ export default class Push extends BaseCommand {
           this.log(`${t.status.padEnd(15)} ${image.source} → ${t.reference}${t.previousDigest ? ` (now ${t.previousDigest})` : ''}${t.filtered ? ` (filtered index ${t.digest})` : ''}`)
         }
       }
+      const a = report.artifacts
+      if (a) this.log(`signatures, attestations, SBOMs and referrers: ${a.pushed} to push, ${a.present} already there${a.skipped.length ? `, ${a.skipped.length} left out` : ''}`)
       this.log(`dry run: ${report.blobs.toUpload ?? 0} blob(s) to upload (${mb(report.blobs.bytesToUpload ?? 0)}); nothing was written`)
       return
     }
@@ -155,6 +158,9 @@ export default class Push extends BaseCommand {
       this.log(`note: ${filtered.length} name(s) carry a filtered index (only the bundle's platforms), so their index digest differs from upstream; platform manifests keep upstream digests`)
     }
     const b = report.blobs
+    const a = report.artifacts
+    if (a) this.log(`signatures, attestations, SBOMs and referrers: ${a.pushed} pushed, ${a.present} already there${a.skipped.length ? `, ${a.skipped.length} left out:` : ''}`)
+    for (const s of a?.skipped ?? []) this.log(`  ${s.reference}: ${s.reason}`)
     this.log(`pushed to ${report.destination} in ${(report.durationMs / 1000).toFixed(2)} s: ${b.uploaded} blob(s) uploaded (${mb(b.bytesUploaded)}), ${b.mounted} mounted, ${b.present} already there; ${report.manifests.pushed} manifest(s) written`)
   }
 }

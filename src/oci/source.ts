@@ -50,6 +50,13 @@ export interface ImageSource {
   blob(ref: Reference, desc: Pick<Descriptor, 'digest' | 'size'>, options?: BlobReadOptions): Promise<Readable>
   /** The size of a blob the source holds without reading it, undefined when absent; omitted by sources that cannot tell cheaply. */
   blobSize?(digest: Digest): number | undefined
+  /**
+   * The manifest under `tag` of `ref`'s repository, undefined when there is none: cosign's `sha256-<hex>.sig|.att|.sbom`
+   * tags (issue 19). Omitted by sources that hold no artifacts.
+   */
+  findTagged?(ref: Reference, tag: string): Promise<RawManifest | undefined>
+  /** The OCI 1.1 referrers of `digest` (the referrers API, else the referrers tag schema); [] when there are none. */
+  referrers?(ref: Reference, digest: Digest): Promise<Descriptor[]>
 }
 
 /** One named image of a source with its manifest tree read and checked. */

@@ -48,9 +48,10 @@ const MAX_RESUMES = 100
  */
 export class RegistryClient {
   private readonly transport: Transport
-  private readonly http: RegistryHttp
-  private readonly mirrors: Record<string, string[]>
-  private readonly log: LogFn
+  /** Also read by referrers.ts (artifact lookups on the same endpoints, auth and retries). */
+  readonly http: RegistryHttp
+  readonly mirrors: Record<string, string[]>
+  readonly log: LogFn
   private readonly uploads: UploadContext
 
   constructor(options: RegistryClientOptions = {}) {
@@ -105,7 +106,7 @@ export class RegistryClient {
     }
   }
 
-  private async fetchManifest(ep: Endpoint, ref: Reference): Promise<ParsedManifest> {
+  async fetchManifest(ep: Endpoint, ref: Reference): Promise<ParsedManifest> {
     const repo = endpointRepository(ep, ref.repository)
     const name = formatReference(ref)
     const res = await this.http.request({endpoint: ep, method: 'GET', path: `${repo}/manifests/${target(ref)}`, headers: {accept: MANIFEST_ACCEPT.join(', ')}, scopes: [pull(repo)]})

@@ -20,6 +20,7 @@ import {METADATA_FILE} from '../bundle/layout.js'
 import {assertDeltaForPush, placeReliedBlobs} from './push/relied.js'
 import {checkRegistry, classifyTargets, refuseConflicts} from './push/check.js'
 import {dryRun} from './push/dry-run.js'
+import {pushArtifacts} from './push/artifacts.js'
 import {Limiter} from './push/limiter.js'
 import {listImages, planPlaces} from './push/plan.js'
 import {WritePools} from './push/pools.js'
@@ -77,6 +78,10 @@ export async function pushBundle(reader: BundleReader, registry: PushRegistry, o
     const failure = sink.failed(toPush.length)
     if (failure) throw failure
   }
-  // 6. report
-  return finishReport(report, checked.images, targets, results, started)
+  // 6. report; then the publishers' artifacts of what is in the registry now (push/artifacts.ts)
+  finishReport(report, checked.images, targets, results, started)
+  const artifacts = await pushArtifacts({registry, registryHost: dest.registry, addReferrer: options.addReferrer, overwrite: options.overwrite ?? false, concurrency, dryRun: options.dryRun}, await reader.metadata(), source, report)
+  if (artifacts) report.artifacts = artifacts
+  report.durationMs = Date.now() - started
+  return report
 }

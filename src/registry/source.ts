@@ -10,11 +10,21 @@ import type {Reference} from '../oci/reference.js'
 import type {BlobReadOptions, ImageSource} from '../oci/source.js'
 import type {Descriptor, RawManifest} from '../oci/types.js'
 import type {RegistryClient} from './client.js'
+import {findReferrers, findTagged} from './referrers.js'
 
 export class RegistrySource implements ImageSource {
   readonly label = 'registry'
 
   constructor(readonly client: RegistryClient) {}
+
+  /** cosign's tags and the OCI 1.1 referrers (referrers.ts: the first endpoint that answers decides). */
+  findTagged(ref: Reference, tag: string): Promise<RawManifest | undefined> {
+    return findTagged(this.client, ref, tag)
+  }
+
+  referrers(ref: Reference, digest: Digest): Promise<Descriptor[]> {
+    return findReferrers(this.client, ref, digest)
+  }
 
   /** By `digest` when given (in `ref`'s repository), else what `ref` names. A registry without it throws NOT_FOUND. */
   async manifest(ref: Reference, digest?: Digest): Promise<RawManifest> {

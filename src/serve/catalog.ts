@@ -16,11 +16,12 @@ import type {Descriptor, ImageIndex} from '../oci/types.js'
 import {treeNodes, walkTree} from '../oci/walk.js'
 import {BundleSource} from '../bundle/source.js'
 import {reliedOn} from '../bundle/contract.js'
-import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE} from '../bundle/layout.js'
+import {ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, INDEX_FILE, METADATA_FILE, type BundleArtifact} from '../bundle/layout.js'
 import type {BundleReader} from '../bundle/reader.js'
 import type {TarEntry} from '../bundle/tar-index.js'
 import {parseReference, type Reference} from '../oci/reference.js'
 import {normalizePrefix, targetRepositories, type UpstreamRepository} from '../registry/names.js'
+import {addReferrer, referrerDescriptor} from './artifacts.js'
 
 export type BlobState = 'verified' | 'unverified' | 'bad'
 
@@ -50,6 +51,8 @@ export interface ServedRepository {
   tags: Map<string, TagTarget[]>
   manifests: Set<Digest>
   blobs: Set<Digest>
+  /** OCI 1.1 referrers by subject digest (serve/artifacts.ts); absent when the bundles carry none. */
+  referrers?: Map<Digest, Descriptor[]>
 }
 
 export interface ServedImage {
@@ -111,6 +114,8 @@ export class Catalog {
    * bundle.json falls back to index.json and the media type each manifest declares.
    */
   async addBundle(reader: BundleReader): Promise<void> {
+    const meta = reader.has(METADATA_FILE) ? await reader.metadata() : undefined
+    const carried = Array.isArray(meta?.images) ? meta.images : [] // for the publishers' artifacts, if any
     for (const {name, descriptor} of await topLevelImages(reader)) {
       let ref: Reference
       try {
@@ -120,12 +125,13 @@ export class Catalog {
       }
       const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
       await this.addManifestTree(reader, descriptor, name, reachable)
-      this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
+      const names = this.addImage(reader, ref, name, {...descriptor, mediaType: this.contents.get(descriptor.digest)?.mediaType ?? descriptor.mediaType}, reachable)
+      await this.addArtifacts(reader, ref, name, names, carried.find((i) => i.name === name)?.artifacts ?? [])
     }
     this.sortedNames = undefined
   }
 
-  private addImage(reader: BundleReader, ref: Reference, name: string, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): void {
+  private addImage(reader: BundleReader, ref: Reference, name: string, descriptor: Descriptor, reachable: {manifests: Set<Digest>; blobs: Set<Digest>}): string[] {
     const upstream: UpstreamRepository = {registry: ref.registry, repository: ref.repository}
     const names = [...targetRepositories(upstream, {})]
     const prefix = normalizePrefix(this.options.prefix)
@@ -156,6 +162,25 @@ export class Catalog {
       repo.tags.set(tag, targets)
     }
     this.images.push({image: name, registry: ref.registry, repository: ref.repository, ...(tag ? {tag} : {}), digest: descriptor.digest, mediaType: descriptor.mediaType, served: names, bundle: reader.path})
+    return names
+  }
+
+  /**
+   * The publishers' artifacts of one image (bundle.json): each walked like an image, its manifest and blobs served
+   * under the image's repositories, cosign's tags added (an image's own tag of that name wins), referrers listed.
+   */
+  private async addArtifacts(reader: BundleReader, ref: Reference, name: string, names: string[], artifacts: BundleArtifact[]): Promise<void> {
+    for (const a of artifacts) {
+      const reachable = {manifests: new Set<Digest>(), blobs: new Set<Digest>()}
+      await this.addManifestTree(reader, {digest: a.digest, size: a.size, mediaType: a.mediaType}, `${name} ${a.kind} ${a.tag ?? a.digest}`, reachable)
+      for (const repoName of names) {
+        const repo = this.repositories.get(repoName)!
+        for (const d of reachable.manifests) repo.manifests.add(d)
+        for (const d of reachable.blobs) repo.blobs.add(d)
+        if (a.tag && !repo.tags.has(a.tag)) repo.tags.set(a.tag, [{digest: a.digest, registry: ref.registry, image: name, alias: false}])
+        if (a.kind === 'referrer') addReferrer(repo, a.subject, referrerDescriptor(a))
+      }
+    }
   }
 
   private remember(reader: BundleReader, descriptor: Pick<Descriptor, 'digest' | 'size'>, state: BlobState, mediaType?: string): StoredContent {

@@ -8,6 +8,7 @@ import type {Catalog, ServedRepository, StoredContent} from './catalog.js'
 import {RegistryHttpError} from './errors.js'
 import {parseRange, type Route} from './routes.js'
 import {ensureVerified, sendContent} from './blob-stream.js'
+import {referrersAnswer} from './artifacts.js'
 
 export interface HandlerResult {
   bytes: number
@@ -24,7 +25,7 @@ function sendJson(req: IncomingMessage, res: ServerResponse, value: unknown, hea
   res.statusCode = 200
   res.setHeader('Content-Type', 'application/json; charset=utf-8')
   res.setHeader('Content-Length', body.length)
-  for (const [key, val] of Object.entries(headers)) res.setHeader(key, val)
+  for (const [key, val] of Object.entries(headers)) res.setHeader(key, val) // a Content-Type given replaces JSON's
   if (req.method === 'HEAD') {
     res.end()
     return {bytes: 0}
@@ -160,5 +161,9 @@ export async function handleRoute(req: IncomingMessage, res: ServerResponse, cat
       return sendManifest(req, res, catalog, route)
     case 'blob':
       return sendBlob(req, res, catalog, route)
+    case 'referrers': {
+      const {body, headers} = referrersAnswer(repository(catalog, route.name), route.digest, route.artifactType)
+      return sendJson(req, res, body, headers)
+    }
   }
 }

@@ -15,6 +15,8 @@ export type Route =
   | {kind: 'tags'; name: string; n?: number; last?: string}
   | {kind: 'manifest'; name: string; tag?: string; digest?: Digest; ns?: string}
   | {kind: 'blob'; name: string; digest: Digest}
+  /** OCI 1.1 referrers API (the publishers' artifacts a bundle carries), optionally filtered by artifactType. */
+  | {kind: 'referrers'; name: string; digest: Digest; artifactType?: string}
 
 const TAG = /^[\w][\w.-]{0,127}$/
 const READ_METHODS = new Set(['GET', 'HEAD'])
@@ -82,6 +84,13 @@ export function parseRoute(method: string, rawUrl: string): Route {
     }
     if (!TAG.test(reference)) throw badRequest('TAG_INVALID', 'invalid tag')
     return {kind: 'manifest', name, tag: reference, ...(ns ? {ns} : {})}
+  }
+  match = /^(.+)\/referrers\/([^/]+)$/.exec(rest)
+  if (match) {
+    const name = checkName(match[1])
+    if (!isDigest(match[2])) throw badRequest('DIGEST_INVALID', 'invalid digest (only sha256:<64 lowercase hex> is served)')
+    const artifactType = query.get('artifactType') ?? undefined
+    return {kind: 'referrers', name, digest: match[2], ...(artifactType ? {artifactType} : {})}
   }
   match = /^(.+)\/blobs\/uploads(\/.*)?$/.exec(rest)
   if (match) throw new RegistryHttpError(405, 'UNSUPPORTED', 'this registry is read-only (kubeferry serve)')

@@ -2,7 +2,7 @@
 import type {Readable} from 'node:stream'
 import type {Digest} from '../../oci/digest.js'
 import type {Reference} from '../../oci/reference.js'
-import type {RawManifest} from '../../oci/types.js'
+import type {Descriptor, RawManifest} from '../../oci/types.js'
 import type {NameRules, PushDestination} from '../rename.js'
 
 export type PlatformPolicy = 'auto' | 'sparse' | 'filtered'
@@ -31,6 +31,8 @@ export interface PushOptions {
    */
   gate?: Promise<unknown>
   onEvent?: (event: PushEvent) => void
+  /** Lists a pushed OCI 1.1 referrer for its subject (referrers API, else the tag schema; registry/referrers.ts). */
+  addReferrer?: AddReferrer
 }
 
 export type TargetStatus = 'present' | 'pushed' | 'overwritten' | 'would-push' | 'would-overwrite' | 'conflict'
@@ -66,6 +68,8 @@ export interface PushReport {
   images: ImageResult[]
   blobs: {uploaded: number; mounted: number; present: number; bytesUploaded: number; toUpload?: number; bytesToUpload?: number}
   manifests: {pushed: number; present: number}
+  /** The publishers' artifacts the bundle carries (absent when it carries none); in a dry run `pushed` is what would be. */
+  artifacts?: ArtifactPushReport
   durationMs: number
 }
 
@@ -98,4 +102,15 @@ export type Emit = (event: PushEvent) => void
 export interface Blob {
   digest: Digest
   size: number
+}
+
+/** Lists a pushed OCI 1.1 referrer for its subject (registry/referrers.ts addReferrer). */
+export type AddReferrer = (repo: Reference, subject: Digest, desc: Descriptor) => Promise<'api' | 'tag' | 'present'>
+
+/** What push did with the publishers' artifacts (push/artifacts.ts): each one per destination repository. */
+export interface ArtifactPushReport {
+  pushed: number
+  present: number
+  /** Destination references left out, with why. */
+  skipped: Array<{reference: string; reason: string}>
 }
