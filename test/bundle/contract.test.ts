@@ -46,24 +46,24 @@ function entriesSha(meta: BundleMetadata): string {
 // install.sh values retaken when its signature checks were added (issue 19: 15-signatures.sh and its hooks).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: '87ac6d73f39435e3b9f5df57f11fdfdd7ae140ad5f3f197b2cff727efb81c3b5',
-    listing: '827ec5a0b7855e13eb51a0ec8211c403286af4945c566e0b81ccdaa8d1b6df86',
-    entries: '5525b871fc1be44a3e58d89ce216f19540fcaf37b18b0d93cca451972d8b6fb0',
+    script: '9c7c39cc0568ff889ed3400eb48a836828182d380f60a401701ccc200f6d411e',
+    listing: '5c89c11202c46e7e11221d689f4d88c77e148a55d63e645322f87bdcc71cd1d3',
+    entries: 'e3891778a4b7346dd71e5fd0546d04ce1e6b0dd9c31f17f5d7c736efd3ac713c',
   },
   'hostile/base.tar': {
-    script: 'cecb7cc67e0296fc475ae3533a8bac08c6fd8823857cf123363e3a8e7e92fe4b',
-    listing: '29c1fa85aa54455acd6c943c020b49711a6c97434acc47cd65d4254f68adcecb',
-    entries: '7412425eb9b6aa172a127d08c4c25c321699d0d67dee74105bfb861e3ebb0cab',
+    script: 'ddc20291c13e38138fa93aebd00df78ebde3c2cf0e6e809e32f479573bab3f58',
+    listing: 'aa865031cc390c6f3f08a1a3cdd7dca7f357c68eaff1c5f7143ff4a936055726',
+    entries: '59f8240fa105ef7d78b809fb7e5ae72478ab12b6654e4c52a8285ff688759ce8',
   },
   'demo-upstream.tar': {
-    script: 'b49d73f1c715b26cbd42b7855494408246a8803ad83cfc0a5bca52c54d1893ac',
-    listing: '247c3ec2c9a39b552b3877f9f877891528a9c17110e0af3686abdc592d2ec742',
-    entries: '7698654da3bd774fa8ef55b5d2d9d867807fc7663f524f1213acd71732fa188a',
+    script: 'ff5648489b70ca51216ec263bc8b58ce0de1dc552047b26b833378ad0c3694af',
+    listing: '48c67241af2941b86da3e8a52398c7f798dc7ba4a9e3da13899ebe657d43e307',
+    entries: '3a64af45c9da64c659310dbda52e51f0e001554b277917015ba2b5cc15ac42e4',
   },
   'demo-upstream.tar+created': {
-    script: '565bad5cb2a217b9afc3847e8e1b8d95a40fa3aa7c0e327b5a666697377855e4',
-    listing: '10caeeff83c7b4495e90cc0c25f65811d97e4e3f6bfc5e71f38c64e439fe871c',
-    entries: '8c935bb9d331337f11615ccc4b77e6f7a398815353667c8b2d31069ba2dbf1f6',
+    script: '31da3e7b65a121029b0624463f9604d5e8e4c682c722c11fae15cd090b952a8f',
+    listing: 'c0bd2f08136a8c0fa9cd02c4672679cbe3fd82a36fb9668e2904233598ed3004',
+    entries: '5e97564c669d1fe1628fdde4cebd831a25b610f30660f812ca8df91c74b7aebf',
   },
 }
 
@@ -82,19 +82,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: 'c189dfe13dd153a26fc5702d8bcdc119b77d4be135738254466597e66a90b333',
-    listing: '7a9af36ecebaa17b8a15c61b2649503084e2e8b9763e352ec0fea8b867506383',
-    entries: 'dd3b9173122d4c6173a1a26ae805aa26a34a8ffcebbba7813a0a100b161e2c8e',
+    script: '244b6799e21452194bf7525bd64ff422b6b49fd9070448b4c818b41e41343c32',
+    listing: '239fe22900dd84ed151f53bbe632155c32a046661b2ce79d7d25a32ed0e28fc0',
+    entries: '8b22ec17772de3ffeac26fd81c71e847cf4b0eb47603eeb79720c737a0e4e1c5',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: '1b4e24011733e547b6ea948d60cbf60212c6f31a6b75189778dbcc71ad62dd6f',
-    listing: '9c517d55829226be7ca86e1fd9de50d9aa74e2d46e43817025b05b30f63d19da',
-    entries: 'b1da1026b7cf411a20b5f6fe806ef74d6261ad9416a1c547e559adb137704cca',
+    script: '5ffd9183265b7ed68ee1b4680773f2c1d4c457f3fca015c825aa5a69cdfcc4f1',
+    listing: '3c78e3a458b73fdfc45fdc04bccc776a81d2944791ebd59e66ecb932e147d789',
+    entries: '65579e5f74cfc6a6e4457df2e7d41a55ea0dfa4449ef6b4577c35de3ae8c94bb',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: '69c7c33dedce0a1495ee616a1baa79b58cb3614db16279b09f0ec0b51761bbcf',
-    listing: 'b26923a73196f76fc6e411bd960409f391f23ffc3f675af75375aadc69f35d65',
-    entries: '3ee7129abf68b3855cc69af480bc89b47e472ecb870f0daa77da43eed81da356',
+    script: 'e453fa436d7827615b25efbe80b494846dab9b062eafd8bb960b3d96dd514ab9',
+    listing: 'dbad86863c3ff7008832345d53aa33596a89cacb2d7e8fbd667a4f624b9dd151',
+    entries: 'c319d30355f5f32d9c177b8235654aaae274947b4fdc4a76265b7b8f9c511c70',
   }],
 ]
 
