@@ -18,8 +18,9 @@ export default class Inspect extends BaseCommand {
     const {inspectBundle} = await import('../bundle/inspect.js') // not at the top: oclif may import every command to list them
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'inspected'})
     const info = await inspectBundle(args.bundle)
+    const unchecked = trust ? undefined : await import('../trust/verify.js').then(async ({signaturesBeside}) => signaturesBeside(args.bundle))
     if (flags.json) {
-      this.printJson(trust ? {...info, signatures: trust} : info)
+      this.printJson(trust ? {...info, signatures: trust} : unchecked ? {...info, signatures: {...unchecked, checked: false}} : info)
       return
     }
     const r = info.request
@@ -34,6 +35,7 @@ export default class Inspect extends BaseCommand {
     this.log(`${info.path}: ${formatBytes(info.fileSize)}, made by ${info.tool.name} ${info.tool.version}${info.created ? ` at ${info.created}` : ''}`)
     this.log(`built from: ${built.join('; ') || 'unknown'}`)
     if (trust) this.log(signedByLine(trust))
+    else if (unchecked) this.log(`signatures: ${unchecked.keyids.length} in ${unchecked.signatureFile} (keyids ${unchecked.keyids.map((k) => k.slice(0, 16)).join(', ')}), not checked: give --key SIGNER.pub`)
     this.log(`platforms: ${info.platforms.join(', ')} (docker load: ${info.dockerPlatform}); ${info.blobs.count} unique blobs, ${formatBytes(info.blobs.totalSize)}`)
     this.log('')
     const rows = info.images.map((i) => [i.name, i.role ?? '-', i.digest.slice(0, 19), i.platforms.join(',') + (i.sparse ? ' (sparse)' : ''), formatBytes(i.size)])

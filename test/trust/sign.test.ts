@@ -201,3 +201,17 @@ for (const key of ['ed25519', 'p256'] as const) {
     t.notRegex(swapped.out, /statement names/)
   })
 }
+
+test.serial('inspect: names the signatures beside the bundle (unchecked without a key, who signed with one)', async (t) => {
+  const b = await copyBundle('inspect')
+  t.is((await runCli(['sign', b, '--key', ed.key], {env: env(work)})).code, 0)
+  const plain = await runCli(['inspect', b, '--json'], {env: env(work)})
+  t.is(plain.code, 0, plain.stderr)
+  t.deepEqual((JSON.parse(plain.stdout) as {signatures: unknown}).signatures, {signatureFile: `${b}.sig.json`, keyids: [await opensslKeyId(ed.pub)], checked: false})
+  const checked = await runCli(['inspect', b, '--key', ed.pub], {env: env(work)})
+  t.is(checked.code, 0, checked.stderr)
+  t.regex(checked.stdout, /signed by .*ed\.pub \(ed25519, keyid [0-9a-f]{16}…\); 1 of 1 required/)
+  const refused = await runCli(['inspect', b, '--key', other.pub], {env: env(work)})
+  t.is(refused.code, 1)
+  t.regex(refused.stderr, /has 0 valid signatures/)
+})
