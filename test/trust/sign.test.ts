@@ -6,7 +6,8 @@
  */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {copyFile, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
+import {copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import test from 'ava'
@@ -34,11 +35,12 @@ test.after.always(async () => {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
-/** A copy of the test bundle (and its .sha256) in its own directory. */
+/** A copy of the test bundle (and its .sha256 and install.sh) in its own directory. */
 async function copyBundle(name: string): Promise<string> {
   const dir = await mkdtemp(join(work, `${name}-`))
   const to = join(dir, 'k8s.tar')
   await copyFile(bundle, to)
+  await copyFile(bundle.replace(/\.tar$/, '.install.sh'), to.replace(/\.tar$/, '.install.sh'))
   await writeFile(`${to}.sha256`, (await readFile(`${bundle}.sha256`, 'utf8')).replace(/\S+$/m, 'k8s.tar'))
   return to
 }
@@ -214,4 +216,36 @@ test.serial('inspect: names the signatures beside the bundle (unchecked without 
   const refused = await runCli(['inspect', b, '--key', other.pub], {env: env(work)})
   t.is(refused.code, 1)
   t.regex(refused.stderr, /has 0 valid signatures/)
+})
+
+test.serial('install.sh: with a key required and no openssl on the node it stops and says so; without a key it runs as before', async (t) => {
+  if (!['/usr/bin/busybox', '/bin/busybox'].some((p) => existsSync(p))) return t.pass('busybox is not installed')
+  const busybox = existsSync('/usr/bin/busybox') ? '/usr/bin/busybox' : '/bin/busybox'
+  const b = await copyBundle('no-openssl')
+  t.is((await runCli(['sign', b, '--key', ed.key], {env: env(work)})).code, 0)
+  // A PATH of busybox tools only: everything install.sh needs, but no openssl.
+  const tools = join(work, 'no-openssl-bin')
+  await mkdir(tools, {recursive: true})
+  for (const tool of ['awk', 'sed', 'tr', 'base64', 'sha256sum', 'wc', 'head', 'tail', 'tar', 'cat', 'cp', 'mktemp', 'rm', 'df', 'dirname', 'basename', 'uname', 'mkdir']) {
+    await symlink(busybox, join(tools, tool)).catch(() => undefined)
+  }
+  const script = b.replace(/\.tar$/, '.install.sh')
+  const run = (args: string[], policy?: string): Promise<{code: number; out: string}> =>
+    new Promise((done) => {
+      execFile(busybox, ['sh', script, b, '--verify-only', ...args], {env: {PATH: tools, KUBEFERRY_TRUSTED_KEYS: policy ?? join(work, 'no-policy')}}, (error, stdout, stderr) =>
+        done({code: error ? Number(error.code ?? 1) : 0, out: stdout + stderr}),
+      )
+    })
+  const keyed = await run(['--key', ed.pub])
+  t.is(keyed.code, 4, keyed.out)
+  t.regex(keyed.out, /must carry a signature by --key .*ed\.pub, and this node has no openssl to check it: nothing was imported\. Install openssl/)
+  const policy = join(work, 'no-openssl-policy')
+  await mkdir(policy, {recursive: true})
+  await copyFile(ed.pub, join(policy, 'signer.pem'))
+  const byPolicy = await run([], policy)
+  t.is(byPolicy.code, 4, byPolicy.out)
+  t.regex(byPolicy.out, /by the node policy .*no-openssl-policy, and this node has no openssl/)
+  const plain = await run([])
+  t.is(plain.code, 0, plain.out)
+  t.regex(plain.out, /bundle verified; nothing imported/)
 })
