@@ -46,24 +46,24 @@ function entriesSha(meta: BundleMetadata): string {
 // install.sh values retaken when its signature checks were added (issue 19: 15-signatures.sh and its hooks).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: '9c7c39cc0568ff889ed3400eb48a836828182d380f60a401701ccc200f6d411e',
-    listing: '5c89c11202c46e7e11221d689f4d88c77e148a55d63e645322f87bdcc71cd1d3',
-    entries: 'e3891778a4b7346dd71e5fd0546d04ce1e6b0dd9c31f17f5d7c736efd3ac713c',
+    script: '8dee318248ea728129db61959906b941c5ea7f9de703eb42ff0b5fb2f27127e7',
+    listing: 'b909702e6b995852deffd5c8f58525d1ac7c898bc7b1db278b4bbff35c57c1f8',
+    entries: '897e235be2c4b7d9f2b41a32024d7829e375a8b58a57e6d9eb37957d21c083d9',
   },
   'hostile/base.tar': {
-    script: 'ddc20291c13e38138fa93aebd00df78ebde3c2cf0e6e809e32f479573bab3f58',
-    listing: 'aa865031cc390c6f3f08a1a3cdd7dca7f357c68eaff1c5f7143ff4a936055726',
-    entries: '59f8240fa105ef7d78b809fb7e5ae72478ab12b6654e4c52a8285ff688759ce8',
+    script: '829ff713f1abfe81aa05426058e3022952d23ec976762e88de5d8ea06ec51bfb',
+    listing: '85779de3b260118889e4c67e6e925d5644a5b61f94ff7e285bc25cd79c03813a',
+    entries: 'ebbce2fb5ce4dde98c0b41c4d1a46f9ae02dceeb970af33b8d57d6697af43c9f',
   },
   'demo-upstream.tar': {
-    script: 'ff5648489b70ca51216ec263bc8b58ce0de1dc552047b26b833378ad0c3694af',
-    listing: '48c67241af2941b86da3e8a52398c7f798dc7ba4a9e3da13899ebe657d43e307',
-    entries: '3a64af45c9da64c659310dbda52e51f0e001554b277917015ba2b5cc15ac42e4',
+    script: '400dd8638e37b6a48729f94a53094a8dcadee1659753ae3d4600d56cb149137b',
+    listing: 'da5732ea851ed3b8015fc90cd15810bbf996e2ae7c449c86a80505abfe23b230',
+    entries: 'e3276d723a658cc436e27570bf54c3f65071a1f4acbacd7f575425a658aa36ee',
   },
   'demo-upstream.tar+created': {
-    script: '31da3e7b65a121029b0624463f9604d5e8e4c682c722c11fae15cd090b952a8f',
-    listing: 'c0bd2f08136a8c0fa9cd02c4672679cbe3fd82a36fb9668e2904233598ed3004',
-    entries: '5e97564c669d1fe1628fdde4cebd831a25b610f30660f812ca8df91c74b7aebf',
+    script: 'f1e3709fc697ba38197a621219a63afdcea0576930f6c6bf66350bfeddc871c2',
+    listing: '533865458e5e271e214fc3d9c239b2b540d340a7a2c9fc729f79d70f64fca744',
+    entries: '874ab56dea749d70337ec3bd72e6f86b24621409d0099a7d00af331564afe518',
   },
 }
 
@@ -82,19 +82,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: '244b6799e21452194bf7525bd64ff422b6b49fd9070448b4c818b41e41343c32',
-    listing: '239fe22900dd84ed151f53bbe632155c32a046661b2ce79d7d25a32ed0e28fc0',
-    entries: '8b22ec17772de3ffeac26fd81c71e847cf4b0eb47603eeb79720c737a0e4e1c5',
+    script: '6c762974ea11032849f403bc37bb370013c2b801b97c4dc0a152bc7d3e9190e0',
+    listing: 'e9f45fafeeac7c3a2f793b4c4ac931980608313952e69eb8f7821013cc9b47d4',
+    entries: '897e14d59e806cf988490b47a6915e2d9a3901741d4e0c4a966eb5cc7fff7536',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: '5ffd9183265b7ed68ee1b4680773f2c1d4c457f3fca015c825aa5a69cdfcc4f1',
-    listing: '3c78e3a458b73fdfc45fdc04bccc776a81d2944791ebd59e66ecb932e147d789',
-    entries: '65579e5f74cfc6a6e4457df2e7d41a55ea0dfa4449ef6b4577c35de3ae8c94bb',
+    script: '774039d3bb5453e663a4af0b4d2cc2ae914a2b34519b83774d41a647216bfebf',
+    listing: '38b4486180a8c86371feeb76bffb732eeceef17ee9a34965c6b4e3264980fae6',
+    entries: 'fbadbc7e91161042747910ce8319eb9316575787a09f57c66f332c11fde72a49',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: 'e453fa436d7827615b25efbe80b494846dab9b062eafd8bb960b3d96dd514ab9',
-    listing: 'dbad86863c3ff7008832345d53aa33596a89cacb2d7e8fbd667a4f624b9dd151',
-    entries: 'c319d30355f5f32d9c177b8235654aaae274947b4fdc4a76265b7b8f9c511c70',
+    script: 'd4cbb785b00f80ade6619b1e17e53b6de3c3cd4a75d1ebe58ab437a048dbdacf',
+    listing: 'd22dde9d5e6e7be6669dd2f042b35cfc933ff4cea54926106d959358435ea300',
+    entries: 'df7646d3bb615e437f64425a8fc2e69f59f140b4a2962c5bf0772e6672c3a330',
   }],
 ]
 

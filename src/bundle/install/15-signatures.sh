@@ -72,7 +72,8 @@ KUBEFERRY_KEYS
       done <"$tmp/sig.keys"
     fi
   fi
-  sig_count=$(awk 'END { print NR }' "$tmp/sig.keys")
+  sig_count=0
+  while read -r _; do sig_count=$((sig_count + 1)); done <"$tmp/sig.keys"
   sig_need=${sig_required:-1}
   case $sig_need in ''|*[!0-9]*|0*) die 2 "--require-signatures $sig_need: give a whole number of at least 1" ;; esac
   [ "$sig_need" -le "$sig_count" ] ||
@@ -110,12 +111,12 @@ if [ "$sig_need" -gt 0 ]; then
     }' "$sig_file" >"$tmp/sig.env" ||
     sig_fail "has a signature file ${sig_file##*/} that is not a kubeferry bundle signature ($(tail -n 1 "$tmp/sig.env")); $sig_nothing"
   read -r _ sig_payload <"$tmp/sig.env"
-  sig_b64d "$sig_payload" >"$tmp/sig.statement" ||
+  # DSSE's pre-authentication encoding, what each signature is over: "DSSEv1 28 application/vnd.in-toto+json LEN "
+  # and the statement (LEN: its length in bytes, from the base64 text's: 3 bytes a 4 characters, less the padding)
+  sig_len=$((${#sig_payload} * 3 / 4))
+  case $sig_payload in *==) sig_len=$((sig_len - 2)) ;; *=) sig_len=$((sig_len - 1)) ;; esac
+  { printf 'DSSEv1 28 application/vnd.in-toto+json %s ' "$sig_len"; sig_b64d "$sig_payload"; } >"$tmp/sig.pae" ||
     sig_fail "has a signature file ${sig_file##*/} whose payload is not base64; $sig_nothing"
-  # DSSE's pre-authentication encoding: what each signature is over
-  sig_len=$(wc -c <"$tmp/sig.statement")
-  { printf 'DSSEv1 28 application/vnd.in-toto+json %s ' "${sig_len##* }"; cat "$tmp/sig.statement"; } >"$tmp/sig.pae" ||
-    die 6 "cannot write scratch files in $tmp (disk full?)"
   : >"$tmp/sig.ok"
   sig_seen=''
   sig_ok_ids=' '
@@ -141,9 +142,9 @@ if [ "$sig_need" -gt 0 ]; then
     else sig_seen="$sig_seen; keyid $(sig_short "$sv_id"): not a trusted key"
     fi
   done <"$tmp/sig.env"
-  sig_by=$(awk '{ $1 = ""; sub(/^ /, ""); printf "%s%s", (NR > 1 ? ", " : ""), $0 } END { printf "|%d", NR }' "$tmp/sig.ok")
-  sig_valid=${sig_by##*|}
-  sig_by=${sig_by%|*}
+  sig_by=''
+  sig_valid=0
+  while read -r _ sb_file; do sig_by="$sig_by${sig_by:+, }$sb_file"; sig_valid=$((sig_valid + 1)); done <"$tmp/sig.ok"
   [ "$sig_valid" -ge "$sig_need" ] ||
     sig_fail "has $sig_valid valid signature(s) from trusted keys where $sig_need by $sig_origin are required (${sig_file##*/}: ${sig_seen#; }); $sig_nothing. If a signer is missing, have them add theirs (kubeferry sign) and copy the .sig.json again; a signature by an unknown key means this is not the bundle you expect: do not use it"
   # What the statement names: the subject's sha256, then the predicate's size and bundle.json sha256
@@ -159,7 +160,7 @@ $(awk '{ s = s $0 } END {
     size = substr(predicate, RSTART + 7, RLENGTH - 7)
     if (!match(predicate, /"sha256":"[0-9a-f]+"/)) exit 1
     print sha, size, substr(predicate, RSTART + 10, RLENGTH - 11)
-  }' "$tmp/sig.statement")
+  }' "$tmp/sig.pae")
 KUBEFERRY_STATEMENT
   if [ "${#sig_want_sha}" != 64 ] || [ -z "$sig_want_size" ] || [ "${#sig_want_meta}" != 64 ]; then
     sig_fail "has a signed statement (${sig_file##*/}) that kubeferry does not know (no bundle sha256, size and bundle.json sha256); $sig_nothing. Sign the bundle again with kubeferry sign"
