@@ -249,3 +249,23 @@ test.serial('install.sh: with a key required and no openssl on the node it stops
   t.is(plain.code, 0, plain.out)
   t.regex(plain.out, /bundle verified; nothing imported/)
 })
+
+test.serial('a second signer with another bundle is refused: the signature file is left as it was', async (t) => {
+  const b = await copyBundle('second-signer')
+  t.is((await runCli(['sign', b, '--key', ed.key], {env: env(work)})).code, 0)
+  const before = await readFile(`${b}.sig.json`, 'utf8')
+  const bytes = await readFile(b)
+  bytes[bytes.length - 1] ^= 1
+  await writeFile(b, bytes)
+  await writeFile(`${b}.sha256`, `${sha(bytes)}  k8s.tar\n`)
+  const r = await runCli(['sign', b, '--key', ec.key], {env: env(work)})
+  t.is(r.code, 1)
+  t.regex(r.stderr, /k8s\.tar\.sig\.json signs another bundle \(sha256 [0-9a-f]{64}, \d+ bytes\) than .*k8s\.tar \(sha256 [0-9a-f]{64}, \d+ bytes\); nothing was signed/)
+  t.is(await readFile(`${b}.sig.json`, 'utf8'), before)
+  // and a bundle that does not match its own .sha256 is not signed at all
+  await rm(`${b}.sig.json`)
+  await writeFile(`${b}.sha256`, `${'0'.repeat(64)}  k8s.tar\n`)
+  const damaged = await runCli(['sign', b, '--key', ec.key], {env: env(work)})
+  t.is(damaged.code, 1)
+  t.regex(damaged.stderr, /does not match .*k8s\.tar\.sha256/)
+})
