@@ -19,8 +19,9 @@ export default class Inspect extends BaseCommand {
     const [{inspectBundle}, {artifactLine}] = await Promise.all([import('../bundle/inspect.js'), import('../bundle/inspect-artifacts.js')])
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'inspected'})
     const info = await inspectBundle(args.bundle)
+    const unchecked = trust ? undefined : await import('../trust/verify.js').then(async ({signaturesBeside}) => signaturesBeside(args.bundle))
     if (flags.json) {
-      this.printJson(trust ? {...info, signatures: trust} : info)
+      this.printJson(trust ? {...info, signatures: trust} : unchecked ? {...info, signatures: {...unchecked, checked: false}} : info)
       return
     }
     const r = info.request
@@ -35,6 +36,7 @@ export default class Inspect extends BaseCommand {
     this.log(`${info.path}: ${formatBytes(info.fileSize)}, made by ${info.tool.name} ${info.tool.version}${info.created ? ` at ${info.created}` : ''}`)
     this.log(`built from: ${built.join('; ') || 'unknown'}`)
     if (trust) this.log(signedByLine(trust))
+    else if (unchecked) this.log(`signatures: ${unchecked.keyids.length} in ${unchecked.signatureFile} (keyids ${unchecked.keyids.map((k) => k.slice(0, 16)).join(', ')}), not checked: give --key SIGNER.pub`)
     this.log(`platforms: ${info.platforms.join(', ')} (docker load: ${info.dockerPlatform}); ${info.blobs.count} unique blobs, ${formatBytes(info.blobs.totalSize)}`)
     const d = info.delta
     if (d) this.log(`delta against ${d.base.kind} ${d.base.name}${d.base.sha256 ? ` (sha256 ${d.base.sha256.slice(0, 12)}…)` : ''}, for ${d.for.join(' and ')}: ${d.reliedBlobs} layers not carried, ${formatBytes(d.savedBytes)} saved (${formatBytes(info.fileSize)} instead of about ${formatBytes(info.fileSize + d.savedBytes)})`)

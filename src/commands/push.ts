@@ -62,10 +62,11 @@ export default class Push extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Push)
-    this.target = {bundle: args.bundle}
-    // Signatures before the registry is contacted at all: a refused bundle sends it nothing.
+    // Signatures before the registry is contacted at all: a refused bundle sends it nothing. (Before `target` is set:
+    // their hints say what to do about a signature, not the damaged-bundle hint push gives its own bundle errors.)
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'pushed'})
     if (trust && !flags.json) this.log(`${args.bundle}: ${signedByLine(trust)}`)
+    this.target = {bundle: args.bundle}
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{BundleReader}, {assertBundleValid}, {RegistryClient}, {addReferrer}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js'), import('../registry/referrers.js')])
     const destination = parseDestination(args.registry)

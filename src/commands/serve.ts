@@ -2,7 +2,7 @@ import {readFile} from 'node:fs/promises'
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
-import {checkBundleTrust, trustFlags} from '../cli/trust-flags.js'
+import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {KubeferryError} from '../oci/errors.js'
 import {AccessLog} from '../serve/access-log.js'
 import {normalizePrefix} from '../registry/names.js'
@@ -40,9 +40,12 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{assertBundleValid}, {loadCatalog, parseListen, startRegistryServer}] = await Promise.all([import('../bundle/verify.js'), import('../serve/server.js')])
     const bundles = argv as string[]
-    // Every bundle's signatures before anything is served (or the port is even opened).
-    for (const bundle of bundles) await checkBundleTrust(bundle, flags, {nothing: 'served'})
     const log = new AccessLog(flags.json)
+    // Every bundle's signatures before anything is served (or the port is even opened).
+    for (const bundle of bundles) {
+      const trust = await checkBundleTrust(bundle, flags, {nothing: 'served'})
+      if (trust) log.event('info', `${bundle}: ${signedByLine(trust)}`)
+    }
     const address = parseListen(flags.listen)
     const prefix = normalizePrefix(flags.prefix)
     let tls: {cert: Buffer; key: Buffer} | undefined

@@ -87,3 +87,10 @@ export async function verifyTrust(path: string, policy: TrustPolicy, options: Tr
   if (actual.metadataSha256 !== signed.metadataSha256) throw differs('bundle.json sha256', actual.metadataSha256, signed.metadataSha256)
   return {bundle, signatureFile: file, required: policy.required, signedBy, ignored, statement: signed}
 }
+
+/** What the signature file beside a bundle holds, unchecked (inspect without a key): its path and keyids. */
+export async function signaturesBeside(path: string): Promise<{signatureFile: string; keyids: string[]} | undefined> {
+  const file = signatureFileFor(wholeBundlePath(path))
+  const envelope = await readEnvelopeFile(file).catch(() => undefined)
+  return envelope && {signatureFile: file, keyids: envelope.signatures.map((s) => s.keyid)}
+}

@@ -45,24 +45,24 @@ function entriesSha(meta: BundleMetadata): string {
 // Taken with the code before contract.ts (commit 7908cf7: install-script.ts's TEMPLATE, writer.ts's bundleEntries).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: 'e32cf20b2ffb6b54282d0def8e365abd3cde0d2b774c8d00d1c247a329ae713d',
-    listing: 'ccf08fa89375985fff789a1d8c4d5566370eaffcd401994639f473a522bc2c08',
-    entries: '199bf57142ec0818b0ac02aa0964f04105df41315329ddf4ab5581d732ca13d4',
+    script: '4454e88a22bab419251ffbf4b9205cc267d73ceefd3cc7b5dbd4e6c1a01a8323',
+    listing: 'f481e6381e01b116bf466053da2b0b170e962f6c3a6b0a92d498c5abcd8d4356',
+    entries: '405fb028fd4f852e20245fb475e3f29582a0bf010393b3027d8ae70656a3747d',
   },
   'hostile/base.tar': {
-    script: '80e6148d2ea5a12c997dc8b3a72360dc48ee9f07435bfb8a42198baf6431f81a',
-    listing: 'bdd9d31608d507fb8b12ea1f764abb5e5772fad181f70644cfb496aca306382c',
-    entries: '5f2283902f905f133ae8a645b5ea2a795b00e3e894ebd08aedd82417b6a73ebc',
+    script: 'f8a45f9ab4e51c3e19dd6e8bb2e5b709818d8c17c66444c83f969967f6c12602',
+    listing: '1332788406bdf5eec7d8c2c5378aafbcd7a030a90f99e1f412bb1269620243da',
+    entries: 'eb91a401f15a32ef43167f0eb48e6323283f1201ed01ed73863555c54739716d',
   },
   'demo-upstream.tar': {
-    script: '5d0cdce6c799a3ed978572034288c457b94ae6c602c87878df7a91ccf6ef4b15',
-    listing: 'da83327aa8f1f3834f5e96c9d09cb20eb73a3043dffaed0926d841fdbf87742f',
-    entries: 'f77ae2f32e61ee6993194532a3639e9702eb4063d85b2000d0c83232cb094671',
+    script: '099177b938d6894538f4eaa808b4cf60ef9e38aa8f163edf7c231556ddd7c5e1',
+    listing: 'c6009f490c2d78a84e5b006d4818f20d0f9dcaaddbd3eb06b4073bc9b6ad006e',
+    entries: 'c2856d8d4388fc1d86df1a0ee0e2c8bf5743e029247e54f221ae8327d50529d2',
   },
   'demo-upstream.tar+created': {
-    script: 'f3814b760b3b0af04decbacdf2cf518e6c5a664d5a7d8a3d8b40ca0b4a52a1de',
-    listing: '1fa06b6c79c643f1f70fa2ced7955ff4ae35177511540d085e938ad9020e33ee',
-    entries: '2837d3df139b587c3220802724d42a962d056f1eaf66c986a8923cb912bca2c0',
+    script: '1eb5e1c1c4a3b53cb06e54049a3b934b0967c1ec5b87fc3b96f01df2fe5eac01',
+    listing: '3de8ea011fe93381165d94c053a9b21ade0c2abd227fc37fc558a1418c8ed4aa',
+    entries: 'fdc644a554f7a8fc78a662bf086dff0006e1b853cb803f15ecc8d12c7002d710',
   },
 }
 
@@ -81,19 +81,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: 'f0f2e467c108bb539073dbf457758cc148f1ff3f29815355dab2e1c79f3792b5',
-    listing: 'b4b15785cc0fe88472cbc56777481ff9ff32af22ef1ef398ce00bc02e10ab23d',
-    entries: '92d3a09de369efef78ea2b595d8c5c1c82d4acc55dc0b5fae0becf58f3915e32',
+    script: '0d4e9b8ba1cff7c3d93f56e1d18f1ed92f6fe194e83f712d8d7371e1f942e207',
+    listing: '7df0ebd8bb820889335a5ce670832d30163843073829095b10c4a046e83d13b8',
+    entries: 'c84f7634f1702b0e2ff22534b4dda021b6619f5fc2d6a0fc777a3eb4d230e248',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: 'c5b6bf4862a97737640d52350eb989592b90d98050e89005e300334f1e088b19',
-    listing: '2acae7311808ec112327b372b84160b1346dd80d54e822055e25a818b437fb7f',
-    entries: '94be6495c5132369282e6a157e38437d126a86ddd16f58ab4a795c0789be11fa',
+    script: '26aac61e25f1fda472e73075a401964c4d16791a07aa4af53de28b372df055f9',
+    listing: 'd53ff763e27e40117aa021830c33b167d4c8071efafbc8990f1de6cc161b5d46',
+    entries: '88552f3ceeef8cfe06d4c58bfddc5331ca0fa45ba8c87f3b698f48d41e683f10',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: '8fccce9118d8ad9e73b064d05dd3eb9f0b006edcfb80fae1a4b75a88510c2a1f',
-    listing: 'f6e80a914f756233aee3564c4c812f73bd081023718f7043587247f3880d32e0',
-    entries: 'be85dc02c31034901edf54178b3baa4de47b2313eadc84fc76a7c2e68fdd33ec',
+    script: '53d3066a96a8ff5af561bf18d901e28715c98147220e25a6b34032c22a9fec77',
+    listing: 'f926775d46bf96676030331b3aab90afd5d18af796b12a07ac0389d5be4e5199',
+    entries: '9261ace1da69e7c9f9cb7ac4507b23a071235d1e695e642273970f0a27591a23',
   }],
 ]
 

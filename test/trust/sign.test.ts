@@ -6,7 +6,8 @@
  */
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {copyFile, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
+import {copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import test from 'ava'
@@ -34,11 +35,12 @@ test.after.always(async () => {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
-/** A copy of the test bundle (and its .sha256) in its own directory. */
+/** A copy of the test bundle (and its .sha256 and install.sh) in its own directory. */
 async function copyBundle(name: string): Promise<string> {
   const dir = await mkdtemp(join(work, `${name}-`))
   const to = join(dir, 'k8s.tar')
   await copyFile(bundle, to)
+  await copyFile(bundle.replace(/\.tar$/, '.install.sh'), to.replace(/\.tar$/, '.install.sh'))
   await writeFile(`${to}.sha256`, (await readFile(`${bundle}.sha256`, 'utf8')).replace(/\S+$/m, 'k8s.tar'))
   return to
 }
@@ -201,3 +203,69 @@ for (const key of ['ed25519', 'p256'] as const) {
     t.notRegex(swapped.out, /statement names/)
   })
 }
+
+test.serial('inspect: names the signatures beside the bundle (unchecked without a key, who signed with one)', async (t) => {
+  const b = await copyBundle('inspect')
+  t.is((await runCli(['sign', b, '--key', ed.key], {env: env(work)})).code, 0)
+  const plain = await runCli(['inspect', b, '--json'], {env: env(work)})
+  t.is(plain.code, 0, plain.stderr)
+  t.deepEqual((JSON.parse(plain.stdout) as {signatures: unknown}).signatures, {signatureFile: `${b}.sig.json`, keyids: [await opensslKeyId(ed.pub)], checked: false})
+  const checked = await runCli(['inspect', b, '--key', ed.pub], {env: env(work)})
+  t.is(checked.code, 0, checked.stderr)
+  t.regex(checked.stdout, /signed by .*ed\.pub \(ed25519, keyid [0-9a-f]{16}…\); 1 of 1 required/)
+  const refused = await runCli(['inspect', b, '--key', other.pub], {env: env(work)})
+  t.is(refused.code, 1)
+  t.regex(refused.stderr, /has 0 valid signatures/)
+})
+
+test.serial('install.sh: with a key required and no openssl on the node it stops and says so; without a key it runs as before', async (t) => {
+  if (!['/usr/bin/busybox', '/bin/busybox'].some((p) => existsSync(p))) return t.pass('busybox is not installed')
+  const busybox = existsSync('/usr/bin/busybox') ? '/usr/bin/busybox' : '/bin/busybox'
+  const b = await copyBundle('no-openssl')
+  t.is((await runCli(['sign', b, '--key', ed.key], {env: env(work)})).code, 0)
+  // A PATH of busybox tools only: everything install.sh needs, but no openssl.
+  const tools = join(work, 'no-openssl-bin')
+  await mkdir(tools, {recursive: true})
+  for (const tool of ['awk', 'sed', 'tr', 'base64', 'sha256sum', 'wc', 'head', 'tail', 'tar', 'cat', 'cp', 'mktemp', 'rm', 'df', 'dirname', 'basename', 'uname', 'mkdir']) {
+    await symlink(busybox, join(tools, tool)).catch(() => undefined)
+  }
+  const script = b.replace(/\.tar$/, '.install.sh')
+  const run = (args: string[], policy?: string): Promise<{code: number; out: string}> =>
+    new Promise((done) => {
+      execFile(busybox, ['sh', script, b, '--verify-only', ...args], {env: {PATH: tools, KUBEFERRY_TRUSTED_KEYS: policy ?? join(work, 'no-policy')}}, (error, stdout, stderr) =>
+        done({code: error ? Number(error.code ?? 1) : 0, out: stdout + stderr}),
+      )
+    })
+  const keyed = await run(['--key', ed.pub])
+  t.is(keyed.code, 4, keyed.out)
+  t.regex(keyed.out, /must carry a signature by --key .*ed\.pub, and this node has no openssl to check it: nothing was imported\. Install openssl/)
+  const policy = join(work, 'no-openssl-policy')
+  await mkdir(policy, {recursive: true})
+  await copyFile(ed.pub, join(policy, 'signer.pem'))
+  const byPolicy = await run([], policy)
+  t.is(byPolicy.code, 4, byPolicy.out)
+  t.regex(byPolicy.out, /by the node policy .*no-openssl-policy, and this node has no openssl/)
+  const plain = await run([])
+  t.is(plain.code, 0, plain.out)
+  t.regex(plain.out, /bundle verified; nothing imported/)
+})
+
+test.serial('a second signer with another bundle is refused: the signature file is left as it was', async (t) => {
+  const b = await copyBundle('second-signer')
+  t.is((await runCli(['sign', b, '--key', ed.key], {env: env(work)})).code, 0)
+  const before = await readFile(`${b}.sig.json`, 'utf8')
+  const bytes = await readFile(b)
+  bytes[bytes.length - 1] ^= 1
+  await writeFile(b, bytes)
+  await writeFile(`${b}.sha256`, `${sha(bytes)}  k8s.tar\n`)
+  const r = await runCli(['sign', b, '--key', ec.key], {env: env(work)})
+  t.is(r.code, 1)
+  t.regex(r.stderr, /k8s\.tar\.sig\.json signs another bundle \(sha256 [0-9a-f]{64}, \d+ bytes\) than .*k8s\.tar \(sha256 [0-9a-f]{64}, \d+ bytes\); nothing was signed/)
+  t.is(await readFile(`${b}.sig.json`, 'utf8'), before)
+  // and a bundle that does not match its own .sha256 is not signed at all
+  await rm(`${b}.sig.json`)
+  await writeFile(`${b}.sha256`, `${'0'.repeat(64)}  k8s.tar\n`)
+  const damaged = await runCli(['sign', b, '--key', ec.key], {env: env(work)})
+  t.is(damaged.code, 1)
+  t.regex(damaged.stderr, /does not match .*k8s\.tar\.sha256/)
+})

@@ -12,13 +12,20 @@ sig_short() { printf '%.16s...' "$1"; }
 sig_mismatch() { # sig_mismatch WHAT ACTUAL SIGNED
   sig_fail "is not the bundle that was signed: its $1 is $2, the statement signed by $sig_by names $3; it was changed or swapped after signing, nothing was imported. Do not use it: get the bundle again from its signer and compare its sha256 with theirs"
 }
-# sig_key_facts FILE: "KEYID KIND" of a PEM public key (KEYID: sha256 of its DER SubjectPublicKeyInfo, as in the
-# envelope; KIND by the SPKI's size: 44 bytes Ed25519, 91 ECDSA P-256)
+# sig_b64d TEXT: TEXT (base64, standard or URL-safe) decoded on stdout, by coreutils/busybox base64 where there is one
+# (the checks start few processes: an openssl start costs about ten milliseconds), else by openssl
+sig_b64d() {
+  case $1 in *[-_]*) set -- "$(printf '%s' "$1" | tr '_-' '/+')" ;; esac
+  if have base64; then printf '%s' "$1" | base64 -d 2>/dev/null; else printf '%s' "$1" | openssl base64 -d -A 2>/dev/null; fi
+}
+# sig_key_facts FILE: "KEYID KIND" of a PEM public key. Its PEM body is the DER SubjectPublicKeyInfo: KEYID is its
+# sha256 (as in the envelope), KIND by its size (44 bytes Ed25519, 91 ECDSA P-256). openssl itself reads the key to
+# verify: a file that only looks like a key verifies nothing.
 sig_key_facts() {
-  openssl pkey -pubin -in "$1" -outform DER >"$tmp/sig.der" 2>/dev/null </dev/null || return 1
-  case $(wc -c <"$tmp/sig.der" | tr -d ' ') in 44) skf_kind=ed25519 ;; 91) skf_kind=ecdsa ;; *) return 1 ;; esac
-  skf_id=$(openssl dgst -sha256 -r <"$tmp/sig.der" | awk '{ print $1 }')
-  [ -n "$skf_id" ] && printf '%s %s\n' "$skf_id" "$skf_kind"
+  skf_body=$(awk '/^-----BEGIN PUBLIC KEY-----/ { on = 1; next } /^-----END PUBLIC KEY-----/ { exit } on { sub(/\r$/, ""); printf "%s", $0 }' "$1")
+  case ${#skf_body} in 60) skf_kind=ed25519 ;; 124) skf_kind=ecdsa ;; *) return 1 ;; esac # base64 of 44 or 91 bytes
+  skf_id=$(sig_b64d "$skf_body" | sha256sum) || return 1
+  printf '%s %s\n' "${skf_id%% *}" "$skf_kind"
 }
 # sig_keys_of LIST OUT: "KEYID KIND FILE" lines for the key files of LIST (one a line), each keyid once
 sig_keys_of() {
@@ -45,7 +52,12 @@ if [ -d "$sig_dir" ]; then
 fi
 if [ -n "$sig_keys$sig_dir_keys" ]; then
   sig_origin="the node policy $sig_dir"
-  [ -n "$sig_keys" ] && sig_origin="--key $(printf '%s' "$sig_keys" | tr '\n' ' ' | sed 's/ $//')"
+  if [ -n "$sig_keys" ]; then
+    sig_origin='--key'
+    while IFS= read -r so_file; do [ -z "$so_file" ] || sig_origin="$sig_origin $so_file"; done <<KUBEFERRY_KEYS
+$sig_keys
+KUBEFERRY_KEYS
+  fi
   have openssl || die 4 "bundle $bundle must carry a signature by $sig_origin, and this node has no openssl to check it: nothing was imported. Install openssl (apt-get install openssl / dnf install openssl), or import with: kubeferry load $bundle --key KEY"
   if [ -n "$sig_dir_keys" ]; then
     sig_keys_of "$sig_dir_keys" "$tmp/sig.policy"
@@ -60,7 +72,8 @@ if [ -n "$sig_keys$sig_dir_keys" ]; then
       done <"$tmp/sig.keys"
     fi
   fi
-  sig_count=$(wc -l <"$tmp/sig.keys" | tr -d ' ')
+  sig_count=0
+  while read -r _; do sig_count=$((sig_count + 1)); done <"$tmp/sig.keys"
   sig_need=${sig_required:-1}
   case $sig_need in ''|*[!0-9]*|0*) die 2 "--require-signatures $sig_need: give a whole number of at least 1" ;; esac
   [ "$sig_need" -le "$sig_count" ] ||
@@ -73,7 +86,14 @@ if [ "$sig_need" -gt 0 ]; then
   sig_nothing="nothing was imported"
   [ -f "$sig_file" ] ||
     sig_fail "is not signed (no ${sig_file##*/} beside it) and $sig_need signature(s) by $sig_origin are required; $sig_nothing. Get ${sig_file##*/} from whoever built the bundle (kubeferry sign ${bundle##*/} --key THEIR_KEY) and put it beside the bundle; do not bypass the check"
-  [ "$(wc -c <"$sig_file" | tr -d ' ')" -le 262144 ] || sig_fail "has a signature file ${sig_file##*/} too large to be one; $sig_nothing"
+  sig_size=$(wc -c <"$sig_file")
+  [ "${sig_size##* }" -le 262144 ] || sig_fail "has a signature file ${sig_file##*/} too large to be one; $sig_nothing"
+  # The whole-file hash (see the end of the bundle checks) starts now, so that the checks below run alongside it.
+  # (parts: hashed in the same pass as their listing instead; a failed run: hashed again, as in verify_checksums)
+  if [ "$dry_run" = 0 ] && [ "$parted" = 0 ]; then
+    openssl dgst -sha256 -r <"$bundle" >"$tmp/bundle.early" 2>/dev/null &
+    early_hash=$!
+  fi
   # The envelope, whitespace dropped: its payload, then one "sig KEYID SIG" line a signature (KEYID - when absent).
   awk '{ s = s $0 } END {
       gsub(/[ \t\r]/, "", s)
@@ -92,13 +112,15 @@ if [ "$sig_need" -gt 0 ]; then
     }' "$sig_file" >"$tmp/sig.env" ||
     sig_fail "has a signature file ${sig_file##*/} that is not a kubeferry bundle signature ($(tail -n 1 "$tmp/sig.env")); $sig_nothing"
   read -r _ sig_payload <"$tmp/sig.env"
-  printf '%s' "$sig_payload" | tr '_-' '/+' | openssl base64 -d -A >"$tmp/sig.statement" 2>/dev/null ||
+  # DSSE's pre-authentication encoding, what each signature is over: "DSSEv1 28 application/vnd.in-toto+json LEN "
+  # and the statement (LEN: its length in bytes, from the base64 text's: 3 bytes a 4 characters, less the padding)
+  sig_len=$((${#sig_payload} * 3 / 4))
+  case $sig_payload in *==) sig_len=$((sig_len - 2)) ;; *=) sig_len=$((sig_len - 1)) ;; esac
+  { printf 'DSSEv1 28 application/vnd.in-toto+json %s ' "$sig_len"; sig_b64d "$sig_payload"; } >"$tmp/sig.pae" ||
     sig_fail "has a signature file ${sig_file##*/} whose payload is not base64; $sig_nothing"
-  # DSSE's pre-authentication encoding: what each signature is over
-  { printf 'DSSEv1 28 application/vnd.in-toto+json %s ' "$(wc -c <"$tmp/sig.statement" | tr -d ' ')"; cat "$tmp/sig.statement"; } >"$tmp/sig.pae" ||
-    die 6 "cannot write scratch files in $tmp (disk full?)"
   : >"$tmp/sig.ok"
   sig_seen=''
+  sig_ok_ids=' '
   while read -r sv_tag sv_id sv_sig; do
     [ "$sv_tag" = sig ] || continue
     sv_valid=0
@@ -106,14 +128,14 @@ if [ "$sig_need" -gt 0 ]; then
     while read -r sv_kid sv_kind sv_kfile; do
       [ "$sv_id" = - ] || [ "$sv_id" = "$sv_kid" ] || continue
       sv_tried=1
-      printf '%s' "$sv_sig" | tr '_-' '/+' | openssl base64 -d -A >"$tmp/sig.bin" 2>/dev/null || continue
+      sig_b64d "$sv_sig" >"$tmp/sig.bin" || continue
       if [ "$sv_kind" = ed25519 ]; then
         openssl pkeyutl -verify -pubin -inkey "$sv_kfile" -rawin -in "$tmp/sig.pae" -sigfile "$tmp/sig.bin" >/dev/null 2>&1 </dev/null
       else
         openssl dgst -sha256 -verify "$sv_kfile" -signature "$tmp/sig.bin" "$tmp/sig.pae" >/dev/null 2>&1 </dev/null
       fi || continue
       sv_valid=1
-      grep -q "^$sv_kid " "$tmp/sig.ok" || printf '%s %s\n' "$sv_kid" "$sv_kfile" >>"$tmp/sig.ok"
+      case $sig_ok_ids in *" $sv_kid "*) ;; *) sig_ok_ids="$sig_ok_ids$sv_kid "; printf '%s %s\n' "$sv_kid" "$sv_kfile" >>"$tmp/sig.ok" ;; esac
       break
     done <"$tmp/sig.keys"
     if [ "$sv_valid" = 1 ]; then sig_seen="$sig_seen; keyid $(sig_short "$sv_id"): valid"
@@ -121,14 +143,26 @@ if [ "$sig_need" -gt 0 ]; then
     else sig_seen="$sig_seen; keyid $(sig_short "$sv_id"): not a trusted key"
     fi
   done <"$tmp/sig.env"
-  sig_valid=$(wc -l <"$tmp/sig.ok" | tr -d ' ')
-  sig_by=$(awk '{ $1 = ""; sub(/^ /, ""); printf "%s%s", (NR > 1 ? ", " : ""), $0 }' "$tmp/sig.ok")
+  sig_by=''
+  sig_valid=0
+  while read -r _ sb_file; do sig_by="$sig_by${sig_by:+, }$sb_file"; sig_valid=$((sig_valid + 1)); done <"$tmp/sig.ok"
   [ "$sig_valid" -ge "$sig_need" ] ||
     sig_fail "has $sig_valid valid signature(s) from trusted keys where $sig_need by $sig_origin are required (${sig_file##*/}: ${sig_seen#; }); $sig_nothing. If a signer is missing, have them add theirs (kubeferry sign) and copy the .sig.json again; a signature by an unknown key means this is not the bundle you expect: do not use it"
-  # What the statement names (kubeferry writes it compact, in a fixed member order)
-  sig_want_sha=$(sed -n 's/.*"subject":\[{"name":.*,"digest":{"sha256":"\([0-9a-f]*\)"}}\].*/\1/p' "$tmp/sig.statement")
-  sig_want_size=$(sed -n 's/.*"predicate":{"size":\([0-9]*\),.*/\1/p' "$tmp/sig.statement")
-  sig_want_meta=$(sed -n 's/.*"bundleJson":{"path":"kubeferry\/bundle.json","sha256":"\([0-9a-f]*\)"}.*/\1/p' "$tmp/sig.statement")
+  # What the statement names: the subject's sha256, then the predicate's size and bundle.json sha256
+  sig_want_sha='' sig_want_size='' sig_want_meta=''
+  read -r sig_want_sha sig_want_size sig_want_meta <<KUBEFERRY_STATEMENT
+$(awk '{ s = s $0 } END {
+    i = index(s, "\"subject\":["); j = index(s, "\"predicate\":{")
+    if (i == 0 || j < i) exit 1
+    subject = substr(s, i, j - i); predicate = substr(s, j)
+    if (!match(subject, /"sha256":"[0-9a-f]+"/)) exit 1
+    sha = substr(subject, RSTART + 10, RLENGTH - 11)
+    if (!match(predicate, /"size":[0-9]+/)) exit 1
+    size = substr(predicate, RSTART + 7, RLENGTH - 7)
+    if (!match(predicate, /"sha256":"[0-9a-f]+"/)) exit 1
+    print sha, size, substr(predicate, RSTART + 10, RLENGTH - 11)
+  }' "$tmp/sig.pae")
+KUBEFERRY_STATEMENT
   if [ "${#sig_want_sha}" != 64 ] || [ -z "$sig_want_size" ] || [ "${#sig_want_meta}" != 64 ]; then
     sig_fail "has a signed statement (${sig_file##*/}) that kubeferry does not know (no bundle sha256, size and bundle.json sha256); $sig_nothing. Sign the bundle again with kubeferry sign"
   fi

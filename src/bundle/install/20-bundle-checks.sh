@@ -188,7 +188,7 @@ if [ "$verify_only" = 1 ]; then vb_doing=checking; else vb_doing=importing; fi
 say "kubeferry: bundle $bundle ($BUNDLE_PLATFORMS); $vb_doing $image_count images for $platform"
 # With openssl the whole-file hash starts now, in the background, while the structure is checked and the runtime is
 # asked what it holds; verify_checksums waits for it (a failed run falls back to hashing in the foreground).
-if [ "$dry_run" = 0 ] && [ "$parted" = 0 ] && { [ -f "$bundle.sha256" ] || [ "$sig_need" -gt 0 ]; } && fast_hash; then
+if [ -z "$early_hash" ] && [ "$dry_run" = 0 ] && [ "$parted" = 0 ] && [ -f "$bundle.sha256" ] && fast_hash; then # (signed: started in 15-signatures.sh)
   openssl dgst -sha256 -r <"$bundle" >"$tmp/bundle.early" 2>/dev/null &
   early_hash=$!
 fi

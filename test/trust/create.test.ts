@@ -1,0 +1,45 @@
+/**
+ * `create --sign-key` against the real registry: one file and in parts (the statement names the whole bundle's sha256,
+ * the one in NAME.tar.sha256), verified by `verify --key` from the first part; a wrong passphrase fails before any
+ * download (no bundle written).
+ */
+import {existsSync} from 'node:fs'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import test from 'ava'
+import {peerTest} from '../harness/peers.js'
+import {runCli} from '../helpers/cli.js'
+import {genKey} from './keys.js'
+
+let work: string
+test.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kf-trust-create-'))
+})
+test.after.always(async () => {
+  if (work) await rm(work, {recursive: true, force: true})
+})
+
+peerTest('create --sign-key: one file and --split, each verified with the public key; a wrong passphrase stops it before any download', ['registries'], async (t, peers) => {
+  const pass = 'create-pass-31f'
+  const key = await genKey(work, 'create', 'p256', pass)
+  const env = {KF_PASS: pass, KUBEFERRY_TRUSTED_KEYS: join(work, 'no-policy')}
+  const base = ['create', '--image', 'registry.k8s.io/pause:3.10', '--mirror', `registry.k8s.io=${peers.registries.open.url}`, '--cache-dir', join(work, 'cache'), '--no-progress']
+  for (const split of [undefined, '1MiB']) {
+    const out = join(work, split ? 'parts.tar' : 'one.tar')
+    const made = await runCli([...base, '-o', out, ...(split ? ['--split', split] : []), '--sign-key', key.key, '--passphrase-env', 'KF_PASS', '--json'], {env})
+    t.is(made.code, 0, made.stderr)
+    const summary = JSON.parse(made.stdout) as {sha256: string; signature: {signatureFile: string; statement: {sha256: string}}}
+    t.is(summary.signature.signatureFile, `${out}.sig.json`)
+    t.is(summary.signature.statement.sha256, summary.sha256, 'the statement names the whole bundle')
+    t.is((await readFile(`${out}.sha256`, 'utf8')).split(' ')[0], summary.sha256)
+    const verified = await runCli(['verify', split ? `${out}.001` : out, '--key', key.pub], {env})
+    t.is(verified.code, 0, verified.stderr)
+    t.regex(verified.stdout, /1 of 1 required/)
+  }
+  const wrong = await runCli([...base, '-o', join(work, 'wrong.tar'), '--sign-key', key.key, '--passphrase-stdin'], {env, stdin: 'nope\n'})
+  t.is(wrong.code, 1)
+  t.regex(wrong.stderr, /cannot decrypt key .*create\.key: wrong passphrase/)
+  t.notRegex(wrong.stderr + wrong.stdout, /resolving|fetched/, 'nothing was fetched')
+  t.false(existsSync(join(work, 'wrong.tar')))
+})
