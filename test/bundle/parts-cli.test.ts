@@ -137,7 +137,7 @@ function refused(t: ExecutionContext, r: {code: number | null; stdout: string; s
 }
 
 for (const [fault, damage, pattern] of FAULTS) {
-  peerTest(`a ${fault} part is refused by verify, load and push, naming the part; containerd and the registry unchanged`, ['registries', 'containerd'], async (t, peers) => {
+  peerTest(`${/^[aeiou]/.test(fault) ? 'an' : 'a'} ${fault} part is refused by verify, load, push and serve, naming the part; containerd and the registry unchanged`, ['registries', 'containerd'], async (t, peers) => {
     const {whole, split} = await bundle(peers)
     const copy = await faultyCopy(split, damage)
     refused(t, await runCli(['verify', copy.parts[0]]), pattern, 'verify')
@@ -149,6 +149,9 @@ for (const [fault, damage, pattern] of FAULTS) {
     const prefix = `${run}-${fault}`
     refused(t, await runCli(['push', copy.parts[0], `${peers.registries.open.host}/${prefix}`, '--no-progress']), pattern, 'push')
     t.deepEqual(await pushedDigests(peers, whole, prefix), (await bundleIndex(whole)).map(() => undefined), 'nothing pushed')
+    const serve = (await t.throwsAsync(startCli([copy.parts[0], '--listen', '127.0.0.1:0']))) as Error & {code?: number; stderr?: string}
+    t.is(serve?.code, 1, 'serve refuses to start')
+    t.regex(serve?.stderr ?? '', pattern, 'serve names the part')
     await rm(copy.dir, {recursive: true})
   })
 }

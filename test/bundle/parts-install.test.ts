@@ -148,9 +148,28 @@ test.serial('install.sh --runtime docker loads every image from the parts (image
   }
 })
 
+test.serial('kubeferry load --runtime docker streams the parts into docker load: every image with its config digest', async (t) => {
+  const peers = needPeers(t, 'dockerd')
+  if (!peers) return
+  const env = {DOCKER_HOST: peers.dockerd!.host, PATH: '/usr/sbin:/usr/bin:/sbin:/bin'}
+  const rmi = () => exec('/usr/bin/docker', ['rmi', '-f', ...meta.images.map((i) => i.name)], env)
+  await rmi()
+  try {
+    const r = await runCli(['load', split.parts[0], '--runtime', 'docker', '--platform', 'linux/arm64'], {env})
+    t.is(r.code, 0, r.stderr)
+    for (const image of meta.images) {
+      const id = await exec('/usr/bin/docker', ['image', 'inspect', '--format', '{{.Id}}', image.name], env)
+      t.is(id.stdout.trim(), image.platforms.find((p) => p.platform === 'linux/arm64')!.config.digest, image.name)
+    }
+    t.deepEqual((await readdir(split.dir)).filter((f) => f.endsWith('.tar')), [], 'no joined copy was written')
+  } finally {
+    await rmi()
+  }
+})
+
 for (const [fault, damage, pattern] of FAULTS) {
   for (const shell of shells) {
-    test.serial(`install.sh under ${shell}: a ${fault} part is refused with exit 4 naming the part; containerd unchanged`, async (t) => {
+    test.serial(`install.sh under ${shell}: ${/^[aeiou]/.test(fault) ? 'an' : 'a'} ${fault} part is refused with exit 4 naming the part; containerd unchanged`, async (t) => {
       const peers = needPeers(t, 'containerd')
       if (!peers) return
       const copy = await faultyCopy(split, damage)
