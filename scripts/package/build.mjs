@@ -90,6 +90,25 @@ function embeddedFiles() {
   return Object.fromEntries(names.map((name) => [name, readFileSync(join(root, name), 'utf8')]))
 }
 
+/**
+ * A project module as the bundle needs it:
+ * - `createRequire(import.meta.url)` (a require of the module's own, which esbuild does not follow) becomes a
+ *   require that knows the modules this file asks it for by name (every `require('…')` literal in the file), bundled;
+ * - import.meta.url (not in CommonJS) becomes where the module would be under SEA_ROOT (entry.mjs serves the files).
+ */
+function bundleable(path) {
+  let text = readFileSync(path, 'utf8')
+  if (text.includes('createRequire(import.meta.url)')) {
+    const names = [...new Set([...text.matchAll(/\brequire\((['"])([^'"]+)\1\)/g)].map((m) => m[2]))]
+    const table = names.map((n) => `${JSON.stringify(n)}: () => require(${JSON.stringify(n)})`).join(', ')
+    // At the top of the module, where `require` is not the file's own variable of that name.
+    const bundled = `const __bundledRequire = ((table) => (id) => { if (!table[id]) throw Object.assign(new Error(\`Cannot find module '\${id}' (not bundled)\`), {code: 'MODULE_NOT_FOUND'}); return table[id]() })({${table}});\n`
+    text = bundled + text.replaceAll('createRequire(import.meta.url)', '__bundledRequire')
+  }
+  const url = `file://${SEA_ROOT}/${relative(root, path).split('\\').join('/')}`
+  return text.replaceAll('import.meta.url', JSON.stringify(url))
+}
+
 async function bundle() {
   for (const needed of ['dist/src/commands/index.js', 'oclif.manifest.json']) if (!existsSync(join(root, needed))) fail(`${needed} is missing: run npm run build first`)
   const pjson = seaPjson()
@@ -116,12 +135,7 @@ async function bundle() {
         if (!text.includes(SCREEN_FROZEN)) fail(`${args.path} changed: update SCREEN_FROZEN in scripts/package/build.mjs`)
         return {contents: text.replace(SCREEN_FROZEN, SCREEN_LIVE), loader: 'js'}
       })
-      // import.meta.url of the project's modules: where they would be under SEA_ROOT (entry.mjs serves the files).
-      b.onLoad({filter: /\.js$/}, (args) => {
-        if (!args.path.startsWith(distSrc)) return undefined
-        const url = `file://${SEA_ROOT}/${relative(root, args.path).split('\\').join('/')}`
-        return {contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(url)), loader: 'js'}
-      })
+      b.onLoad({filter: /\.js$/}, (args) => (args.path.startsWith(distSrc) ? {contents: bundleable(args.path), loader: 'js'} : undefined))
     },
   }
   mkdirSync(out, {recursive: true})
