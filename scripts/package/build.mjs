@@ -150,10 +150,14 @@ async function bundle() {
     minify: true,
     keepNames: true,
     legalComments: 'none',
+    // oclif looks for the TypeScript compiler to run .ts sources (never, here: entry.mjs turns that off).
+    external: ['typescript'],
+    metafile: true,
     logLevel: 'warning',
     plugins: [plugin],
   })
   if (result.errors.length) fail('esbuild failed')
+  writeFileSync(join(out, 'kubeferry.meta.json'), JSON.stringify(result.metafile))
   return script
 }
 

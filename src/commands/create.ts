@@ -9,6 +9,7 @@ import {parsePlatform, formatPlatform} from '../oci/platform.js'
 import {formatReference} from '../oci/reference.js'
 import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
+import {findTools, toolArches, withToolFlags, writeTools} from '../cli/with-tool.js'
 
 export default class Create extends BaseCommand {
   static override summary = 'Build one bundle (a tar) of the images a cluster needs, for docker load, ctr import, skopeo and kubeferry.'
@@ -34,6 +35,7 @@ export default class Create extends BaseCommand {
     'skip-missing-platforms': Flags.boolean({description: 'Bundle an image with the requested platforms it has, instead of failing.', default: false}),
     'cache-dir': Flags.string({description: 'Blob cache (default $XDG_CACHE_HOME/kubeferry or ~/.cache/kubeferry).', helpValue: 'DIR'}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
+    ...withToolFlags,
     ...registryFlags,
   }
 
@@ -78,6 +80,7 @@ export default class Create extends BaseCommand {
       if (flags['from-manifests']?.length) request.manifests = flags['from-manifests']
     }
     for (const warning of warnings) this.warn2(warning)
+    if (flags['with-tool']) await findTools(toolArches(normalised).arches) // a missing file is refused before any download
 
     const output = resolvePath(flags.output)
     const store = await BlobStore.open(flags['cache-dir'] ? resolvePath(flags['cache-dir']) : defaultCacheDir())
@@ -114,8 +117,9 @@ export default class Create extends BaseCommand {
       await client.close()
     }
     for (const warning of summary.warnings) this.warn2(warning)
+    const tools = flags['with-tool'] ? await writeTools(output, summary.platforms, (w) => this.warn2(w)) : undefined
     if (flags.json) {
-      this.printJson(summary)
+      this.printJson(tools ? {...summary, tools} : summary)
       return
     }
     const parts = summary.parts
@@ -130,5 +134,6 @@ export default class Create extends BaseCommand {
     if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
     this.log(`  ${summary.checksumFile}`)
     this.log(`  ${summary.installScript}`)
+    for (const tool of tools ?? []) this.log(`  ${tool.path} (${formatBytes(tool.size)}, kubeferry for linux/${tool.arch}, listed in ${summary.checksumFile})`)
   }
 }
