@@ -20,7 +20,7 @@ import {createHash} from 'node:crypto'
 import {chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, join, relative} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {fileURLToPath, pathToFileURL} from 'node:url'
 import {build} from 'esbuild'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -83,6 +83,20 @@ function oclifModules(oclif) {
   return [...new Set(targets.filter(Boolean).map((t) => t.replace(/^\.\//, '')))]
 }
 
+const commandsTarget = (pjson) => pjson.oclif.commands.target.replace(/^\.\//, '')
+
+/** The command ids of the explicit map; each must be the default export of dist/src/commands/ID.js. */
+async function commandIds({target, identifier}) {
+  const map = (await import(pathToFileURL(join(root, target)).href))[identifier]
+  const ids = Object.keys(map ?? {})
+  if (ids.length === 0) fail(`${target} exports no ${identifier}`)
+  for (const id of ids) {
+    const file = join(root, 'dist', 'src', 'commands', `${id}.js`)
+    if (!existsSync(file) || (await import(pathToFileURL(file).href)).default !== map[id]) fail(`${identifier}.${id} in ${target} is not the default export of ${relative(root, file)}`)
+  }
+  return ids
+}
+
 /** The files the code reads beside itself at run time, relative to the root. */
 function embeddedFiles() {
   const install = 'dist/src/bundle/install'
@@ -114,11 +128,18 @@ async function bundle() {
   const pjson = seaPjson()
   const modules = oclifModules(pjson.oclif)
   for (const m of modules) if (!existsSync(join(root, m))) fail(`package.json oclif names ${m}, which npm run build did not write`)
+  const ids = await commandIds(pjson.oclif.commands)
   const virtual = {
     'kubeferry:root': `module.exports = ${JSON.stringify(SEA_ROOT)}`,
+    // The explicit map, each command loaded when oclif first asks for it (the map module itself imports them all).
+    'kubeferry:commands': `const COMMANDS = {}\n${ids
+      .map((id) => `Object.defineProperty(COMMANDS, ${JSON.stringify(id)}, {enumerable: true, get: () => require(${JSON.stringify(join(root, 'dist', 'src', 'commands', `${id}.js`))}).default})`)
+      .join('\n')}\nmodule.exports = {${pjson.oclif.commands.identifier}: COMMANDS}`,
     'kubeferry:pjson': `module.exports = ${JSON.stringify(pjson)}`,
     'kubeferry:embedded': `module.exports = ${JSON.stringify(embeddedFiles())}`,
-    'kubeferry:oclif-modules': `module.exports = {${modules.map((m) => `${JSON.stringify(m)}: () => require(${JSON.stringify(join(root, m))})`).join(',\n')}}`,
+    'kubeferry:oclif-modules': `module.exports = {${modules
+      .map((m) => `${JSON.stringify(m)}: () => require(${JSON.stringify(m === commandsTarget(pjson) ? 'kubeferry:commands' : join(root, m))})`)
+      .join(',\n')}}`,
   }
   const distSrc = join(root, 'dist', 'src') + '/'
   const plugin = {

@@ -2,7 +2,8 @@
  * Stands in for @oclif/core's lib/module-loader.js inside the single file (scripts/package/build.mjs swaps it in).
  * oclif loads the command map, the hooks and the help class by file path with import()/require(); a single file
  * has no such files. Here each of those paths (package.json oclif: commands.target, hooks, helpClass) names a module
- * bundled into the file, evaluated the first time oclif asks for it (esbuild keeps a require() of an ES module lazy).
+ * bundled into the file, evaluated the first time oclif asks for it (esbuild keeps a require() of an ES module lazy);
+ * the command map's commands are each loaded when oclif reads their entry (build.mjs, kubeferry:commands).
  * Anything else is refused with the path, so that a new entry in package.json fails loudly in the SEA tests.
  */
 'use strict'

@@ -1,8 +1,9 @@
 /**
- * Every kubeferry command, by id: oclif's "explicit" command discovery (package.json oclif.commands names this file
- * and COMMANDS). oclif reads this map instead of scanning dist/src/commands, which is what lets the single-file build
- * (scripts/package/) carry the commands without a directory on disk. A new command file must be added here:
- * test/sea/command-map.test.ts fails until it is.
+ * Every kubeferry command, by id: oclif's "explicit" command discovery, which the single file (scripts/package/)
+ * uses instead of scanning dist/src/commands, a directory it does not have. There each command of this map is
+ * loaded when it runs (scripts/package/build.mjs makes a lazy copy of it). `node bin/run.js` keeps the directory scan
+ * (package.json, which skips this file): importing this map would load every command and its imports on each run.
+ * A new command file must be added here: test/sea/command-map.test.ts fails until it is.
  */
 import Config from './config.js'
 import Create from './create.js'
