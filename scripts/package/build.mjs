@@ -13,6 +13,11 @@
  *    blob is made by the arm64 node under qemu-user (Debian qemu-user-static and libc6-arm64-cross,
  *    libstdc++6-arm64-cross), or, where that cannot run, by this machine's node without either. postject injects the
  *    blob into a copy of the binary.
+ * What a snapshot freezes: whatever a module evaluated at build time read from its surroundings. Only entry.mjs and
+ * oclif (with its dependencies) are evaluated then; kubeferry's own modules, undici and listr2 load when a command
+ * needs them. oclif's terminal width is made live again (SCREEN_FROZEN below) and DEBUG is re-read (entry.mjs); what
+ * stays as at build time: ansis's colour support (oclif's help has no bold headings on a terminal), clean-stack's
+ * home directory, and oclif's spinner choice (kubeferry does not use it).
  * Usage: node scripts/package/build.mjs [--arch amd64|arm64 …] [--no-snapshot]   (default: both architectures)
  */
 import {execFileSync} from 'node:child_process'
