@@ -2,8 +2,8 @@
  * The single file's main (bundled by scripts/package/build.mjs into dist/sea/kubeferry.cjs, then into each
  * dist/sea/kubeferry-linux-ARCH). What bin/run.js does, without a package directory on disk: package.json, the
  * oclif manifest and the files the code reads beside itself (install.sh's parts) are embedded, served under ROOT,
- * a directory that does not exist; oclif finds the commands from the explicit map (src/commands/index.ts), and
- * the hooks and help class through scripts/package/module-loader.cjs.
+ * a directory that does not exist; oclif finds the commands from the explicit map (src/commands/index.ts; each
+ * command loaded when it runs), the hooks and the help class through scripts/package/module-loader.cjs.
  */
 import fs from 'node:fs'
 import v8 from 'node:v8'
