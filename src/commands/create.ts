@@ -12,6 +12,7 @@ import {formatReference} from '../oci/reference.js'
 import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 import type {ImageSource} from '../oci/source.js'
+import {findTools, toolArches, withToolFlags, writeTools} from '../cli/with-tool.js'
 
 /** The base of a delta (--base): a lockfile's blobs are planned from the registry for the delta's platforms. */
 async function readBaseFor(path: string, source: ImageSource, platforms: string[]) {
@@ -51,6 +52,7 @@ export default class Create extends BaseCommand {
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: plain lines).', default: true, allowNo: true}),
     signatures: Flags.boolean({description: 'Carry the publishers\' cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom tags) and OCI 1.1 referrers of each image and platform (--no-signatures: leave them out).', default: true, allowNo: true}),
     'require-signed-images': Flags.boolean({description: 'Refuse, before writing anything, when an image has no signature (a cosign .sig tag or a signature referrer), naming those images.', default: false}),
+    ...withToolFlags,
     ...registryFlags,
     'sign-key': Flags.string({description: 'Sign the bundle with this private key (PEM PKCS#8, ECDSA P-256 or Ed25519): NAME.tar.sig.json beside it, as `kubeferry sign` writes.', helpValue: 'FILE', helpGroup: 'SIGNING'}),
     ...passphraseFlags,
@@ -99,6 +101,7 @@ export default class Create extends BaseCommand {
       if (flags['from-manifests']?.length) request.manifests = flags['from-manifests']
     }
     for (const warning of warnings) this.warn2(warning)
+    if (flags['with-tool']) await findTools(toolArches(normalised).arches) // a missing file is refused before any download
 
     const output = resolvePath(flags.output)
     const store = await BlobStore.open(flags['cache-dir'] ? resolvePath(flags['cache-dir']) : defaultCacheDir())
@@ -138,9 +141,10 @@ export default class Create extends BaseCommand {
       await client.close()
     }
     for (const warning of summary.warnings) this.warn2(warning)
+    const tools = flags['with-tool'] ? await writeTools(output, summary.platforms, (w) => this.warn2(w)) : undefined
     const signature = signKey && (await import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)))
     if (flags.json) {
-      this.printJson(signature ? {...summary, signature} : summary)
+      this.printJson({...summary, ...(tools ? {tools} : {}), ...(signature ? {signature} : {})})
       return
     }
     const parts = summary.parts
@@ -157,6 +161,7 @@ export default class Create extends BaseCommand {
     if (summary.delta) this.log(`  delta against ${summary.delta.base.kind} ${summary.delta.base.name} (for ${summary.delta.for.join(' and ')}): relies on ${summary.delta.reliedBlobs} layers it does not carry, ${formatBytes(summary.delta.savedBytes)} saved`)
     this.log(`  ${summary.checksumFile}`)
     this.log(`  ${summary.installScript}`)
+    for (const tool of tools ?? []) this.log(`  ${tool.path} (${formatBytes(tool.size)}, kubeferry for linux/${tool.arch}, listed in ${summary.checksumFile})`)
     if (signature) this.log(`  ${signature.signatureFile} (signed by ${signature.keyFile}, ${signature.algorithm}, keyid ${signature.keyid})`)
   }
 }

@@ -3,6 +3,9 @@
  *
  * Which build runs is one switch: KUBEFERRY_TEST_CLI=/path/to/executable (a single-file executable, an installed
  * `kubeferry`, …); a path ending in .js/.mjs runs under this Node. Default: `node bin/run.js` of this checkout.
+ * A binary executable (not a `#!` script) is the single file, which must run where Node.js is not installed: it runs
+ * with Node.js hidden from its PATH (each PATH directory holding `node` is replaced by a copy of it without node,
+ * npm, npx, corepack), the test's own PATH included.
  *
  *   const r = await runCli(['verify', bundle, '--json'], {stdin, env, timeoutMs, signal})
  *   r.code, r.signal, r.stdout, r.stderr, r.ms
@@ -10,9 +13,10 @@
  * `spawnCli` starts it without waiting (long-running `serve`, a run killed mid-way).
  */
 import {spawn, type ChildProcess, type SpawnOptions} from 'node:child_process'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, symlinkSync} from 'node:fs'
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {delimiter, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 /** The checkout (dist/test/helpers/cli.js is three levels below it). */
@@ -23,6 +27,57 @@ export function cliCommand(env: NodeJS.ProcessEnv = process.env): {file: string;
   const chosen = env.KUBEFERRY_TEST_CLI?.trim()
   const target = chosen || join(projectRoot, 'bin', 'run.js')
   return /\.m?js$/.test(target) ? {file: process.execPath, args: [target]} : {file: target, args: []}
+}
+
+const binaries = new Map<string, boolean>()
+
+/** True when `file` is a binary executable (ELF), not a `#!` script or JavaScript. */
+export function isBinaryExecutable(file: string): boolean {
+  if (!binaries.has(file)) binaries.set(file, readsAsElf(file))
+  return binaries.get(file)!
+}
+
+function readsAsElf(file: string): boolean {
+  if (/\.m?js$/.test(file)) return false
+  const head = Buffer.alloc(4)
+  let fd: number | undefined
+  try {
+    fd = openSync(file, 'r')
+    readSync(fd, head, 0, 4, 0)
+  } catch {
+    return false
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+  return head.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))
+}
+
+const NODE_TOOLS = new Set(['node', 'nodejs', 'npm', 'npx', 'corepack'])
+let shadowRoot: string | undefined
+const shadows = new Map<string, string>()
+
+/** `path` with every directory that holds `node` replaced by a copy of it (symlinks) without Node.js's tools. */
+export function pathWithoutNode(path: string): string {
+  return path
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => {
+      if (!existsSync(join(dir, 'node'))) return dir
+      let shadow = shadows.get(dir)
+      if (!shadow) {
+        if (!shadowRoot) {
+          const root = mkdtempSync(join(tmpdir(), 'kf-no-node-'))
+          shadowRoot = root
+          process.once('exit', () => rmSync(root, {recursive: true, force: true}))
+        }
+        shadow = join(shadowRoot, String(shadows.size))
+        mkdirSync(shadow)
+        for (const name of readdirSync(dir)) if (!NODE_TOOLS.has(name)) symlinkSync(join(dir, name), join(shadow, name))
+        shadows.set(dir, shadow)
+      }
+      return shadow
+    })
+    .join(delimiter)
 }
 
 export interface CliResult {
@@ -55,6 +110,8 @@ export interface CliOptions {
 function environment(extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
   const env = {...process.env, ...extra}
   for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key]
+  const {file} = cliCommand()
+  if (file !== process.execPath && isBinaryExecutable(file)) env.PATH = pathWithoutNode(env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin')
   return env
 }
 
