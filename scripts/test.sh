@@ -31,7 +31,8 @@ fi
 # The CLI tests that carry a bundle through the whole flow (create → install.sh, push, serve, verify, load, config,
 # --with-tool), run a second time against the amd64 single file.
 SEA_TESTS=(dist/test/e2e/*.test.js dist/test/load/install.test.js dist/test/push/push.test.js dist/test/serve/cli.test.js
-  dist/test/bundle/verify.test.js dist/test/bundle/create.test.js dist/test/config/config.test.js dist/test/sea/with-tool.test.js)
+  dist/test/bundle/verify.test.js dist/test/bundle/create.test.js dist/test/config/config.test.js dist/test/sea/with-tool.test.js
+  dist/test/trust/consumers.test.js dist/test/delta/diff.test.js dist/test/bundle/parts-install.test.js)
 sea=${KUBEFERRY_TEST_SEA:-}
 [[ $# -eq 0 && -z $sea ]] && sea=1
 sea_failed=''
