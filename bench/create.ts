@@ -23,6 +23,7 @@ import {pushImageSet} from '../test/images/seed.js'
 import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 import {MANIFEST_ACCEPT} from '../src/oci/media-types.js'
+import {benchCli, cliArgv} from './cli.js'
 
 const exec = promisify(execFile)
 const ROOT = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'))
@@ -39,7 +40,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = {layerMiB: 8, runs: 5, big: [256, 1024], bigRuns: 2, allPlatforms: false, cli: join(ROOT, 'bin', 'run.js'), markdown: false}
+  const options: Options = {layerMiB: 8, runs: 5, big: [256, 1024], bigRuns: 2, allPlatforms: false, cli: benchCli(ROOT), markdown: false}
   for (let i = 0; i < argv.length; i++) {
     const value = (): string => {
       const v = argv[++i]
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
 
     const create = async (cli: string, platforms: string[]): Promise<Measured & {summary: {size: number; blobBytes: number; uniqueBlobs: number; seconds: number; sha256: string}}> => {
       const d = await fresh()
-      const m = await measure(process.execPath, [cli, 'create', ...imageArgs, ...mirrors, ...platforms.flatMap((p) => ['--platform', p]), '--cache-dir', join(d, 'cache'), '--no-progress', '--json', '-o', join(d, 'k8s.tar')])
+      const m = await measure(...cliArgv(cli, ['create', ...imageArgs, ...mirrors, ...platforms.flatMap((p) => ['--platform', p]), '--cache-dir', join(d, 'cache'), '--no-progress', '--json', '-o', join(d, 'k8s.tar')]))
       const summary = JSON.parse(m.stdout) as {size: number; blobBytes: number; uniqueBlobs: number; seconds: number; sha256: string}
       await rm(d, {recursive: true, force: true})
       return {...m, summary}
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
       await rm(d, {recursive: true, force: true})
       return ms
     }
-    const version = async (cli: string): Promise<Measured> => measure(process.execPath, [cli, '--version'])
+    const version = async (cli: string): Promise<Measured> => measure(...cliArgv(cli, ['--version']))
 
     // Warm-up (page cache, registry): one of each, not counted.
     await create(options.cli, ['linux/amd64'])
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
       const row: (typeof big)[number] = {layerMiB: mib, peakRssMiB: [], ms: [], buildMs: []}
       const runBig = async (cli: string): Promise<Measured & {buildMs: number}> => {
         const d = await fresh()
-        const m = await measure(process.execPath, [cli, 'create', '--image', `registry.k8s.io/pause:big-${mib}`, ...mirrors, '--cache-dir', join(d, 'cache'), '--no-progress', '--json', '-o', join(d, 'big.tar')])
+        const m = await measure(...cliArgv(cli, ['create', '--image', `registry.k8s.io/pause:big-${mib}`, ...mirrors, '--cache-dir', join(d, 'cache'), '--no-progress', '--json', '-o', join(d, 'big.tar')]))
         await rm(d, {recursive: true, force: true})
         return {...m, buildMs: Math.round((JSON.parse(m.stdout) as {seconds: number}).seconds * 1000)}
       }

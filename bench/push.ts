@@ -33,6 +33,7 @@ import {stopDaemon} from '../test/harness/proc.js'
 import {projectRoot} from '../test/helpers/cli.js'
 import {bundleIndex} from '../test/push/helpers.js'
 import {startShaper, type LinkOptions, type Shaper} from './shaper.js'
+import {benchCli, cliArgv} from './cli.js'
 
 const exec = promisify(execFile)
 
@@ -61,10 +62,10 @@ async function cpuMs(pid: number): Promise<number> {
 }
 
 /** This checkout's CLI; the baseline's is another checkout's bin/run.js (A/B of two builds, both under this node). */
-const CLI = join(projectRoot, 'bin', 'run.js')
+const CLI = benchCli(projectRoot)
 
 async function kubeferry(args: string[], cli = CLI): Promise<string> {
-  const {stdout} = await exec(process.execPath, [cli, ...args], {maxBuffer: 64 << 20})
+  const {stdout} = await exec(...cliArgv(cli, args), {maxBuffer: 64 << 20})
   return stdout
 }
 

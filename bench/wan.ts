@@ -24,6 +24,7 @@ import {startRegistry} from '../test/harness/peers/registry.js'
 import {stopDaemon} from '../test/harness/proc.js'
 import {MANIFEST_ACCEPT} from '../src/oci/media-types.js'
 import {startShaper} from './shaper.js'
+import {benchCli, cliArgv} from './cli.js'
 
 const exec = promisify(execFile)
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -102,8 +103,8 @@ async function main(): Promise<void> {
       const dir = join(work, `run-${i}`)
       await mkdir(dir, {recursive: true})
       const create = (cli: string, tag: string): Promise<number> =>
-        timed(() => run(process.execPath, [cli, 'create', '--images-file', imagesFile, '--mirror', `registry.k8s.io=http://${host}`, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', '-o', join(dir, `${tag}.tar`)], {SOURCE_DATE_EPOCH: '0'}))
-      results.kubeferry.push(await create(join(ROOT, 'bin/run.js'), 'k'))
+        timed(() => run(...cliArgv(cli, ['create', '--images-file', imagesFile, '--mirror', `registry.k8s.io=http://${host}`, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', '-o', join(dir, `${tag}.tar`)]), {SOURCE_DATE_EPOCH: '0'}))
+      results.kubeferry.push(await create(benchCli(ROOT), 'k'))
       if (values.compare) (results.compare ??= []).push(await create(resolve(values.compare), 'c'))
       results.skopeo.push(
         await timed(async () => {
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
       process.stderr.write(`wan: run ${i + 1}/${RUNS}: kubeferry ${results.kubeferry[i].toFixed(2)} s${values.compare ? ` (compare ${results.compare[i].toFixed(2)} s)` : ''}, skopeo ${results.skopeo[i].toFixed(2)} s, curl ${results.curl[i].toFixed(2)} s\n`)
     }
     const startup: number[] = []
-    for (let i = 0; i < 3; i++) startup.push(await timed(() => run(process.execPath, [join(ROOT, 'bin/run.js'), '--version'])))
+    for (let i = 0; i < 3; i++) startup.push(await timed(() => run(...cliArgv(benchCli(ROOT), ['--version']))))
     const st = median(startup)
     const k = median(results.kubeferry)
     const s = median(results.skopeo)
