@@ -5,9 +5,10 @@
  * into the shared open registry (same digests), load into the shared containerd (upstream digests); and each part
  * fault refused by verify, load and push naming the part, with the runtime and the registry left as they were.
  */
-import {execFile} from 'node:child_process'
+import {execFile, execFileSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {readFile, rm, stat} from 'node:fs/promises'
+import {readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
 import {promisify} from 'node:util'
 import type {ExecutionContext} from 'ava'
 import {parseImageList} from '../../src/runtime/containerd.js'
@@ -128,6 +129,23 @@ peerTest('load from the parts imports into containerd with the upstream digests'
     for (const image of await bundleIndex(whole)) t.is(images.get(image.name)?.digest, image.digest, image.name)
   } finally {
     await clear(peers, namespace)
+  }
+})
+
+peerTest('install.sh beside the parts imports the kubeadm v1.31.6 set into containerd with the upstream digests (dash, both platforms)', ['registries', 'containerd'], async (t, peers) => {
+  const {whole, split} = await bundle(peers)
+  const script = join(split.dir, 'k8s.install.sh')
+  await writeFile(script, execFileSync('tar', ['-xOf', whole, 'kubeferry/install.sh']))
+  for (const platform of ['linux/amd64', 'linux/arm64']) {
+    const namespace = `${run}-sh-${platform.split('/')[1]}`
+    try {
+      const r = await execFileP('dash', [script, '--address', peers.containerd!.address, '--namespace', namespace, '--platform', platform]) // a non-zero exit throws
+      t.regex(r.stdout, /checksum ok \(\S+k8s\.tar\.sha256\)/)
+      const images = await ctrImages(peers, namespace)
+      for (const image of await bundleIndex(whole)) t.is(images.get(image.name)?.digest, image.digest, `${platform} ${image.name}`)
+    } finally {
+      await clear(peers, namespace)
+    }
   }
 })
 
