@@ -31,7 +31,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   create: [
     {code: 0, meaning: 'The bundle, its .sha256 and its install.sh were written.'},
-    failed('Failed: no images given, a value that is not valid (image reference, platform, Kubernetes version, runtime), a registry or network error, an image without a requested platform, an image without a signature under --require-signed-images, an image refused by the image signature policy under --verify-signatures (no valid cosign signature by an allowed key; a --cosign-key or --image-policy that cannot be read), or an output that cannot be written or will not fit. No bundle was written; what was downloaded stays in the cache.'),
+    failed('Failed: no images given, an invalid value (reference, platform, version, runtime), a registry or network error, an image without a requested platform, unsigned (--require-signed-images) or its signature refused (--verify-signatures), or an output that cannot be written or will not fit. No bundle was written (downloads stay cached).'),
     USAGE,
     {code: 130, meaning: 'Interrupted (SIGINT or SIGTERM). No bundle was written; what was downloaded stays in the cache for the next run.'},
   ],
@@ -67,7 +67,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   push: [
     {code: 0, meaning: 'Every image is in the registry under every name, digests unchanged (with --dry-run: the plan was printed).'},
-    failed('Failed: the bundle cannot be read or is damaged, its signatures do not hold (with --key or a node policy; nothing is sent), an image has no valid cosign signature its image policy allows (with --verify-images; nothing is sent), the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
+    failed('Failed: the bundle cannot be read or is damaged, its signatures do not hold (--key, a node policy) or an image signature does not (--verify-images; nothing is sent), the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
     USAGE,
   ],
   resolve: [
