@@ -4,7 +4,7 @@
  */
 import * as Flags from '@oclif/core/flags'
 import {openBundleBytes} from '../bundle/parted-bytes.js'
-import type {KubeferryError} from '../oci/errors.js'
+import {KubeferryError} from '../oci/errors.js'
 import type {ImagePolicy} from '../trust/image-policy.js'
 import type {ImagesReport} from '../trust/verify-images.js'
 
@@ -31,11 +31,20 @@ export function policyFlagsWithout(flags: ImagePolicyFlagValues, enabled: boolea
 
 /**
  * Check the bundle's images: the report, and the refusal (with `exitCode`) when an image is refused; `log` gets a
- * line per image (leave it out for --json). Undefined when the bundle cannot be opened at all.
+ * line per image (leave it out for --json); `structure`: hold the bundle to its quick structure check first (load:
+ * nothing else checks manifest.json before the runtime reads it). Undefined when the bundle cannot be opened at all.
  */
-export async function checkBundleImages(bundle: string, policy: ImagePolicy, options: {nothing: string; exitCode?: number; log?: (line: string) => void}): Promise<{report: ImagesReport; refusal?: KubeferryError} | undefined> {
+export async function checkBundleImages(bundle: string, policy: ImagePolicy, options: {nothing: string; exitCode?: number; structure?: boolean; log?: (line: string) => void}): Promise<{report: ImagesReport; refusal?: KubeferryError} | undefined> {
   // A bundle that cannot be opened is left to the command, which refuses it in its own words and exit code.
   if (!(await openBundleBytes(bundle).then(() => true, () => false))) return undefined
+  if (options.structure) {
+    // What a loader reads besides index.json (manifest.json, the docker fragments) must agree with the signed
+    // manifests: the quick structure check holds them to it (no hashing; the runtime checks digests as it imports).
+    const {assertBundleValid} = await import('../bundle/verify.js')
+    await assertBundleValid(bundle, {quick: true}).catch((error: unknown) => {
+      throw error instanceof KubeferryError ? new KubeferryError(error.code, `${error.message}; ${options.nothing}`, {hint: error.hint, exitCode: options.exitCode}) : error
+    })
+  }
   const {verifyBundleImages, refusalOf, verdictLine} = await import('../trust/verify-images.js')
   const report = await verifyBundleImages(bundle, policy)
   for (const verdict of report.images) options.log?.(verdictLine(verdict))

@@ -41,7 +41,7 @@ export default class Load extends BaseCommand {
     // Before the runtime is asked anything: a refused bundle exits 4 as install.sh's does.
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'imported', exitCode: EXIT.badBundle})
     if (trust && !json) process.stdout.write(`kubeferry: ${signedByLine(trust)}\n`)
-    const images = policy && (await checkBundleImages(args.bundle, policy, {nothing: 'nothing was imported', exitCode: EXIT.badBundle, log: json ? undefined : (line) => process.stdout.write(`kubeferry: ${line}\n`)}))
+    const images = policy && (await checkBundleImages(args.bundle, policy, {nothing: 'nothing was imported', exitCode: EXIT.badBundle, structure: true, log: json ? undefined : (line) => process.stdout.write(`kubeferry: ${line}\n`)}))
     if (images?.refusal) throw images.refusal
     // Errors thrown (bad bundle, no runtime, …) go through the base command like every other command's, keeping
     // their exit codes. The runtime's own lines carry install.sh's "kubeferry: " prefix: on stderr, warnings and
