@@ -280,3 +280,32 @@ peerTest('bad input: --cosign-key without --images is a usage error; an unreadab
   t.is(bad.code, 1)
   t.regex(bad.stderr, /image policy .*bad-policy\.json: entry 1 \(x\/\*\*\) names neither keys nor keyless identities/)
 })
+
+peerTest('a swapped image (bundle.json and index.json pointed at another digest, the signatures kept) is refused: the signatures are about the digest they name', ['registries'], async (t) => {
+  if (!ready(t)) return
+  const [{BundleReader}, {BundleSource}, {verifyImages}, {resolveImagePolicy}] = await Promise.all([import('../../src/bundle/reader.js'), import('../../src/bundle/source.js'), import('../../src/trust/verify-images.js'), import('../../src/trust/image-policy.js')])
+  const reader = await BundleReader.open(good)
+  const source = new BundleSource(reader)
+  const meta = await reader.metadata()
+  const from = {manifest: (digest: Digest) => source.manifestBytes(digest), blob: (desc: {digest: Digest; size: number}) => reader.openBlob(desc)}
+  const imagePolicy = await resolveImagePolicy({policyFile: policy})
+  const other = peers!.images.find((i) => i.name === TAMPERED)!
+  // the attacker's bundle.json: the name now means another image (digest and platforms), its artifacts kept
+  const swapped = meta.images.map((i) => ({...i, digest: other.digest as Digest, platforms: i.platforms.map((p) => ({...p, digest: other.platforms[0].digest as Digest}))}))
+  const named = new Map((await source.images()).map((i) => [i.name, i.desc.digest as string]))
+  const honest = await verifyImages(from, meta.images, imagePolicy, named)
+  t.is(honest.images[0].status, 'verified', 'the unchanged bundle verifies (the refusals below are the swap\'s doing)')
+  // index.json still names the signed digest: bundle.json and index.json disagree
+  const halfSwapped = await verifyImages(from, swapped, imagePolicy, named)
+  t.is(halfSwapped.images[0].status, 'refused')
+  t.regex(halfSwapped.images[0].reason!, /^index\.json points registry\.k8s\.io\/pause:3\.10 at sha256:[0-9a-f]{64}, not at the signed digest/)
+  // both rewritten: the carried signatures are valid, but about the digests they were made for
+  const both = await verifyImages(from, swapped, imagePolicy, new Map([[GOOD, other.digest]]))
+  t.is(both.images[0].status, 'refused')
+  t.regex(both.images[0].reason!, /^valid signatures cover only sha256:[0-9a-f]{64}, sha256:[0-9a-f]{64}, not the image's digest or all its platforms/)
+  // and the artifacts recorded as about the new digests: each payload names the digest it was signed for
+  const relabelled = swapped.map((i) => ({...i, artifacts: i.artifacts!.map((a) => ({...a, subject: a.subject === meta.images[0].digest ? i.digest : i.platforms[0].digest}))}))
+  const all3 = await verifyImages(from, relabelled, imagePolicy, new Map([[GOOD, other.digest]]))
+  t.is(all3.images[0].status, 'refused')
+  t.regex(all3.images[0].reason!, new RegExp(`for another digest: its payload names ${meta.images[0].digest}, the signature is carried for ${other.digest}`))
+})
