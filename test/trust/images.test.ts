@@ -186,6 +186,12 @@ peerTest('the built-in registry.k8s.io entry: keyless-only is "not checked: keyl
   const text = await offline(['verify', keylessOnly, '--images'])
   t.regex(text.stdout, /registry\.k8s\.io\/pause:3\.6: not checked: keyless \(not supported yet\)/)
   t.regex(text.stdout, /images: 0 verified, 2 not checked, 0 refused/)
+  // a policy naming another keyless identity refuses what the built-in entry reports as not checked
+  const otherIdentity = join(work, 'other-identity.json')
+  await writeFile(otherIdentity, JSON.stringify({images: [{match: 'registry.k8s.io/pause', keyless: [{issuer: 'https://accounts.google.com', subject: 'someone-else@example.com'}]}]}))
+  const wrongIdentity = await offline(['verify', keylessOnly, '--images', '--image-policy', otherIdentity, '--json'])
+  t.is(wrongIdentity.code, 1)
+  t.regex(verdicts(wrongIdentity).get(KEYLESS)!.reason!, /^its keyless signatures name krel-trust@k8s-releng-prod\.iam\.gserviceaccount\.com, not an identity the policy allows \(someone-else@example\.com\)$/)
   // an image the built-in entry covers with no signature at all is refused (the entry says it is signed)
   const unsigned = await offline(['verify', all, '--images', '--json'])
   t.is(unsigned.code, 1)
