@@ -5,6 +5,7 @@
 import * as Flags from '@oclif/core/flags'
 import {openBundleBytes} from '../bundle/parted-bytes.js'
 import {KubeferryError} from '../oci/errors.js'
+import {usageError} from './usage.js'
 import type {ImagePolicy} from '../trust/image-policy.js'
 import type {ImagesReport} from '../trust/verify-images.js'
 
@@ -27,6 +28,16 @@ export async function imagePolicyFromFlags(flags: ImagePolicyFlagValues): Promis
 /** Whether the policy flags were given without the switch that uses them (a usage error: they would do nothing). */
 export function policyFlagsWithout(flags: ImagePolicyFlagValues, enabled: boolean): boolean {
   return !enabled && (Boolean(flags['cosign-key']?.length) || flags['image-policy'] !== undefined)
+}
+
+/**
+ * The policy a bundle's consumer checks its images with (undefined: no check). A bundle that cannot be opened is
+ * named first, by the command, before any flag of these is judged or key read (as the bundle signature flags do).
+ */
+export async function bundleImagePolicy(bundle: string, flags: ImagePolicyFlagValues, enabled: boolean, switchName: string): Promise<ImagePolicy | undefined> {
+  if (!(await openBundleBytes(bundle).then(() => true, () => false))) return undefined
+  if (policyFlagsWithout(flags, enabled)) throw usageError(`--cosign-key and --image-policy are for ${switchName}`, `add ${switchName} to check the images' signatures`)
+  return enabled ? imagePolicyFromFlags(flags) : undefined
 }
 
 /**

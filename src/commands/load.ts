@@ -2,9 +2,8 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {EXIT, RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
 import {BaseCommand} from '../cli/base-command.js'
-import {checkBundleImages, imagePolicyFlags, imagePolicyFromFlags, policyFlagsWithout} from '../cli/image-verify-flags.js'
+import {bundleImagePolicy, checkBundleImages, imagePolicyFlags} from '../cli/image-verify-flags.js'
 import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
-import {usageError} from '../cli/usage.js'
 
 export default class Load extends BaseCommand {
   static override summary = "Import a bundle's images into this node's container runtime (what the bundle's install.sh does)."
@@ -34,10 +33,9 @@ export default class Load extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Load)
-    if (policyFlagsWithout(flags, flags['verify-images'])) throw usageError('--cosign-key and --image-policy are for --verify-images', 'add --verify-images to check the images\' signatures before the import')
     const {loadBundle} = await import('../runtime/load.js') // not at the top: oclif may import every command to list them
     const json = flags.json
-    const policy = flags['verify-images'] ? await imagePolicyFromFlags(flags) : undefined
+    const policy = await bundleImagePolicy(args.bundle, flags, flags['verify-images'], '--verify-images')
     // Before the runtime is asked anything: a refused bundle exits 4 as install.sh's does.
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'imported', exitCode: EXIT.badBundle})
     if (trust && !json) process.stdout.write(`kubeferry: ${signedByLine(trust)}\n`)

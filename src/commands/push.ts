@@ -2,9 +2,8 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
-import {checkBundleImages, imagePolicyFlags, imagePolicyFromFlags, policyFlagsWithout} from '../cli/image-verify-flags.js'
+import {bundleImagePolicy, checkBundleImages, imagePolicyFlags} from '../cli/image-verify-flags.js'
 import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
-import {usageError} from '../cli/usage.js'
 import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport, type TargetResult} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
 import {createProgress} from '../ui/progress.js'
@@ -68,8 +67,7 @@ export default class Push extends BaseCommand {
     const {args, flags} = await this.parse(Push)
     // Signatures before the registry is contacted at all: a refused bundle sends it nothing. (Before `target` is set:
     // their hints say what to do about a signature, not the damaged-bundle hint push gives its own bundle errors.)
-    if (policyFlagsWithout(flags, flags['verify-images'])) throw usageError('--cosign-key and --image-policy are for --verify-images', 'add --verify-images to check the images\' signatures before the push')
-    const policy = flags['verify-images'] ? await imagePolicyFromFlags(flags) : undefined
+    const policy = await bundleImagePolicy(args.bundle, flags, flags['verify-images'], '--verify-images')
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'pushed'})
     if (trust && !flags.json) this.log(`${args.bundle}: ${signedByLine(trust)}`)
     const images = policy && (await checkBundleImages(args.bundle, policy, {nothing: 'nothing was pushed', log: flags.json ? undefined : (line) => this.log(line)}))

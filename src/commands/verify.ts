@@ -2,9 +2,8 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {damagedBundleHint} from '../cli/bundle-hints.js'
-import {checkBundleImages, imagePolicyFlags, imagePolicyFromFlags, policyFlagsWithout} from '../cli/image-verify-flags.js'
+import {bundleImagePolicy, checkBundleImages, imagePolicyFlags} from '../cli/image-verify-flags.js'
 import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
-import {usageError} from '../cli/usage.js'
 import {describeError, KubeferryError} from '../oci/errors.js'
 import {formatBytes} from '../ui/progress.js'
 
@@ -30,10 +29,9 @@ export default class Verify extends BaseCommand {
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Verify)
-    if (policyFlagsWithout(flags, flags.images)) throw usageError('--cosign-key and --image-policy are for --images', 'add --images to check the images\' signatures')
     const {verifyBundle} = await import('../bundle/verify.js') // not at the top: oclif may import every command to list them
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'verified further'}) // signatures first: a refused bundle is not read on
-    const policy = flags.images ? await imagePolicyFromFlags(flags) : undefined // a key that cannot be read: before the long pass
+    const policy = await bundleImagePolicy(args.bundle, flags, flags.images, '--images') // a key that cannot be read: before the long pass
     const checked = await verifyBundle(args.bundle, {quick: flags.quick})
     // The images' signatures are read from the bundle; a bundle too damaged to read them is reported by the checks above.
     const images = policy ? await checkBundleImages(args.bundle, policy, {nothing: 'the images are not trusted', log: flags.json ? undefined : (line) => this.log(line)}).catch((error: unknown) => (checked.ok ? Promise.reject(error) : undefined)) : undefined
