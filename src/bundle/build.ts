@@ -47,6 +47,8 @@ export interface BuildOptions {
   base?: DeltaBase
   /** Carry the publishers' signatures, attestations, SBOMs and referrers (artifacts.ts); create's default. */
   artifacts?: {requireSigned?: boolean}
+  /** Called with the plan (artifacts found) before anything is written; throw to refuse (create --verify-signatures). */
+  beforeWrite?: (plan: BundlePlan) => Promise<void>
 }
 
 export interface BuildSummary {
@@ -175,6 +177,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       progress?.note(`looking up signatures, attestations and SBOMs of ${planned.images.length} image(s)…`)
       await carryArtifacts(source, planned, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob}) // a delta carries them whole
     }
+    await options.beforeWrite?.(planned)
     const delta = options.base ? await deltaOf(planned, options.base, source, concurrency) : undefined
     const plan = delta ? carriedPlan(planned, delta) : planned
     if (downloads.error !== undefined) throw downloads.error

@@ -31,7 +31,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   create: [
     {code: 0, meaning: 'The bundle, its .sha256 and its install.sh were written.'},
-    failed('Failed: no images given, a value that is not valid (image reference, platform, Kubernetes version, runtime), a registry or network error, an image without a requested platform, an image without a signature under --require-signed-images, or an output that cannot be written or will not fit. No bundle was written; what was downloaded stays in the cache.'),
+    failed('Failed: no images given, an invalid value (reference, platform, version, runtime), a registry or network error, an image without a requested platform, unsigned (--require-signed-images) or its signature refused (--verify-signatures), or an output that cannot be written or will not fit. No bundle was written (downloads stay cached).'),
     USAGE,
     {code: 130, meaning: 'Interrupted (SIGINT or SIGTERM). No bundle was written; what was downloaded stays in the cache for the next run.'},
   ],
@@ -60,14 +60,14 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     {code: LOAD_EXIT.failed, meaning: 'An image is missing or has another digest after the import, the runtime refused the import, or a flag value is not valid.'},
     USAGE,
     {code: LOAD_EXIT.noRuntime, meaning: 'No container runtime found or reachable (or not the one given with --runtime).'},
-    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check, or (with --key or a node policy) it is unsigned, wrongly signed or not the bundle that was signed. Nothing was imported.'},
+    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check, or (with --key or a node policy) it is unsigned, wrongly signed or not the bundle that was signed, or (with --verify-images) an image has no valid cosign signature by a key its image policy allows. Nothing was imported.'},
     {code: LOAD_EXIT.noPlatform, meaning: "The bundle does not hold this node's platform (or the one given with --platform)."},
     {code: LOAD_EXIT.noSpace, meaning: 'Not enough free space for the import.'},
     {code: LOAD_EXIT.missingBase, meaning: 'A delta bundle whose base the runtime does not hold (the images missing a layer are named), or a delta made for push only. Nothing was imported.'},
   ],
   push: [
     {code: 0, meaning: 'Every image is in the registry under every name, digests unchanged (with --dry-run: the plan was printed).'},
-    failed('Failed: the bundle cannot be read or is damaged, its signatures do not hold (with --key or a node policy; nothing is sent), the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
+    failed('Failed: the bundle cannot be read or is damaged, its signatures do not hold (--key, a node policy) or an image signature does not (--verify-images; nothing is sent), the registry refused a credential or a write, a network error, or a tag already points at another digest (without --overwrite). What was pushed stays; a rerun skips it.'),
     USAGE,
   ],
   resolve: [
@@ -87,7 +87,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   verify: [
     {code: 0, meaning: 'Every check holds.'},
-    failed('The bundle cannot be read, a check failed (every problem is listed on stderr; --json: in the report), or (with --key or a node policy) its signatures do not hold.'),
+    failed('The bundle cannot be read, a check failed (every problem is listed on stderr; --json: in the report), or (with --key or a node policy) its signatures do not hold, or (with --images) an image is refused by the image signature policy (each named with its reason; images the policy does not cover are reported as not checked).'),
     USAGE,
   ],
 }

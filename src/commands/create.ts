@@ -4,6 +4,7 @@ import {BaseCommand} from '../cli/base-command.js'
 import {imageListFlags, imageListOptions} from '../cli/image-flags.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
 import {passphraseFlags, signingKeyFromFlags} from '../cli/trust-flags.js'
+import {imagePolicyFlags, imagePolicyFromFlags, policyFlagsWithout} from '../cli/image-verify-flags.js'
 import {KubeferryError} from '../oci/errors.js'
 import {usageError} from '../cli/usage.js'
 import {ALL_PLATFORMS, type ImageRequest} from '../bundle/plan.js'
@@ -13,6 +14,7 @@ import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 import type {ImageSource} from '../oci/source.js'
 import {findTools, toolArches, withToolFlags, writeTools} from '../cli/with-tool.js'
+import type {ImagesReport} from '../trust/verify-images.js'
 
 /** The base of a delta (--base): a lockfile's blobs are planned from the registry for the delta's platforms. */
 async function readBaseFor(path: string, source: ImageSource, platforms: string[]) {
@@ -53,6 +55,8 @@ export default class Create extends BaseCommand {
     signatures: Flags.boolean({description: 'Carry the publishers\' cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom tags) and OCI 1.1 referrers of each image and platform (--no-signatures: leave them out).', default: true, allowNo: true}),
     'require-signed-images': Flags.boolean({description: 'Refuse, before writing anything, when an image has no signature (a cosign .sig tag or a signature referrer), naming those images.', default: false}),
     ...withToolFlags,
+    'verify-signatures': Flags.boolean({description: "Refuse, before writing anything, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy); the others are reported as not checked.", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    ...imagePolicyFlags,
     ...registryFlags,
     'sign-key': Flags.string({description: 'Sign the bundle with this private key (PEM PKCS#8, ECDSA P-256 or Ed25519): NAME.tar.sig.json beside it, as `kubeferry sign` writes.', helpValue: 'FILE', helpGroup: 'SIGNING'}),
     ...passphraseFlags,
@@ -61,7 +65,7 @@ export default class Create extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Create)
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
-    const [{buildBundle}, {registrySource}, {sourceDateEpochFromEnv}, {readLockfile}, {resolveImageList}, {RegistryClient}, {BlobStore, defaultCacheDir}] = await Promise.all([
+    const [{buildBundle}, {registrySource}, {sourceDateEpochFromEnv}, {readLockfile}, {resolveImageList}, {RegistryClient}, {BlobStore, defaultCacheDir}, {verifyPlanImages, refusalOf, verdictLine}] = await Promise.all([
       import('../bundle/build.js'),
       import('../registry/source.js'),
       import('../bundle/writer.js'),
@@ -69,9 +73,13 @@ export default class Create extends BaseCommand {
       import('../kube/resolve.js'),
       import('../registry/client.js'),
       import('../store/blob-store.js'),
+      import('../trust/verify-images.js'),
     ])
     const partSize = flags.split === undefined ? undefined : parseSplitSize(flags.split) // a usage error before anything
     if (flags['require-signed-images'] && !flags.signatures) throw usageError('--require-signed-images needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
+    if (flags['verify-signatures'] && !flags.signatures) throw usageError('--verify-signatures needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
+    if (policyFlagsWithout(flags, flags['verify-signatures'])) throw usageError('--cosign-key and --image-policy are for --verify-signatures', 'add --verify-signatures to check the images\' signatures before the bundle is written')
+    const imagePolicy = flags['verify-signatures'] ? await imagePolicyFromFlags(flags) : undefined // a key that cannot be read: before any download
     const signKey = flags['sign-key'] ? await signingKeyFromFlags(flags['sign-key'], flags) : undefined // a wrong passphrase fails before any download
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
@@ -113,6 +121,13 @@ export default class Create extends BaseCommand {
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     let summary
+    let imageSignatures: ImagesReport | undefined
+    const verifyPlan = async (...args: Parameters<typeof verifyPlanImages>): Promise<ImagesReport> => {
+      const report = await verifyPlanImages(...args)
+      const refusal = refusalOf(report, 'no bundle was written')
+      if (refusal) throw refusal
+      return report
+    }
     try {
       const base = flags.base === undefined ? undefined : await readBaseFor(flags.base, registrySource(client), normalised)
       summary = await buildBundle({
@@ -130,6 +145,7 @@ export default class Create extends BaseCommand {
         signal: abort.signal,
         partSize,
         ...(flags.signatures ? {artifacts: {requireSigned: flags['require-signed-images']}} : {}),
+        ...(imagePolicy ? {beforeWrite: async (plan) => void (imageSignatures = await verifyPlan(plan, registrySource(client), imagePolicy))} : {}),
       })
       await progress.stop(true)
     } catch (error) {
@@ -144,9 +160,10 @@ export default class Create extends BaseCommand {
     const tools = flags['with-tool'] ? await writeTools(output, summary.platforms, (w) => this.warn2(w)) : undefined
     const signature = signKey && (await import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)))
     if (flags.json) {
-      this.printJson({...summary, ...(tools ? {tools} : {}), ...(signature ? {signature} : {})})
+      this.printJson({...summary, ...(tools ? {tools} : {}), ...(signature ? {signature} : {}), ...(imageSignatures ? {imageSignatures} : {})})
       return
     }
+    for (const verdict of imageSignatures?.images ?? []) this.log(verdictLine(verdict))
     const parts = summary.parts
     if (parts) this.log(`wrote ${summary.output} in ${parts.length === 1 ? '1 part (it fits in one)' : `${parts.length} parts`} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)
     else this.log(`wrote ${summary.output} (${formatBytes(summary.size)}, sha256 ${summary.sha256})`)

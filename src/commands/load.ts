@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {EXIT, RUNTIMES, type RuntimeName} from '../bundle/import-plan.js'
 import {BaseCommand} from '../cli/base-command.js'
+import {bundleImagePolicy, checkBundleImages, imagePolicyFlags} from '../cli/image-verify-flags.js'
 import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 
 export default class Load extends BaseCommand {
@@ -25,6 +26,8 @@ export default class Load extends BaseCommand {
     config: Flags.string({description: "The runtime's config file to read the sandbox image (and containerd root) from.", helpValue: 'FILE'}),
     'dry-run': Flags.boolean({description: 'Say what would be imported; change nothing.', default: false}),
     'verify-only': Flags.boolean({description: "Check the bundle's checksums and structure; import nothing.", default: false}),
+    'verify-images': Flags.boolean({description: "Refuse, before the runtime sees a byte, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    ...imagePolicyFlags,
     ...trustFlags,
   }
 
@@ -32,9 +35,12 @@ export default class Load extends BaseCommand {
     const {args, flags} = await this.parse(Load)
     const {loadBundle} = await import('../runtime/load.js') // not at the top: oclif may import every command to list them
     const json = flags.json
+    const policy = await bundleImagePolicy(args.bundle, flags, flags['verify-images'], '--verify-images')
     // Before the runtime is asked anything: a refused bundle exits 4 as install.sh's does.
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'imported', exitCode: EXIT.badBundle})
     if (trust && !json) process.stdout.write(`kubeferry: ${signedByLine(trust)}\n`)
+    const images = policy && (await checkBundleImages(args.bundle, policy, {nothing: 'nothing was imported', exitCode: EXIT.badBundle, structure: true, log: json ? undefined : (line) => process.stdout.write(`kubeferry: ${line}\n`)}))
+    if (images?.refusal) throw images.refusal
     // Errors thrown (bad bundle, no runtime, …) go through the base command like every other command's, keeping
     // their exit codes. The runtime's own lines carry install.sh's "kubeferry: " prefix: on stderr, warnings and
     // errors read like the other commands' ("warning: …", "error: …").
@@ -53,7 +59,7 @@ export default class Load extends BaseCommand {
         } else process.stderr.write(`${line.replace(/^kubeferry: (?=(?:error|warning): )/, '')}\n`)
       },
     })
-    if (json) this.printJson(trust ? {...result, signatures: trust} : result)
+    if (json) this.printJson({...result, ...(trust ? {signatures: trust} : {}), ...(images ? {imageSignatures: images.report} : {})})
     process.exitCode = result.exitCode
   }
 }

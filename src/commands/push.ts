@@ -2,6 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
 import {clientOptionsFromFlags, registryFlags, stderrLog} from '../cli/registry-flags.js'
+import {bundleImagePolicy, checkBundleImages, imagePolicyFlags} from '../cli/image-verify-flags.js'
 import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {pushBundle, PLATFORM_POLICIES, type PlatformPolicy, type PushEvent, type PushReport, type TargetResult} from '../registry/push.js'
 import {formatDestination, nameRulesFrom, parseDestination} from '../registry/rename.js'
@@ -49,6 +50,8 @@ export default class Push extends BaseCommand {
     'dry-run': Flags.boolean({description: 'Only show what would be pushed (checks the registry, writes nothing).', default: false}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: a plain line per image; --json: none).', default: true, allowNo: true}),
     verify: Flags.boolean({description: 'Verify every blob of the bundle before pushing (blobs are always verified while they stream).', default: false}),
+    'verify-images': Flags.boolean({description: "Refuse, before the registry is contacted, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    ...imagePolicyFlags,
     ...pushRegistryFlags,
     ...trustFlags,
   }
@@ -64,8 +67,11 @@ export default class Push extends BaseCommand {
     const {args, flags} = await this.parse(Push)
     // Signatures before the registry is contacted at all: a refused bundle sends it nothing. (Before `target` is set:
     // their hints say what to do about a signature, not the damaged-bundle hint push gives its own bundle errors.)
+    const policy = await bundleImagePolicy(args.bundle, flags, flags['verify-images'], '--verify-images')
     const trust = await checkBundleTrust(args.bundle, flags, {nothing: 'pushed'})
     if (trust && !flags.json) this.log(`${args.bundle}: ${signedByLine(trust)}`)
+    const images = policy && (await checkBundleImages(args.bundle, policy, {nothing: 'nothing was pushed', log: flags.json ? undefined : (line) => this.log(line)}))
+    if (images?.refusal) throw images.refusal
     this.target = {bundle: args.bundle}
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{BundleReader}, {assertBundleValid}, {RegistryClient}, {addReferrer}] = await Promise.all([import('../bundle/reader.js'), import('../bundle/verify.js'), import('../registry/client.js'), import('../registry/referrers.js')])
@@ -132,7 +138,7 @@ export default class Push extends BaseCommand {
       await client.close()
     }
     if (flags.json) {
-      this.printJson(report)
+      this.printJson(images ? {...report, imageSignatures: images.report} : report)
     } else {
       this.render(report)
     }

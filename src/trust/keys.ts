@@ -41,7 +41,7 @@ export function keyIdOf(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({type: 'spki', format: 'der'})).digest('hex')
 }
 
-async function readKeyFile(file: string): Promise<Buffer> {
+export async function readKeyFile(file: string): Promise<Buffer> {
   try {
     const info = await stat(file)
     if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'EISDIR'})

@@ -91,6 +91,9 @@ const ROWS: Row[] = [
   {command: 'create', problem: 'unknown Kubernetes version', argv: (f) => ['--kubernetes-version', 'v1.99.0', '-o', join(f.dir, 'x.tar'), ...noNet(f)], code: 1, error: /^error: Kubernetes v1\.99\.0 /},
   {command: 'create', problem: 'unknown runtime', argv: (f) => ['--runtime', 'containerd@0.9', '-o', join(f.dir, 'x.tar'), ...noNet(f)], code: 1, error: /^error: invalid --runtime "containerd@0\.9"/},
   {command: 'create', problem: 'images file that does not exist', argv: (f) => ['--images-file', f.missing, '-o', join(f.dir, 'x.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read --images-file ${esc(f.missing)}: no such file or directory`)},
+  {command: 'create', problem: '--verify-signatures with --no-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--verify-signatures', '--no-signatures'], code: 2, error: /^error: --verify-signatures needs the signatures that --no-signatures leaves out/},
+  {command: 'create', problem: '--cosign-key without --verify-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-signatures/},
+  {command: 'create', problem: 'cosign key that does not exist', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--verify-signatures', '--cosign-key', f.missing, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'create', problem: 'directory as the output file', argv: (f) => ['--image', PAUSE, '-o', f.folder, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: --output ${esc(f.folder)} is a directory`)},
   {command: 'create', problem: 'output directory that does not exist', argv: (f) => ['--image', PAUSE, '-o', join(f.missing, 'k8s.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: the output directory ${esc(f.missing)} does not exist`), hint: /mkdir -p/},
   {command: 'create', problem: 'read-only output directory', needs: 'readOnly', argv: (f) => ['--image', PAUSE, '-o', join(f.readOnly!, 'k8s.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot write the bundle into ${esc(f.readOnly!)}: .*read-only`)},
@@ -127,6 +130,8 @@ const ROWS: Row[] = [
   {command: 'load', problem: 'directory as the bundle', argv: (f) => [f.folder], code: 4, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'load', problem: 'corrupt (truncated) bundle', argv: (f) => [f.truncated, '--verify-only'], code: 4, error: (f) => new RegExp(`^error: ${esc(f.truncated)}: .*truncated`)},
   {command: 'load', problem: 'corrupt (one byte flipped) bundle', argv: (f) => [f.flipped, '--verify-only'], code: 4, error: (f) => new RegExp(`^error: blob sha256:[0-9a-f]{64} in ${esc(f.flipped)} is corrupt`), stdout: /^kubeferry: bundle /},
+  {command: 'load', problem: '--cosign-key without --verify-images', argv: (f) => [f.good, '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-images/},
+  {command: 'load', problem: 'image policy that does not exist', argv: (f) => [f.good, '--verify-images', '--image-policy', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read image policy ${esc(f.missing)}: no such file or directory`)},
 
   // push
   {command: 'push', problem: 'missing arguments', argv: () => [], code: 2, error: /^error: missing arguments BUNDLE .*REGISTRY/},
@@ -135,6 +140,8 @@ const ROWS: Row[] = [
   {command: 'push', problem: 'wrong flag value (integer)', argv: (f) => [f.good, 'reg:5000/k8s', '--concurrency', 'abc'], code: 2, error: /^error: invalid --concurrency: .*abc/},
   {command: 'push', problem: 'value not among the choices', argv: (f) => [f.good, 'reg:5000/k8s', '--platform-policy', 'some'], code: 2, error: /^error: invalid --platform-policy "some": expected one of auto, sparse, filtered/},
   {command: 'push', problem: 'malformed destination', argv: (f) => [f.good, 'Reg:5000/K8S'], code: 1, error: /^error: invalid registry "Reg:5000\/K8S"/},
+  {command: 'push', problem: '--image-policy without --verify-images', argv: (f) => [f.good, 'reg:5000/k8s', '--image-policy', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-images/},
+  {command: 'push', problem: 'cosign key that does not exist', argv: (f) => [f.good, '127.0.0.1:9/k8s', '--verify-images', '--cosign-key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'push', problem: 'bundle that does not exist', argv: (f) => [f.missing, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'push', problem: 'directory as the bundle', argv: (f) => [f.folder, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'push', problem: 'corrupt (truncated) bundle', argv: (f) => [f.truncated, '127.0.0.1:9/k8s'], code: 1, error: (f) => new RegExp(`^error: ${esc(f.truncated)} does not verify: .*truncated`), hint: /copy it again .*sha256sum -c/},
@@ -169,6 +176,8 @@ const ROWS: Row[] = [
   {command: 'sign', problem: 'a directory as the key', argv: (f) => [f.good, '--key', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.folder)}: is a directory`)},
   {command: 'verify', problem: 'public key that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'verify', problem: '--require-signatures 0', argv: (f) => [f.good, '--require-signatures', '0'], code: 2, error: /^error: .*--require-signatures/},
+  {command: 'verify', problem: '--cosign-key without --images', argv: (f) => [f.good, '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --images/},
+  {command: 'verify', problem: 'cosign key that does not exist', argv: (f) => [f.good, '--images', '--cosign-key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   // verify
   // inventory
   {command: 'inventory', problem: 'neither a registry nor --runtime', argv: () => [], code: 2, error: /^error: give either REGISTRY\/PREFIX or --runtime/},

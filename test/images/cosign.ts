@@ -110,12 +110,22 @@ export function simpleSigningPayload(dockerReference: string, subject: string): 
   return json({critical: {identity: {'docker-reference': dockerReference}, image: {'docker-manifest-digest': subject}, type: 'cosign container image signature'}, optional: null})
 }
 
+/**
+ * Broken variants of a `.sig`, for the verification tests: `payloadSubject` signs (validly) a payload naming another
+ * digest; `tamper` stores a payload other than the one signed (its docker-reference changed after signing).
+ */
+export interface SignatureVariant {
+  payloadSubject?: Digest
+  tamper?: boolean
+}
+
 /** `.sig` with one signature layer per signer. */
-export async function pushSignature(client: RegistryClient, repo: Reference, subject: Digest, signers: Signer[]): Promise<PushedArtifact> {
-  const payload = simpleSigningPayload(`${repo.registry}/${repo.repository}`, subject)
+export async function pushSignature(client: RegistryClient, repo: Reference, subject: Digest, signers: Signer[], variant: SignatureVariant = {}): Promise<PushedArtifact> {
+  const payload = simpleSigningPayload(`${repo.registry}/${repo.repository}`, variant.payloadSubject ?? subject)
+  const stored = variant.tamper ? simpleSigningPayload(`${repo.registry}/${repo.repository}-tampered`, subject) : payload
   const layers: Layer[] = signers.map((s) => ({
     mediaType: COSIGN.simpleSigning,
-    bytes: payload,
+    bytes: stored,
     annotations: {[COSIGN.signatureAnnotation]: sign('sha256', payload, s.key).toString('base64'), ...(s.certificate ? {[COSIGN.certificateAnnotation]: s.certificate, 'dev.sigstore.cosign/chain': ''} : {})},
   }))
   const tag = cosignTag(subject, 'sig')

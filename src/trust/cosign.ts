@@ -1,0 +1,131 @@
+/**
+ * The publishers' key-based cosign signatures of one image, checked offline (issue 19 d4). A cosign `.sig` artifact
+ * (tag `sha256-<hex>.sig` of the digest it is about; bundle.json kind `signature`) is an image manifest with one layer
+ * per signature: the layer is the simple-signing payload (JSON naming `critical.image.docker-manifest-digest` and
+ * `critical.type` "cosign container image signature"), its `dev.cosignproject.cosign/signature` annotation the
+ * base64 signature over the payload's raw bytes (ECDSA: ASN.1 DER over SHA-256, as cosign makes it; RSA PKCS#1 v1.5
+ * SHA-256; Ed25519 over the bytes). A layer that also carries `dev.sigstore.cosign/certificate` is keyless (Fulcio
+ * certificate, Rekor): not checked here yet (that needs @sigstore/verify and a trusted root) and never counts.
+ */
+import {verify as cryptoVerify} from 'node:crypto'
+import type {Readable} from 'node:stream'
+import {KubeferryError, isKubeferryError} from '../oci/errors.js'
+import type {Digest} from '../oci/digest.js'
+import type {Descriptor} from '../oci/types.js'
+import {walkTree} from '../oci/walk.js'
+import type {BundleArtifact} from '../bundle/layout.js'
+import {certificateIdentity, COSIGN_CERTIFICATE_ANNOTATION, COSIGN_SIGNATURE_ANNOTATION} from '../bundle/inspect-artifacts.js'
+import type {CosignKey} from './cosign-keys.js'
+
+export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json'
+export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature'
+/** A simple-signing payload is a few hundred bytes; a larger layer is not read (a signature layer is no place for data). */
+export const MAX_PAYLOAD_BYTES = 64 * 1024
+
+/** Where the signature manifests and payloads are read from: a bundle, or (create) the plan and its registry. */
+export interface SignatureSource {
+  /** Manifest bytes by digest (checked by the walker), undefined when absent. */
+  manifest(digest: Digest): Promise<Buffer | undefined>
+  /** A blob's bytes, verified against its digest while they flow. */
+  blob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable | NodeJS.ReadableStream>
+}
+
+/** What one signature (one layer of a `.sig` manifest) came to. */
+export interface SignatureCheck {
+  /** The `.sig` manifest's digest and the layer's position in it (1-based). */
+  signature: Digest
+  layer: number
+  /** The digest the signature is recorded about (the image's or a platform manifest's). */
+  subject: Digest
+  outcome: 'verified' | 'keyless' | 'refused'
+  /** verified: the key (file, or `policy FILE entry N` for an inline key) and its keyid. */
+  key?: {name: string; keyid: string}
+  /** keyless: the identity its (unchecked) certificate names. */
+  identity?: string
+  /** Why it does not count (refused), or the "not yet" of a keyless one. */
+  reason?: string
+}
+
+/** The payload layer's bytes, at most MAX_PAYLOAD_BYTES, verified by digest as they are read. */
+async function readPayload(source: SignatureSource, layer: Descriptor): Promise<Buffer> {
+  if (layer.size > MAX_PAYLOAD_BYTES) throw new KubeferryError('BUNDLE_INVALID', `its payload layer is ${layer.size} bytes, more than the ${MAX_PAYLOAD_BYTES} a simple-signing payload may be`)
+  const chunks: Buffer[] = []
+  let total = 0
+  for await (const chunk of (await source.blob(layer)) as AsyncIterable<Buffer>) {
+    total += chunk.length
+    if (total > MAX_PAYLOAD_BYTES) throw new KubeferryError('BUNDLE_INVALID', `its payload layer is larger than ${MAX_PAYLOAD_BYTES} bytes`)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+/** The digest and type a simple-signing payload names, or why it is not one. */
+function parsePayload(bytes: Buffer): {digest?: string; type?: string} | string {
+  try {
+    const value = JSON.parse(bytes.toString('utf8')) as {critical?: {image?: {'docker-manifest-digest'?: unknown}; type?: unknown}}
+    const digest = value?.critical?.image?.['docker-manifest-digest']
+    const type = value?.critical?.type
+    return {...(typeof digest === 'string' ? {digest} : {}), ...(typeof type === 'string' ? {type} : {})}
+  } catch {
+    return 'its payload is not JSON (not a simple-signing payload)'
+  }
+}
+
+/** Whether `sig` is `key`'s cosign signature over `payload`. */
+export function verifyCosign(key: CosignKey, payload: Buffer, sig: Buffer): boolean {
+  try {
+    return cryptoVerify(key.kind === 'ed25519' ? null : 'sha256', payload, key.key, sig)
+  } catch {
+    return false
+  }
+}
+
+/** Check one signature layer against `keys` (none: key-based signatures are only reported). */
+async function checkLayer(source: SignatureSource, artifact: BundleArtifact, layer: Descriptor, index: number, keys: CosignKey[]): Promise<SignatureCheck> {
+  const base = {signature: artifact.digest, layer: index + 1, subject: artifact.subject}
+  const refused = (reason: string): SignatureCheck => ({...base, outcome: 'refused', reason})
+  const annotations = layer.annotations ?? {}
+  const certificate = annotations[COSIGN_CERTIFICATE_ANNOTATION]
+  if (certificate) return {...base, outcome: 'keyless', identity: certificateIdentity(certificate), reason: 'keyless, not checked (not supported yet)'}
+  const signature = annotations[COSIGN_SIGNATURE_ANNOTATION]
+  if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE) return refused(`layer ${index + 1} is ${layer.mediaType}, not a simple-signing payload`)
+  if (!signature) return refused(`layer ${index + 1} has no ${COSIGN_SIGNATURE_ANNOTATION} annotation (no signature)`)
+  if (keys.length === 0) return refused('signed with a key, but no key is allowed for this image (its policy names keyless identities only)')
+  let payload: Buffer
+  try {
+    payload = await readPayload(source, layer)
+  } catch (error) {
+    if (!isKubeferryError(error)) throw error
+    return refused(`its payload ${layer.digest} cannot be read: ${error.message}`)
+  }
+  const sig = Buffer.from(signature, 'base64')
+  const key = keys.find((k) => verifyCosign(k, payload, sig))
+  if (!key) {
+    // Cryptographically one case: the payload was altered after signing, or someone else's key signed it.
+    return refused(`does not verify with ${keys.map((k) => k.name).join(', ')}: the payload was altered after signing (tampered) or it was signed by another, untrusted key`)
+  }
+  const parsed = parsePayload(payload)
+  if (typeof parsed === 'string') return refused(`signed by ${key.name}, but ${parsed}`)
+  if (parsed.type !== COSIGN_SIGNATURE_TYPE) return refused(`signed by ${key.name}, but its payload's critical.type is ${JSON.stringify(parsed.type)}, not "${COSIGN_SIGNATURE_TYPE}"`)
+  if (parsed.digest !== artifact.subject) return refused(`signed by ${key.name}, but for another digest: its payload names ${parsed.digest ?? 'no digest'}, the signature is carried for ${artifact.subject}`)
+  return {...base, outcome: 'verified', key: {name: key.name, keyid: key.keyid}}
+}
+
+/** Every signature layer of every carried `.sig` artifact of an image, each checked against `keys`. */
+export async function checkSignatures(source: SignatureSource, image: string, artifacts: BundleArtifact[], keys: CosignKey[]): Promise<SignatureCheck[]> {
+  const out: SignatureCheck[] = []
+  for (const artifact of artifacts.filter((a) => a.kind === 'signature')) {
+    let layers: Descriptor[]
+    try {
+      const node = await walkTree({readManifest: (desc) => source.manifest(desc.digest)}, {digest: artifact.digest, size: artifact.size, mediaType: artifact.mediaType}, {what: `${image}: signature ${artifact.tag ?? artifact.digest}`, select: () => []})
+      if (!node?.manifest) throw new KubeferryError('BUNDLE_INVALID', node ? 'it is an index, not a signature manifest' : 'its manifest is missing')
+      layers = node.manifest.layers
+    } catch (error) {
+      if (!isKubeferryError(error)) throw error
+      out.push({signature: artifact.digest, layer: 0, subject: artifact.subject, outcome: 'refused', reason: error.message})
+      continue
+    }
+    for (const [i, layer] of layers.entries()) out.push(await checkLayer(source, artifact, layer, i, keys))
+  }
+  return out
+}
