@@ -5,7 +5,6 @@
  * the upstream digests, with no joined copy on disk; each part fault (missing, extra, swapped, truncated, corrupted)
  * is refused with exit 4 naming the part, and the runtime is left as it was.
  */
-import {execFile} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {copyFile, mkdtemp, readdir, rm, stat} from 'node:fs/promises'
@@ -19,20 +18,8 @@ import {makeBundle, type TestImageSpec} from '../load/make-bundle.js'
 import {runCli} from '../helpers/cli.js'
 import {genKey, type TestKey} from '../trust/keys.js'
 import {FAULTS, faultyCopy, splitBundle, type SplitBundle} from './parts-helpers.js'
+import {exec} from '../helpers/exec.js'
 
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function exec(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(file, args, {env: {...process.env, ...env}, timeout: 120_000, maxBuffer: 16 * 1024 * 1024}, (error, stdout, stderr) => {
-      done({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout: String(stdout), stderr: String(stderr)})
-    })
-  })
-}
 
 const runId = randomBytes(3).toString('hex')
 const IMAGES: TestImageSpec[] = [

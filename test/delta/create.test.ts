@@ -14,7 +14,7 @@ import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {startCli, stopCli} from '../serve/helpers.js'
 import {createHash} from 'node:crypto'
-import {blobEntries, create, metadataOf, readText, seedV1310, tempDir, V1_31_0, V1_31_6} from './helpers.js'
+import {blobEntries, create, makeDeltaSets, metadataOf, readText, tempDir, V1_31_6} from './helpers.js'
 
 let dir = ''
 let setup: string | undefined
@@ -23,15 +23,7 @@ test.before(async () => {
   if (missingPeer(['registries'])) return
   const peers = loadPeers()!
   dir = await tempDir('create')
-  await seedV1310(peers, dir)
-  for (const [name, images, extra] of [
-    ['v0.tar', V1_31_0, []],
-    ['v6.tar', V1_31_6, []],
-    ['d6.tar', V1_31_6, ['--base', join(dir, 'v0.tar')]],
-  ] as const) {
-    const r = await create(peers, dir, join(dir, name), [...images], [...extra])
-    if (r.code !== 0) setup = `create ${name}: ${r.stderr}`
-  }
+  setup = await makeDeltaSets(peers, dir)
 })
 
 test.after.always(async () => {

@@ -11,7 +11,7 @@ import test from 'ava'
 import type {DiffReport} from '../../src/delta/diff.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
-import {create, metadataOf, seedV1310, tempDir, V1_31_0, V1_31_6} from './helpers.js'
+import {makeDeltaSets, metadataOf, tempDir, V1_31_0, V1_31_6} from './helpers.js'
 
 let dir = ''
 let setup: string | undefined
@@ -20,15 +20,7 @@ test.before(async () => {
   if (missingPeer(['registries'])) return
   const peers = loadPeers()!
   dir = await tempDir('diff')
-  await seedV1310(peers, dir)
-  for (const [name, images, extra] of [
-    ['v0.tar', V1_31_0, []],
-    ['v6.tar', V1_31_6, []],
-    ['d6.tar', V1_31_6, ['--base', join(dir, 'v0.tar')]],
-  ] as const) {
-    const r = await create(peers, dir, join(dir, name), [...images], [...extra])
-    if (r.code !== 0) setup = `create ${name}: ${r.stderr}`
-  }
+  setup = await makeDeltaSets(peers, dir)
 })
 
 const ready = (t: {fail(m: string): void}): boolean => {

@@ -54,6 +54,23 @@ export async function create(peers: Peers, dir: string, output: string, images: 
   return runCli([...args, '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', output, ...extra], {env: {SOURCE_DATE_EPOCH: EPOCH}})
 }
 
+/**
+ * Bundle the v1.31.0 set (v0.tar), the v1.31.6 set (v6.tar) and the delta between them (d6.tar, `create --base
+ * v0.tar`) into `dir`, after seeding v1.31.0; the first failure as a message, else undefined.
+ */
+export async function makeDeltaSets(peers: Peers, dir: string): Promise<string | undefined> {
+  await seedV1310(peers, dir)
+  for (const [name, images, extra] of [
+    ['v0.tar', V1_31_0, []],
+    ['v6.tar', V1_31_6, []],
+    ['d6.tar', V1_31_6, ['--base', join(dir, 'v0.tar')]],
+  ] as const) {
+    const r = await create(peers, dir, join(dir, name), [...images], [...extra])
+    if (r.code !== 0) return `create ${name}: ${r.stderr}`
+  }
+  return undefined
+}
+
 export async function tempDir(name: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `kf-delta-${name}-`))
 }

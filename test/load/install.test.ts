@@ -3,7 +3,6 @@
  * upstream digests, pinned pause, idempotent reruns, and the failure cases (platform missing, corrupt bundle,
  * no runtime, full disk) leaving the image store as it was; preflight warnings; shellcheck.
  */
-import {execFile} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {copyFile, mkdir, mkdtemp, open, readFile, rm, symlink, writeFile} from 'node:fs/promises'
@@ -17,22 +16,9 @@ import {parseImageList} from '../../src/runtime/containerd.js'
 import {needPeers, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {makeBundle, type TestImageSpec} from './make-bundle.js'
+import {exec} from '../helpers/exec.js'
 
 
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function exec(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(file, args, {env: {...process.env, ...env}, timeout: 120_000, maxBuffer: 16 * 1024 * 1024}, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0
-      done({code, stdout: String(stdout), stderr: String(stderr)})
-    })
-  })
-}
 
 let work: string
 let bin: string // PATH entry with docker → /usr/bin/docker (never the unrelated /usr/local/bin/docker)

@@ -6,7 +6,6 @@
  * with the registry's catalog, containerd's namespace and docker's images unchanged afterwards. Then the good bundle
  * is accepted by each, so the refusals are the signatures' doing.
  */
-import {execFile} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile} from 'node:fs/promises'
@@ -18,20 +17,8 @@ import {needPeers, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {makeBundle, type TestImageSpec} from '../load/make-bundle.js'
 import {genKey, type TestKey} from './keys.js'
+import {exec, type Run} from '../helpers/exec.js'
 
-interface Run {
-  code: number
-  stdout: string
-  stderr: string
-}
-
-function exec(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(file, args, {env: {...process.env, ...env}, timeout: 120_000, maxBuffer: 16 * 1024 * 1024}, (error, stdout, stderr) => {
-      done({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout: String(stdout), stderr: String(stderr)})
-    })
-  })
-}
 
 const runId = randomBytes(3).toString('hex')
 const IMAGES: TestImageSpec[] = [
