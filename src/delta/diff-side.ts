@@ -24,9 +24,6 @@ export interface DiffSide {
 /** A file that is read as JSON (bundle.json, lockfile) is small: anything larger is not one. */
 const MAX_JSON_BYTES = 64 * 1024 * 1024
 
-/** A lockfile's images planned for `platforms` (manifests only, from the registry). */
-export type PlanLockfile = (lock: Lockfile, platforms: string[]) => Promise<BundleImage[]>
-
 /** What `path` is, before anything needs the registry: a loaded side, or a lockfile still to plan. */
 export type ReadSide = DiffSide | {label: string; kind: 'lockfile'; lock: Lockfile; path: string}
 

@@ -45,24 +45,24 @@ function entriesSha(meta: BundleMetadata): string {
 // Taken with the code before contract.ts (commit 7908cf7: install-script.ts's TEMPLATE, writer.ts's bundleEntries).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: '4454e88a22bab419251ffbf4b9205cc267d73ceefd3cc7b5dbd4e6c1a01a8323',
-    listing: 'f481e6381e01b116bf466053da2b0b170e962f6c3a6b0a92d498c5abcd8d4356',
-    entries: '405fb028fd4f852e20245fb475e3f29582a0bf010393b3027d8ae70656a3747d',
+    script: 'bd9f0d724bcfe16c6d701fdac2d5f915b651d4d865beed2bf79dbd373299fce4',
+    listing: '48eda1672af37453c2648db6e836cf28b5396ebcaa4af37f6731ff3a034135ef',
+    entries: 'ca277e0b2cc09376f1365eafa2539a5551a76c3183c1ed77d7b1ff60c92b7106',
   },
   'hostile/base.tar': {
-    script: 'f8a45f9ab4e51c3e19dd6e8bb2e5b709818d8c17c66444c83f969967f6c12602',
-    listing: '1332788406bdf5eec7d8c2c5378aafbcd7a030a90f99e1f412bb1269620243da',
-    entries: 'eb91a401f15a32ef43167f0eb48e6323283f1201ed01ed73863555c54739716d',
+    script: '30bb0064fd2cfd520ffe1141215c31fb9777e8da6109bed6038952f5acfb0437',
+    listing: 'b0d84b63cff8500a580fd2866aed684f91e2641247a0acbe2de05944a555b1da',
+    entries: 'cd87707d2b7d9d5fdaf4de96f4d44be8b4dc8d7424c197cfc23957ab9b001577',
   },
   'demo-upstream.tar': {
-    script: '099177b938d6894538f4eaa808b4cf60ef9e38aa8f163edf7c231556ddd7c5e1',
-    listing: 'c6009f490c2d78a84e5b006d4818f20d0f9dcaaddbd3eb06b4073bc9b6ad006e',
-    entries: 'c2856d8d4388fc1d86df1a0ee0e2c8bf5743e029247e54f221ae8327d50529d2',
+    script: 'f7981ccb700e1d9261a3c7f4aa18b2d8b868022e2ed47a971630e020bed3cd5d',
+    listing: 'b867814a5c3e36bdbd4fcf289c82c848bf667b1b625251d03af336cc83982036',
+    entries: '62ade0052b301abc3b358816eac5b752d008d33b34dbf2a411e210be182db1a0',
   },
   'demo-upstream.tar+created': {
-    script: '1eb5e1c1c4a3b53cb06e54049a3b934b0967c1ec5b87fc3b96f01df2fe5eac01',
-    listing: '3de8ea011fe93381165d94c053a9b21ade0c2abd227fc37fc558a1418c8ed4aa',
-    entries: 'fdc644a554f7a8fc78a662bf086dff0006e1b853cb803f15ecc8d12c7002d710',
+    script: '713d245e7aaa6e10e21beb6b3e74e6412805d49bee56ab1b0fc531c2d61fdf74',
+    listing: '6ed4b67121ea4598b37cab10c34f2b4d7991590b7b0ef77d6b03e95f64e1faf3',
+    entries: 'dcc8c2ae3099e2d822522f19ff07858cfdc1d5097e8a2a038834e3d5cc56524b',
   },
 }
 
@@ -81,19 +81,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: '0d4e9b8ba1cff7c3d93f56e1d18f1ed92f6fe194e83f712d8d7371e1f942e207',
-    listing: '7df0ebd8bb820889335a5ce670832d30163843073829095b10c4a046e83d13b8',
-    entries: 'c84f7634f1702b0e2ff22534b4dda021b6619f5fc2d6a0fc777a3eb4d230e248',
+    script: 'e7582d56c92374a772bea72d4bf739f0a4ca6f3c68954be280ed921bc881e496',
+    listing: 'bcc0036b2c4fe1c1671060175baa916d111193230ecdb73ba6e7b187a9e38ef4',
+    entries: '5d268e7c77a4b2014729ede5ee447e27494bfb9fe423b891cf5f3433df1ccefb',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: '26aac61e25f1fda472e73075a401964c4d16791a07aa4af53de28b372df055f9',
-    listing: 'd53ff763e27e40117aa021830c33b167d4c8071efafbc8990f1de6cc161b5d46',
-    entries: '88552f3ceeef8cfe06d4c58bfddc5331ca0fa45ba8c87f3b698f48d41e683f10',
+    script: '2d011b4a927e67416a9f6716a874379953f40aa5d3c2e9cf16bf5ea82ea3234b',
+    listing: '3cc9e788111731aa4ee91be5f84548745bf11c33c8f5082bfa4b81b63c28bb15',
+    entries: '6137d81249bb1c79bab3f19803c67537615356824a080a7264b316a736bbdc3b',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: '53d3066a96a8ff5af561bf18d901e28715c98147220e25a6b34032c22a9fec77',
-    listing: 'f926775d46bf96676030331b3aab90afd5d18af796b12a07ac0389d5be4e5199',
-    entries: '9261ace1da69e7c9f9cb7ac4507b23a071235d1e695e642273970f0a27591a23',
+    script: '4b5890f6387bdf77f483d88b7b048fd61b63b2f7e20fb261b2486b94ace6d074',
+    listing: '6a13627bbbbb517074dda213e214204ca558c23594b53f8db48ef9f94227ce45',
+    entries: '2169feb37575d2e971a0a57b55821a7fd8819e716f4a503a6504c8c261a5a6cc',
   }],
 ]
 

@@ -10,7 +10,7 @@ import {existsSync} from 'node:fs'
 import {copyFile, mkdtemp, readdir, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {basename, join} from 'node:path'
-import test from 'ava'
+import test, {type ExecutionContext} from 'ava'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {parseImageList} from '../../src/runtime/containerd.js'
 import {needPeers, type Peers} from '../harness/peers.js'
@@ -117,42 +117,37 @@ test.serial('install.sh --key checks the signature over the whole bundle read fr
   t.regex(bad.stderr, /0 valid signature\(s\) from trusted keys where 1 by --key \S+stranger\.pub are required/)
 })
 
-test.serial('install.sh --runtime docker loads every image from the parts (image ids are the configs)', async (t) => {
+/**
+ * Into the shared dockerd: `load(env)` (with DOCKER_HOST set) must leave every image of the bundle there with the
+ * config digest of `platform` as its image id, and no joined copy beside the parts. The images are removed before
+ * and after.
+ */
+async function intoDocker(t: ExecutionContext, platform: string, load: (env: NodeJS.ProcessEnv) => Promise<{code: number | null; stderr: string}>): Promise<void> {
   const peers = needPeers(t, 'dockerd')
   if (!peers) return
   const env = {DOCKER_HOST: peers.dockerd!.host, PATH: '/usr/sbin:/usr/bin:/sbin:/bin'}
   const rmi = () => exec('/usr/bin/docker', ['rmi', '-f', ...meta.images.map((i) => i.name)], env)
   await rmi()
   try {
-    const r = await exec('dash', [join(split.dir, 'k8s.install.sh'), '--runtime', 'docker'], env)
+    const r = await load(env)
     t.is(r.code, 0, r.stderr)
     for (const image of meta.images) {
       const id = await exec('/usr/bin/docker', ['image', 'inspect', '--format', '{{.Id}}', image.name], env)
-      t.is(id.stdout.trim(), image.platforms.find((p) => p.platform === 'linux/amd64')!.config.digest, image.name)
-    }
-  } finally {
-    await rmi()
-  }
-})
-
-test.serial('kubeferry load --runtime docker streams the parts into docker load: every image with its config digest', async (t) => {
-  const peers = needPeers(t, 'dockerd')
-  if (!peers) return
-  const env = {DOCKER_HOST: peers.dockerd!.host, PATH: '/usr/sbin:/usr/bin:/sbin:/bin'}
-  const rmi = () => exec('/usr/bin/docker', ['rmi', '-f', ...meta.images.map((i) => i.name)], env)
-  await rmi()
-  try {
-    const r = await runCli(['load', split.parts[0], '--runtime', 'docker', '--platform', 'linux/arm64'], {env})
-    t.is(r.code, 0, r.stderr)
-    for (const image of meta.images) {
-      const id = await exec('/usr/bin/docker', ['image', 'inspect', '--format', '{{.Id}}', image.name], env)
-      t.is(id.stdout.trim(), image.platforms.find((p) => p.platform === 'linux/arm64')!.config.digest, image.name)
+      t.is(id.stdout.trim(), image.platforms.find((p) => p.platform === platform)!.config.digest, image.name)
     }
     t.deepEqual((await readdir(split.dir)).filter((f) => f.endsWith('.tar')), [], 'no joined copy was written')
   } finally {
     await rmi()
   }
-})
+}
+
+test.serial('install.sh --runtime docker loads every image from the parts (image ids are the configs)', (t) =>
+  intoDocker(t, 'linux/amd64', (env) => exec('dash', [join(split.dir, 'k8s.install.sh'), '--runtime', 'docker'], env)),
+)
+
+test.serial('kubeferry load --runtime docker streams the parts into docker load: every image with its config digest', (t) =>
+  intoDocker(t, 'linux/arm64', (env) => runCli(['load', split.parts[0], '--runtime', 'docker', '--platform', 'linux/arm64'], {env})),
+)
 
 for (const [fault, damage, pattern] of FAULTS) {
   for (const shell of shells) {

@@ -86,8 +86,7 @@ if [ "$sig_need" -gt 0 ]; then
   sig_nothing="nothing was imported"
   [ -f "$sig_file" ] ||
     sig_fail "is not signed (no ${sig_file##*/} beside it) and $sig_need signature(s) by $sig_origin are required; $sig_nothing. Get ${sig_file##*/} from whoever built the bundle (kubeferry sign ${bundle##*/} --key THEIR_KEY) and put it beside the bundle; do not bypass the check"
-  sig_size=$(wc -c <"$sig_file")
-  [ "${sig_size##* }" -le 262144 ] || sig_fail "has a signature file ${sig_file##*/} too large to be one; $sig_nothing"
+  [ "$(file_size "$sig_file")" -le 262144 ] || sig_fail "has a signature file ${sig_file##*/} too large to be one; $sig_nothing"
   # The whole-file hash (see the end of the bundle checks) starts now, so that the checks below run alongside it.
   # (parts: hashed in the same pass as their listing instead; a failed run: hashed again, as in verify_checksums)
   if [ "$dry_run" = 0 ] && [ "$parted" = 0 ]; then
