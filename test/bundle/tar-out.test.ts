@@ -131,3 +131,42 @@ test('in parts: the same out-of-order writes land in consecutive part files, eac
   t.is(out.hash.digest('hex'), createHash('sha256').update(whole).digest('hex'))
   t.deepEqual((await readdir(dir)).sort(), ['b.tar.001', 'b.tar.002', 'b.tar.003', 'b.tar.004', 'b.tar.005', 'b.tar.006'], 'no .partial left')
 })
+
+test('fillTar: a download that fails as the build is stopped ends in its error, never an unhandled rejection', async (t) => {
+  const {fillTar} = await import('../../src/bundle/tar-fill.js')
+  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-tar-fill-'))
+  try {
+    const growing = join(dir, 'growing')
+    await (await open(growing, 'w')).close()
+    const stop = new AbortController()
+    const downloadFailed = new Error('content digest is sha256:…, expected sha256:…')
+    // The build is stopped (its signal aborts) in the same turn as the copier asks the failed download for more.
+    const file = {
+      kind: 'file' as const,
+      open: () => open(growing, 'r'),
+      readable: () => {
+        stop.abort(downloadFailed)
+        return 0
+      },
+      more: () => Promise.reject(downloadFailed),
+      settled: () => Promise.reject(downloadFailed),
+    }
+    const blob = {digest: `sha256:${'a'.repeat(64)}`, size: 4096, mediaType: 'application/octet-stream', from: {registry: 'r', repository: 'x'}, usedBy: []}
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      await withFile(async (out) => {
+        const error = await t.throwsAsync(fillTar(out, [{kind: 'blob', offset: 512, blob: blob as never}], {openBlob: async () => file, signal: stop.signal}, false))
+        t.is(error, downloadFailed)
+      })
+      await tick()
+      await tick()
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+    t.deepEqual(unhandled, [], 'no promise left rejected without a handler')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+})
