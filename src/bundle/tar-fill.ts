@@ -127,25 +127,14 @@ function mismatch(label: string, what: string): KubeferryError {
 
 /** Resolves with `promise`, or rejects as soon as `signal` aborts (a copier must not wait for a download that is being stopped). */
 function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    // Nobody waits for `promise` any more: its own rejection (the failed download's error, as the abort's) is settled
-    // here, not left unhandled (Node.js would end the process with it instead of the one-line error).
-    promise.catch(() => undefined)
-    return Promise.reject(signal.reason)
-  }
+  // When the abort wins, nobody waits for `promise`: its rejection (a failed download's error) must not go unhandled,
+  // or Node.js ends the process with it instead of the one-line error.
+  promise.catch(() => undefined)
+  if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason)
     signal.addEventListener('abort', onAbort, {once: true})
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
+    void promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
 }
 
