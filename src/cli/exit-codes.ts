@@ -31,7 +31,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   create: [
     {code: 0, meaning: 'The bundle, its .sha256 and its install.sh were written.'},
-    failed('Failed: no images given, an invalid value (reference, platform, version, runtime), a registry or network error, an image without a requested platform, unsigned (--require-signed-images) or its signature refused (--verify-signatures), or an output that cannot be written or will not fit. No bundle was written (downloads stay cached).'),
+    failed('Failed: no images, an invalid value, a registry or network error, a missing platform, a missing or refused image signature (when required), or an output that cannot be written or will not fit. No bundle was written (downloads stay cached), unless the error says it is complete: then only --with-tool or --sign-key failed.'),
     USAGE,
     {code: 130, meaning: 'Interrupted (SIGINT or SIGTERM). No bundle was written; what was downloaded stays in the cache for the next run.'},
   ],

@@ -90,9 +90,9 @@ async function candidates(arch: string): Promise<string[]> {
 
 /**
  * The single file of each architecture: fails, naming what is missing and how to get it, unless all are there.
- * `state` ends the hint: what the failure left behind.
+ * `state`, when given, ends the hint: what the failure left behind.
  */
-export async function findTools(arches: string[], state = 'nothing was downloaded'): Promise<Map<string, string>> {
+export async function findTools(arches: string[], state?: string): Promise<Map<string, string>> {
   const found = new Map<string, string>()
   const missing: string[] = []
   for (const arch of arches) {
@@ -109,7 +109,7 @@ export async function findTools(arches: string[], state = 'nothing was downloade
   if (missing.length > 0) {
     const looked = (await Promise.all(missing.map(candidates))).flat()
     throw new KubeferryError('NOT_FOUND', `--with-tool: no kubeferry single file for linux/${missing.join(', linux/')} (looked for ${looked.join(', ')})`, {
-      hint: `put kubeferry-linux-${missing[0]} (from the release, or \`npm run package\` in a checkout, which writes dist/sea/) beside the kubeferry you run, or leave out --with-tool; ${state}`,
+      hint: `put kubeferry-linux-${missing[0]} (from the release, or \`npm run package\` in a checkout, which writes dist/sea/) beside the kubeferry you run, or leave out --with-tool${state ? `; ${state}` : ''}`,
     })
   }
   return found
@@ -145,7 +145,7 @@ async function copyHashed(from: string, to: string): Promise<{sha256: string; si
 export async function writeTools(bundle: string, platforms: string[], warn: (message: string) => void): Promise<ToolFile[]> {
   const {arches, without} = toolArches(platforms)
   if (without.length > 0) warn(`--with-tool: no kubeferry single file exists for ${without.join(', ')}; nodes of ${without.length === 1 ? 'that platform' : 'those platforms'} import with NAME.install.sh`)
-  const sources = await findTools(arches, `the bundle is written; run create again with the file in place (it reuses the bundle's cached blobs)`)
+  const sources = await findTools(arches)
   const base = basename(bundle).replace(/\.tar$/, '')
   const tools: ToolFile[] = []
   for (const [arch, source] of sources) {

@@ -14,6 +14,7 @@ import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 import type {ImageSource} from '../oci/source.js'
 import {findTools, toolArches, withToolFlags, writeTools} from '../cli/with-tool.js'
+import {afterBundleWritten} from '../cli/after-bundle.js'
 import type {ImagesReport} from '../trust/verify-images.js'
 
 /** The base of a delta (--base): a lockfile's blobs are planned from the registry for the delta's platforms. */
@@ -109,7 +110,7 @@ export default class Create extends BaseCommand {
       if (flags['from-manifests']?.length) request.manifests = flags['from-manifests']
     }
     for (const warning of warnings) this.warn2(warning)
-    if (flags['with-tool']) await findTools(toolArches(normalised).arches) // a missing file is refused before any download
+    if (flags['with-tool']) await findTools(toolArches(normalised).arches, 'nothing was downloaded') // a missing file is refused before any download
 
     const output = resolvePath(flags.output)
     const store = await BlobStore.open(flags['cache-dir'] ? resolvePath(flags['cache-dir']) : defaultCacheDir())
@@ -157,8 +158,14 @@ export default class Create extends BaseCommand {
       await client.close()
     }
     for (const warning of summary.warnings) this.warn2(warning)
-    const tools = flags['with-tool'] ? await writeTools(output, summary.platforms, (w) => this.warn2(w)) : undefined
-    const signature = signKey && (await import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)))
+    const tools = flags['with-tool']
+      ? await afterBundleWritten(summary.output, 'writing kubeferry beside it (--with-tool)', 'run the same create again: it rewrites the bundle from the cache and writes the files', async () => writeTools(output, summary.platforms, (w) => this.warn2(w)))
+      : undefined
+    const signature =
+      signKey &&
+      (await afterBundleWritten(summary.output, 'signing it (--sign-key)', `sign it without rebuilding: kubeferry sign ${summary.output} --key ${flags['sign-key']}`, async () =>
+        import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)),
+      ))
     if (flags.json) {
       this.printJson({...summary, ...(tools ? {tools} : {}), ...(signature ? {signature} : {}), ...(imageSignatures ? {imageSignatures} : {})})
       return

@@ -4,7 +4,7 @@
  * download (no bundle written).
  */
 import {existsSync} from 'node:fs'
-import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import {mkdir, mkdtemp, readFile, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import test from 'ava'
@@ -42,4 +42,22 @@ peerTest('create --sign-key: one file and --split, each verified with the public
   t.regex(wrong.stderr, /cannot decrypt key .*create\.key: wrong passphrase/)
   t.notRegex(wrong.stderr + wrong.stdout, /resolving|fetched/, 'nothing was fetched')
   t.false(existsSync(join(work, 'wrong.tar')))
+})
+
+peerTest('create --sign-key that cannot write the signature: the message says the bundle is complete and how to sign it alone; doing that works', ['registries'], async (t, peers) => {
+  const key = await genKey(work, 'late', 'ed25519')
+  const env = {KUBEFERRY_TRUSTED_KEYS: join(work, 'no-policy')}
+  const out = join(work, 'late.tar')
+  await mkdir(join(`${out}.sig.json`, 'in-the-way'), {recursive: true}) // the signature's path is taken by a directory
+  const made = await runCli(['create', '--image', 'registry.k8s.io/pause:3.10', '--mirror', `registry.k8s.io=${peers.registries.open.url}`, '--cache-dir', join(work, 'cache'), '--no-progress', '-o', out, '--sign-key', key.key], {env})
+  t.is(made.code, 1, made.stderr)
+  t.regex(made.stderr, new RegExp(`^error: the bundle ${out.replaceAll('.', '\\.')} is written and complete \\(with its \\.sha256 and install\\.sh\\), but signing it \\(--sign-key\\) failed: `, 'm'))
+  const hint = /hint: .*then sign it without rebuilding: (kubeferry sign \S+ --key \S+)\n$/.exec(made.stderr)
+  t.truthy(hint, made.stderr)
+  t.is((await runCli(['verify', out], {env})).code, 0, 'the bundle stands')
+  await rm(`${out}.sig.json`, {recursive: true})
+  const signed = await runCli(hint![1].split(' ').slice(1), {env})
+  t.is(signed.code, 0, signed.stderr)
+  const verified = await runCli(['verify', out, '--key', key.pub], {env})
+  t.is(verified.code, 0, verified.stderr)
 })
