@@ -81,7 +81,7 @@ function lookups(source: ImageSource, image: BundleImage, ref: Reference, what: 
     }
     tasks.push(async () => {
       const found: Found[] = []
-      for (const desc of await source.referrers!(ref, subject)) {
+      for (const desc of await source.referrers!(ref, subject, (message) => warn(`${image.name}: ${message}`))) {
         const one = await unlessUnsupported(async () => {
           const node = (await walkTree(walkSource, stripPlatform(desc), {what: what(subject, `referrer ${desc.digest}`), toError, select: () => []}))!
           // A referrers tag is kept by clients, not the registry: an entry about another digest is not this one's.
