@@ -16,6 +16,7 @@ import {checksumLineLength, formatChecksums} from './checksums.js'
 import {dockerManifestBytes} from './docker-manifest.js'
 import {fillInstallScript, type ListedEntry} from './install-template.js'
 import {
+  artifactBlobs,
   blobPath,
   CHECKSUMS_FILE,
   DOCKER_MANIFEST_FILE,
@@ -205,7 +206,7 @@ export function blobsOf(meta: BundleMetadata): ContractBlob[] {
       for (const layer of p.layers) blobs.set(layer.digest, layer.size)
     }
     // The publishers' artifacts (layout.ts BundleArtifact): blobs like any other, named by bundle.json only.
-    for (const a of image.artifacts ?? []) for (const blob of [a, a.config, ...a.layers]) blobs.set(blob.digest, blob.size)
+    for (const a of image.artifacts ?? []) for (const blob of artifactBlobs(a)) blobs.set(blob.digest, blob.size)
   }
   return [...blobs].filter(([digest]) => !relied.has(digest)).map(([digest, size]) => ({digest, size}))
 }
