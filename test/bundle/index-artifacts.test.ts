@@ -73,6 +73,8 @@ peerTest('create carries both index artifacts with their child manifests and blo
   }
   const entries = new Set(execFileSync('tar', ['-tf', bundle], {encoding: 'utf8'}).trim().split('\n'))
   for (const p of pushed) for (const digest of [p.digest, ...p.children.flatMap((c) => [c.digest, ...c.blobs])]) t.true(entries.has(`blobs/sha256/${digest.slice(7)}`), digest)
+  const script = execFileSync('tar', ['-xOf', bundle, 'kubeferry/install.sh'], {encoding: 'utf8'})
+  for (const c of pushed.flatMap((p) => p.children)) t.true(script.includes(`blobs/sha256/${c.digest.slice(7)}`), 'install.sh lists the child manifests')
   const v = await runCli(['verify', bundle, '--json'])
   t.is(v.code, 0, v.stdout + v.stderr)
 })
