@@ -12,9 +12,9 @@ import type {ManifestProblem} from '../oci/manifest.js'
 import type {Reference} from '../oci/reference.js'
 import {walkSourceOf, type ImageSource} from '../oci/source.js'
 import type {Descriptor, RawManifest} from '../oci/types.js'
-import {walkFromRaw, walkTree, type TreeNode} from '../oci/walk.js'
+import {treeNodes, walkFromRaw, walkTree, type TreeNode} from '../oci/walk.js'
 import {mapLimit} from '../util/async.js'
-import type {BundleArtifact, BundleImage} from './layout.js'
+import type {BundleArtifact, BundleArtifactManifest, BundleImage, BundleLayer} from './layout.js'
 import type {BundlePlan, PlannedBlob} from './plan.js'
 
 export type ArtifactKind = BundleArtifact['kind']
@@ -74,18 +74,18 @@ function lookups(source: ImageSource, image: BundleImage, ref: Reference, what: 
           const tag = digestTag(subject, suffix)
           const raw: RawManifest | undefined = await source.findTagged!(ref, tag)
           if (!raw) return undefined
-          const node = await walkFromRaw(walkSource, raw, {what: what(subject, tag), toError, select: () => []})
+          const node = await walkFromRaw(walkSource, raw, {what: what(subject, tag), toError})
           return {subject, kind, tag, node: node!}
         }),
       )
     }
     tasks.push(async () => {
       const found: Found[] = []
-      for (const desc of await source.referrers!(ref, subject)) {
+      for (const desc of await source.referrers!(ref, subject, (message) => warn(`${image.name}: ${message}`))) {
         const one = await unlessUnsupported(async () => {
-          const node = (await walkTree(walkSource, stripPlatform(desc), {what: what(subject, `referrer ${desc.digest}`), toError, select: () => []}))!
+          const node = (await walkTree(walkSource, stripPlatform(desc), {what: what(subject, `referrer ${desc.digest}`), toError}))!
           // A referrers tag is kept by clients, not the registry: an entry about another digest is not this one's.
-          return node.kind === 'manifest' && node.manifest!.subject?.digest !== subject ? undefined : {subject, kind: 'referrer' as const, node}
+          return (node.manifest ?? node.index)!.subject?.digest !== subject ? undefined : {subject, kind: 'referrer' as const, node}
         })
         found.push(...one)
       }
@@ -101,22 +101,35 @@ function stripPlatform(desc: Descriptor): Descriptor {
   return rest
 }
 
-/** What bundle.json records of a found artifact (an image manifest; indexes are left out with a warning). */
+/**
+ * What bundle.json records of a found artifact: an image manifest with its config and layers, or an index (a
+ * multi-platform SBOM or attestation, a referrer that is an index) with every manifest under it as the walker met them.
+ */
 function recordOf(found: Found): BundleArtifact {
-  const manifest = found.node.manifest!
-  const artifactType = manifest.artifactType ?? found.node.descriptor.artifactType ?? (found.kind === 'referrer' ? manifest.config.mediaType : undefined)
+  const {node} = found
+  const own = node.manifest ?? node.index!
+  const artifactType = own.artifactType ?? node.descriptor.artifactType ?? (found.kind === 'referrer' && node.manifest ? node.manifest.config.mediaType : undefined)
   return {
     kind: found.kind,
     subject: found.subject,
     ...(found.tag ? {tag: found.tag} : {}),
-    digest: found.node.raw.digest,
-    mediaType: found.node.raw.mediaType,
-    size: found.node.raw.bytes.length,
+    digest: node.raw.digest,
+    mediaType: node.raw.mediaType,
+    size: node.raw.bytes.length,
     ...(artifactType ? {artifactType} : {}),
-    config: {digest: manifest.config.digest, size: manifest.config.size, mediaType: manifest.config.mediaType},
-    layers: manifest.layers.map((l) => ({digest: l.digest, size: l.size, mediaType: l.mediaType})),
+    ...(node.manifest ? blobsOf(node) : {manifests: [...treeNodes(node)].slice(1).map(partOf)}),
   }
 }
+
+const layerOf = (d: Descriptor): BundleLayer => ({digest: d.digest, size: d.size, mediaType: d.mediaType})
+const blobsOf = (node: TreeNode): {config: BundleLayer; layers: BundleLayer[]} => ({config: layerOf(node.manifest!.config), layers: node.manifest!.layers.map(layerOf)})
+const partOf = (node: TreeNode): BundleArtifactManifest => ({
+  digest: node.raw.digest,
+  size: node.raw.bytes.length,
+  mediaType: node.raw.mediaType,
+  ...(node.platform ? {platform: node.platform} : {}),
+  ...(node.manifest ? blobsOf(node) : {}),
+})
 
 /**
  * Look up and carry the artifacts of every image of `plan` (in place: images gain `artifacts`, the plan's blobs the
@@ -156,14 +169,14 @@ export async function carryArtifacts(source: ImageSource, plan: BundlePlan, opti
     for (const f of found) {
       if (seen.has(f.node.raw.digest)) continue // a signature both tagged and listed as a referrer: once
       seen.add(f.node.raw.digest)
-      if (f.node.kind !== 'manifest') {
-        plan.warnings.push(`${image.name}: ${f.tag ?? 'referrer'} ${f.node.raw.digest} is an index, not carried`)
-        continue
+      const absent = [...treeNodes(f.node)].flatMap((n) => n.absent) // an artifact is carried whole or not at all
+      if (absent.length > 0) throw new KubeferryError('NOT_FOUND', `${image.name}: ${f.tag ?? 'referrer'} ${f.node.raw.digest} is an index whose manifests ${absent.map((d) => d.digest).join(', ')} the registry does not hold`, {hint: 'the publisher\'s artifact is incomplete upstream; pass --no-signatures to build without the artifacts'})
+      artifacts.push(recordOf(f))
+      // Every manifest of the artifact's tree (bytes in memory, as read), then its configs and layers (downloaded).
+      for (const n of treeNodes(f.node)) {
+        add({digest: n.raw.digest, size: n.raw.bytes.length, mediaType: n.raw.mediaType, bytes: n.raw.bytes, from: ref}, image.name)
+        if (n.manifest) for (const blob of [n.manifest.config, ...n.manifest.layers]) add({...layerOf(blob), from: ref}, image.name)
       }
-      const record = recordOf(f)
-      artifacts.push(record)
-      add({digest: record.digest, size: record.size, mediaType: record.mediaType, bytes: f.node.raw.bytes, from: ref}, image.name)
-      for (const blob of [record.config, ...record.layers]) add({...blob, from: ref}, image.name)
     }
     if (artifacts.length > 0) image.artifacts = artifacts
   }

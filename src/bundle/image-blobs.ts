@@ -26,10 +26,13 @@ export function* imageBlobs(image: BundleImage, options: ImageBlobsOptions = {})
     yield* p.layers ?? []
   }
   if (!options.artifacts) return
+  // An artifact that is an index brings each manifest under it (parents first), each with its config and layers.
   for (const a of image.artifacts ?? []) {
-    yield {digest: a.digest, size: a.size, mediaType: a.mediaType}
-    yield a.config
-    yield* a.layers
+    for (const m of [a, ...(a.manifests ?? [])]) {
+      yield {digest: m.digest, size: m.size, mediaType: m.mediaType}
+      if (m.config) yield m.config
+      yield* m.layers ?? []
+    }
   }
 }
 

@@ -24,6 +24,8 @@ export interface InspectedArtifact {
   signedBy?: string[]
   /** attestations: the in-toto predicate types (from cosign's `predicateType` layer annotation). */
   predicateTypes?: string[]
+  /** An index-type artifact (a multi-platform SBOM or attestation): each manifest under it, by platform (else digest). */
+  manifests?: string[]
 }
 
 /** The identity a certificate names: its SubjectAltName values (e-mail, URI), without their type prefixes. */
@@ -42,8 +44,9 @@ export async function inspectArtifacts(source: WalkSource, image: BundleImage): 
   const platformOf = new Map(image.platforms.map((p) => [p.digest as string, p.platform]))
   const out: InspectedArtifact[] = []
   for (const a of image.artifacts ?? []) {
-    const node = await walkTree(source, {digest: a.digest, size: a.size, mediaType: a.mediaType}, {what: `${image.name}: ${a.kind} ${a.digest}`, select: () => []})
-    const layers = node ? [...treeNodes(node)].flatMap((n) => n.manifest?.layers ?? []) : []
+    const node = await walkTree(source, {digest: a.digest, size: a.size, mediaType: a.mediaType}, {what: `${image.name}: ${a.kind} ${a.digest}`})
+    const nodes = node ? [...treeNodes(node)] : []
+    const layers = nodes.flatMap((n) => n.manifest?.layers ?? [])
     const annotated = (key: string): string[] => layers.map((l) => l.annotations?.[key]).filter((v): v is string => typeof v === 'string' && v !== '')
     const signatures = layers.filter((l) => l.annotations?.[COSIGN_SIGNATURE_ANNOTATION] !== undefined)
     out.push({
@@ -55,6 +58,7 @@ export async function inspectArtifacts(source: WalkSource, image: BundleImage): 
       ...(a.artifactType ? {artifactType: a.artifactType} : {}),
       ...(signatures.length ? {signedBy: signatures.map((l) => (l.annotations?.[COSIGN_CERTIFICATE_ANNOTATION] ? certificateIdentity(l.annotations[COSIGN_CERTIFICATE_ANNOTATION]) : 'key'))} : {}),
       ...(a.kind === 'attestation' && annotated('predicateType').length ? {predicateTypes: annotated('predicateType')} : {}),
+      ...(node?.kind === 'index' ? {manifests: nodes.filter((n) => n.manifest).map((n) => n.platform ?? n.raw.digest)} : {}),
     })
   }
   return out
@@ -64,5 +68,6 @@ export async function inspectArtifacts(source: WalkSource, image: BundleImage): 
 export function artifactLine(a: InspectedArtifact): string {
   const what = a.kind === 'referrer' ? `referrer ${a.artifactType ?? ''}`.trim() : a.kind === 'sbom' ? 'SBOM' : a.kind
   const detail = a.signedBy ? ` by ${a.signedBy.join(', ')}` : a.predicateTypes ? ` ${a.predicateTypes.join(', ')}` : ''
-  return `${what} (${a.about})${detail}  ${a.tag ?? a.digest.slice(0, 19)}`
+  const index = a.manifests ? ` index of ${a.manifests.join(', ')}` : ''
+  return `${what} (${a.about})${index}${detail}  ${a.tag ?? a.digest.slice(0, 19)}`
 }

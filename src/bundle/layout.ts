@@ -112,8 +112,25 @@ export interface BundleArtifact {
   mediaType: string
   size: number
   artifactType?: string
-  config: BundleLayer
-  layers: BundleLayer[]
+  /** An image manifest's config and layers (absent for an index). */
+  config?: BundleLayer
+  layers?: BundleLayer[]
+  /**
+   * An index (a multi-platform SBOM or attestation, a referrer that is an index): every manifest under it as the walker
+   * (oci/walk.ts) meets them, parents before children; absent for an image manifest.
+   */
+  manifests?: BundleArtifactManifest[]
+}
+
+/** One manifest under an index-type artifact: an image manifest with its config and layers, or a nested index. */
+export interface BundleArtifactManifest {
+  digest: Digest
+  size: number
+  mediaType: string
+  /** `os/arch[/variant]` as its parent index lists it. */
+  platform?: string
+  config?: BundleLayer
+  layers?: BundleLayer[]
 }
 
 /** `kubeferry/bundle.json`. Deterministic: no wall-clock time unless SOURCE_DATE_EPOCH is given. */

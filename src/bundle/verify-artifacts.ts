@@ -1,13 +1,15 @@
 /**
  * `verify` for the publishers' artifacts a bundle carries (layout.ts BundleArtifact): bundle.json names them, not
  * index.json, so verify walks each one from there with the one walker (oci/walk.ts) through the bundle: manifest
- * present, digest, size and media type right, config and layers present with their sizes (their contents are hashed
+ * present, digest, size and media type right (an index: every manifest under it too), config and layers present with their sizes (their contents are hashed
  * with every other blob), each about the image it is recorded under, and as bundle.json describes it. What they
  * reference counts as referenced (no "blob not referenced by any image").
  */
 import {isDigest, type Digest} from '../oci/digest.js'
 import type {ManifestProblem} from '../oci/manifest.js'
-import {walkTree, type WalkSource} from '../oci/walk.js'
+import {formatPlatform} from '../oci/platform.js'
+import type {Descriptor} from '../oci/types.js'
+import {treeNodes, walkTree, type TreeNode, type WalkSource} from '../oci/walk.js'
 import {blobPath, METADATA_FILE, type BundleArtifact, type BundleMetadata} from './layout.js'
 
 export interface ArtifactCheck {
@@ -42,16 +44,26 @@ async function checkOne(image: string, subjects: Set<string>, a: BundleArtifact,
     if (problem.kind === 'DIGEST' && entry && c.hashed.has(entry)) return
     c.add(KIND[problem.kind], problem.message, entry)
   }
-  const node = await walkTree(c.source, {digest: a.digest, size: a.size, mediaType: a.mediaType}, {what, onProblem, select: () => []})
+  const node = await walkTree(c.source, {digest: a.digest, size: a.size, mediaType: a.mediaType}, {what, onProblem})
   if (!node) return
-  if (node.kind !== 'manifest') return wrong(`${what} is an index; bundle.json records image manifests only`)
-  const {config, layers, subject} = node.manifest!
-  for (const blob of [config, ...layers]) c.mark(blob.digest)
-  const listed = [a.config, ...(a.layers ?? [])].map((b) => `${b?.digest}/${b?.size}`).join(',')
-  if (listed !== [config, ...layers].map((b) => `${b.digest}/${b.size}`).join(',')) wrong(`${what}: bundle.json lists other blobs than its manifest`)
-  if (a.kind === 'referrer' && subject?.digest !== a.subject) wrong(`${what}: its manifest's subject is ${subject?.digest ?? 'missing'}, bundle.json says ${a.subject}`)
+  for (const missing of absentOf(node)) c.add('MISSING', `${what}: manifest ${missing.digest} (${missing.platform ? formatPlatform(missing.platform) : 'no platform'}) is missing`, blobPath(missing.digest))
+  // What the tree references counts as referenced; bundle.json must describe the same tree (contract.ts lists its blobs).
+  const nodes = [...treeNodes(node)]
+  for (const n of nodes) for (const blob of [n.descriptor, ...(n.manifest ? [n.manifest.config, ...n.manifest.layers] : [])]) c.mark(blob.digest)
+  const described = (m: {digest: string; size: number; config?: {digest: string; size: number}; layers?: Array<{digest: string; size: number}>}): string =>
+    [m, ...(m.config ? [m.config] : []), ...(m.layers ?? [])].map((b) => `${b?.digest}/${b?.size}`).join(',')
+  const recorded = [a, ...(Array.isArray(a.manifests) ? a.manifests : [])].map(described).join(' ')
+  const walked = nodes.map((n) => described({digest: n.raw.digest, size: n.raw.bytes.length, ...(n.manifest ? {config: n.manifest.config, layers: n.manifest.layers} : {})})).join(' ')
+  if (recorded !== walked) wrong(`${what}: bundle.json lists other ${node.kind === 'index' ? 'manifests or ' : ''}blobs than its ${node.kind}`)
+  const subject = (node.manifest ?? node.index)?.subject
+  if (a.kind === 'referrer' && subject?.digest !== a.subject) wrong(`${what}: its ${node.kind}'s subject is ${subject?.digest ?? 'missing'}, bundle.json says ${a.subject}`)
 
   function wrong(message: string): void {
     c.add('METADATA', message, METADATA_FILE)
   }
+}
+
+/** The manifests an index of the tree lists that the bundle does not hold (an artifact is carried whole). */
+function absentOf(node: TreeNode): Descriptor[] {
+  return [...treeNodes(node)].flatMap((n) => n.absent)
 }

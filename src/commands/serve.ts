@@ -2,6 +2,7 @@ import {readFile} from 'node:fs/promises'
 import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import {BaseCommand} from '../cli/base-command.js'
+import {bundleImagePolicy, checkBundleImages, imagePolicyFlags, policyFlagsWithout} from '../cli/image-verify-flags.js'
 import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {KubeferryError} from '../oci/errors.js'
 import {AccessLog} from '../serve/access-log.js'
@@ -15,7 +16,7 @@ export default class Serve extends BaseCommand {
 
 Listens on ${DEFAULT_LISTEN} (this machine only) unless told otherwise: pass --listen 0.0.0.0:5000 to serve other nodes. Writes are refused with 405 UNSUPPORTED.
 
-Every bundle is verified before it is served (every blob hashed); a bundle that fails is refused. --no-verify starts at once and hashes each blob the first time it is served instead: a blob that does not match is cut off mid-answer and never served again. With several bundles the first one given wins a tag both hold (a warning names it).
+Every bundle is verified before it is served (every blob hashed); a bundle that fails is refused. With --verify-images the publishers' cosign signatures of its images are held to the image policy too, and a bundle with a refused image is not served. --no-verify starts at once and hashes each blob the first time it is served instead: a blob that does not match is cut off mid-answer and never served again. With several bundles the first one given wins a tag both hold (a warning names it).
 
 One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGINT stop it gracefully: running downloads finish (up to 10 s).`
   static override examples = [
@@ -33,6 +34,8 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     verify: Flags.boolean({description: 'Verify every bundle fully before serving; --no-verify verifies each blob when first served.', default: true, allowNo: true}),
     'grace-period': Flags.integer({description: 'Seconds running downloads may take to finish on SIGTERM/SIGINT.', default: 10, min: 0}),
     ...trustFlags,
+    'verify-images': Flags.boolean({description: "Refuse to serve, before the port is opened, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    ...imagePolicyFlags,
   }
 
   async run(): Promise<void> {
@@ -46,6 +49,8 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
       const trust = await checkBundleTrust(bundle, flags, {nothing: 'served'})
       if (trust) log.event('info', `${bundle}: ${signedByLine(trust)}`)
     }
+    // The publishers' image signatures (--verify-images), every bundle's, also before the port is opened.
+    const imageSignatures = await this.checkImages(bundles, flags, log)
     const address = parseListen(flags.listen)
     const prefix = normalizePrefix(flags.prefix)
     let tls: {cert: Buffer; key: Buffer} | undefined
@@ -72,6 +77,7 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
       repositories: catalog.repositoryNames().length,
       verify: flags.verify ? 'at-start' : 'on-first-serve',
       ...(prefix ? {prefix} : {}),
+      ...(imageSignatures ? {imageSignatures} : {}),
     }
     if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
     else {
@@ -94,5 +100,26 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
       process.on('SIGINT', onInt)
     })
     log.event('info', 'stopped')
+  }
+
+  /**
+   * --verify-images: each bundle's images held to the image policy (load and push do the same, image-verify-flags.ts);
+   * the first bundle with a refused image stops serve. The counts over all bundles, or undefined when not asked.
+   */
+  private async checkImages(bundles: string[], flags: {'verify-images': boolean; 'cosign-key'?: string[]; 'image-policy'?: string}, log: AccessLog): Promise<{verified: number; notChecked: number; refused: number} | undefined> {
+    if (!flags['verify-images'] && !policyFlagsWithout(flags, false)) return undefined
+    let counts: {verified: number; notChecked: number; refused: number} | undefined
+    let policy: Awaited<ReturnType<typeof bundleImagePolicy>>
+    for (const bundle of bundles) {
+      // A bundle that cannot be opened is left to the catalog, which refuses it in its own words (still before the port).
+      policy ??= await bundleImagePolicy(bundle, flags, flags['verify-images'], '--verify-images')
+      if (!policy) continue
+      const checked = await checkBundleImages(bundle, policy, {nothing: 'nothing was served', log: (line) => log.event('info', `${bundle}: ${line}`)})
+      if (!checked) continue
+      if (checked.refusal) throw checked.refusal
+      const {verified, notChecked, refused} = checked.report
+      counts = {verified: (counts?.verified ?? 0) + verified, notChecked: (counts?.notChecked ?? 0) + notChecked, refused: (counts?.refused ?? 0) + refused}
+    }
+    return counts
   }
 }

@@ -55,8 +55,11 @@ export interface ImageSource {
    * tags (issue 19). Omitted by sources that hold no artifacts.
    */
   findTagged?(ref: Reference, tag: string): Promise<RawManifest | undefined>
-  /** The OCI 1.1 referrers of `digest` (the referrers API, else the referrers tag schema); [] when there are none. */
-  referrers?(ref: Reference, digest: Digest): Promise<Descriptor[]>
+  /**
+   * The OCI 1.1 referrers of `digest` (the referrers API, else the referrers tag schema); [] when there are none.
+   * `warn`: told when a bound on the list's pages or length cut it short (what was read is returned).
+   */
+  referrers?(ref: Reference, digest: Digest, warn?: (message: string) => void): Promise<Descriptor[]>
 }
 
 /** One named image of a source with its manifest tree read and checked. */

@@ -18,7 +18,10 @@ import type {Descriptor, ImageIndex, RawManifest} from '../oci/types.js'
 import type {RegistryClient} from './client.js'
 import {pullScope} from './endpoints.js'
 import {isTransientRegistryError, statusError} from './errors.js'
+import {header} from './http.js'
 import {readLimited} from './manifest-response.js'
+import {nextLink} from './tags.js'
+import type {TransportResponse} from './transport.js'
 import {endpointRepository, pullEndpoints, upstreamEndpoint, type Endpoint} from './mirrors.js'
 
 /** Referrers indexes are manifests: the same bound. */
@@ -65,17 +68,67 @@ async function tagExists(client: RegistryClient, ep: Endpoint, ref: Reference): 
   return true
 }
 
-/** The referrers API's answer on one endpoint: the descriptors, or 'unsupported' for a registry without the API. */
-async function referrersApi(client: RegistryClient, ep: Endpoint, ref: Reference, digest: Digest): Promise<Descriptor[] | 'unsupported'> {
+/**
+ * Bounds on one digest's referrers: a registry may page the list (`Link: <…>; rel="next"`, as tags/list), and a
+ * hostile or broken one could loop its links or list without end. Each referrer is a manifest to read and carry, so
+ * past these what was read is kept and the operator told (a truncated list can only make a policy check refuse).
+ */
+export const REFERRER_LIMITS = {pages: 50, descriptors: 1000}
+
+/** Where a referrers lookup tells the operator that a bound cut a list short (create: the plan's warnings). */
+export type Warn = (message: string) => void
+
+/**
+ * The referrers API's answer on one endpoint: the descriptors of every page (each digest once, within
+ * REFERRER_LIMITS), or 'unsupported' for a registry without the API. `firstPageOnly`: push only asks whether the API
+ * is there.
+ */
+async function referrersApi(client: RegistryClient, ep: Endpoint, ref: Reference, digest: Digest, options: {warn?: Warn; firstPageOnly?: boolean} = {}): Promise<Descriptor[] | 'unsupported'> {
   const repo = endpointRepository(ep, ref.repository)
   const what = `referrers of ${repositoryName(ref)}@${digest}`
-  const res = await client.http.request({endpoint: ep, method: 'GET', path: `${repo}/referrers/${digest}`, headers: {accept: MediaType.OciIndex}, scopes: [pullScope(repo)]})
-  if (NO_REFERRERS_API.has(res.status)) {
-    await res.body.dump()
-    return 'unsupported'
+  let url: URL | undefined = new URL(`${repo}/referrers/${digest}`, await client.http.baseUrl(ep))
+  const seen = new Set<string>()
+  const byDigest = new Map<string, Descriptor>()
+  for (let page = 1; url; page++) {
+    if (page > REFERRER_LIMITS.pages) {
+      options.warn?.(`${what} from ${ep.label}: the list goes on past ${REFERRER_LIMITS.pages} pages; kept the ${byDigest.size} referrers of those (a list this long is unusual: check the registry)`)
+      break
+    }
+    seen.add(url.href)
+    const res: TransportResponse = await client.http.request({endpoint: ep, method: 'GET', url, headers: {accept: MediaType.OciIndex}, scopes: [pullScope(repo)]})
+    if (page === 1 && NO_REFERRERS_API.has(res.status)) {
+      await res.body.dump()
+      return 'unsupported'
+    }
+    if (res.status !== 200) {
+      const error = await statusError(ep, res, page === 1 ? what : `${what} (page ${page})`)
+      // A later page gone is a broken list, not "no referrers" (which would drop the pages read): say so.
+      if (page > 1) throw new KubeferryError('REGISTRY_ERROR', error.message, {hint: 'the registry broke off its referrers list; retry, or pass --no-signatures to build without the artifacts', cause: error})
+      throw error
+    }
+    const listed = listedReferrers(await readLimited(res, MAX_REFERRERS_BYTES, what), `${what} from ${ep.label}`)
+    if (options.firstPageOnly) return listed
+    if (!keepWithin(byDigest, listed, (n) => options.warn?.(`${what} from ${ep.label}: more than ${REFERRER_LIMITS.descriptors} referrers listed; kept the first ${n} (a list this long is unusual: check the registry)`))) break
+    url = nextLink(header(res, 'link'), res.url)
+    if (url && seen.has(url.href)) {
+      options.warn?.(`${what} from ${ep.label}: its next-page link leads back to a page already read (${url.pathname}${url.search}); stopped there with ${byDigest.size} referrers`)
+      break
+    }
   }
-  if (res.status !== 200) throw await statusError(ep, res, what)
-  return listedReferrers(await readLimited(res, MAX_REFERRERS_BYTES, what), `${what} from ${ep.label}`)
+  return [...byDigest.values()]
+}
+
+/** Add `listed` to `kept` (each digest once) up to REFERRER_LIMITS.descriptors; false (after `full`) when the bound cut it. */
+function keepWithin(kept: Map<string, Descriptor>, listed: Descriptor[], full: (kept: number) => void): boolean {
+  for (const desc of listed) {
+    if (kept.has(desc.digest)) continue
+    if (kept.size >= REFERRER_LIMITS.descriptors) {
+      full(kept.size)
+      return false
+    }
+    kept.set(desc.digest, desc)
+  }
+  return true
 }
 
 /** The descriptors of a referrers index (the API's answer or the tag schema's index), each checked. */
@@ -95,14 +148,17 @@ function listedReferrers(bytes: Buffer, what: string): Descriptor[] {
 }
 
 /** The OCI 1.1 referrers of `digest`: the referrers API where the registry has one, else the referrers tag schema. */
-export async function findReferrers(client: RegistryClient, ref: Reference, digest: Digest): Promise<Descriptor[]> {
+export async function findReferrers(client: RegistryClient, ref: Reference, digest: Digest, warn?: Warn): Promise<Descriptor[]> {
   if (!isDigest(digest)) throw new KubeferryError('INTERNAL', `referrers of ${formatReference(ref)}: ${digest} is not a digest`)
-  const answer = await firstAnswer(client, ref, (ep) => referrersApi(client, ep, ref, digest))
+  const answer = await firstAnswer(client, ref, (ep) => referrersApi(client, ep, ref, digest, {warn}))
   if (answer !== undefined && answer !== 'unsupported') return answer
   const index = await findTagged(client, ref, digestTag(digest))
   // A tag of that name holding something other than an index is not the tag schema's: no referrers.
   if (!index || !isIndexMediaType(index.mediaType)) return []
-  return listedReferrers(index.bytes, `referrers tag ${digestTag(digest)} of ${repositoryName(ref)}`)
+  const what = `referrers tag ${digestTag(digest)} of ${repositoryName(ref)}`
+  const kept = new Map<string, Descriptor>()
+  keepWithin(kept, listedReferrers(index.bytes, what), (n) => warn?.(`${what}: more than ${REFERRER_LIMITS.descriptors} referrers listed; kept the first ${n} (a list this long is unusual: check the registry)`))
+  return [...kept.values()]
 }
 
 /**
@@ -112,7 +168,7 @@ export async function findReferrers(client: RegistryClient, ref: Reference, dige
  */
 export async function addReferrer(client: RegistryClient, repo: Reference, subject: Digest, desc: Descriptor): Promise<'api' | 'tag' | 'present'> {
   const ep = upstreamEndpoint(repo.registry)
-  if ((await referrersApi(client, ep, repo, subject)) !== 'unsupported') return 'api'
+  if ((await referrersApi(client, ep, repo, subject, {firstPageOnly: true})) !== 'unsupported') return 'api'
   const tagged: Reference = {registry: repo.registry, repository: repo.repository, tag: digestTag(subject)}
   let listed: Descriptor[] = []
   try {

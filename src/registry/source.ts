@@ -22,8 +22,8 @@ export class RegistrySource implements ImageSource {
     return findTagged(this.client, ref, tag)
   }
 
-  referrers(ref: Reference, digest: Digest): Promise<Descriptor[]> {
-    return findReferrers(this.client, ref, digest)
+  referrers(ref: Reference, digest: Digest, warn?: (message: string) => void): Promise<Descriptor[]> {
+    return findReferrers(this.client, ref, digest, warn)
   }
 
   /** By `digest` when given (in `ref`'s repository), else what `ref` names. A registry without it throws NOT_FOUND. */

@@ -63,7 +63,7 @@ export function makeSigner(identity?: string): Signer {
 const sha = (bytes: Buffer): Digest => `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value))
 
-interface Layer {
+export interface Layer {
   mediaType: string
   bytes: Buffer
   annotations?: Record<string, string>
@@ -87,7 +87,7 @@ export function cosignTag(subject: string, suffix: string): string {
   return `sha256-${subject.slice('sha256:'.length)}${suffix ? `.${suffix}` : ''}`
 }
 
-async function pushManifest(client: RegistryClient, repo: Reference, where: string, config: Layer, layers: Layer[], extra: Record<string, unknown> = {}): Promise<{digest: Digest; size: number; bytes: Buffer; blobs: Digest[]}> {
+export async function pushManifest(client: RegistryClient, repo: Reference, where: string, config: Layer, layers: Layer[], extra: Record<string, unknown> = {}): Promise<{digest: Digest; size: number; bytes: Buffer; blobs: Digest[]}> {
   const blobs = [config, ...layers]
   for (const blob of blobs) {
     const digest = sha(blob.bytes)
@@ -101,7 +101,7 @@ async function pushManifest(client: RegistryClient, repo: Reference, where: stri
 }
 
 /** cosign's config for a signature image: one diff_id per layer. */
-function cosignConfig(layers: Layer[]): Layer {
+export function cosignConfig(layers: Layer[]): Layer {
   return {mediaType: OCI_CONFIG, bytes: json({architecture: '', config: {}, created: '0001-01-01T00:00:00Z', history: [{created: '0001-01-01T00:00:00Z'}], os: '', rootfs: {type: 'layers', diff_ids: layers.map((l) => sha(l.bytes))}})}
 }
 
@@ -150,7 +150,7 @@ export async function pushAttestation(client: RegistryClient, repo: Reference, s
   return {kind: 'attestation', subject, tag, digest: pushed.digest, size: pushed.size, mediaType: OCI_MANIFEST, blobs: pushed.blobs}
 }
 
-function spdxDocument(name: string, subject: string): Buffer {
+export function spdxDocument(name: string, subject: string): Buffer {
   return json({spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name, documentNamespace: `https://kubeferry.test/spdx/${subject.slice(7, 23)}`, creationInfo: {created: '2024-01-01T00:00:00Z', creators: ['Tool: kubeferry-test']}, packages: [{SPDXID: 'SPDXRef-Package-busybox', name: 'busybox', versionInfo: '1.36.1', downloadLocation: 'NOASSERTION'}]})
 }
 

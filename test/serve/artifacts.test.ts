@@ -53,7 +53,7 @@ peerTest('serve: cosign tags with upstream digests (skopeo), the referrers API w
     // not execFileSync: the server runs in this process and must go on answering
     const raw = await new Promise<Buffer>((resolve, reject) => execFile('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${repo}${a.tag ? `:${a.tag}` : `@${a.digest}`}`], {encoding: 'buffer'}, (error, stdout) => (error ? reject(error) : resolve(stdout))))
     t.is(sha(raw), a.digest, `${a.kind}`)
-    for (const blob of [a.config, ...a.layers]) t.is((await fetch(`${server.url}/v2/${image.repository}/blobs/${blob.digest}`)).status, 200)
+    for (const blob of [a.config!, ...a.layers!]) t.is((await fetch(`${server.url}/v2/${image.repository}/blobs/${blob.digest}`)).status, 200)
   }
   const referrer = image.artifacts!.find((a) => a.kind === 'referrer')!
   const res = await fetch(`${server.url}/v2/${image.repository}/referrers/${image.digest}`)

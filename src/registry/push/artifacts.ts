@@ -13,10 +13,9 @@ import type {Readable} from 'node:stream'
 import {describeError, KubeferryError} from '../../oci/errors.js'
 import type {Reference} from '../../oci/reference.js'
 import type {ImageSource} from '../../oci/source.js'
-import type {BundleArtifact, BundleMetadata} from '../../bundle/layout.js'
+import type {BundleArtifact, BundleArtifactManifest, BundleMetadata} from '../../bundle/layout.js'
 import {mapLimit} from '../../util/async.js'
 import type {AddReferrer, ArtifactPushReport, PushRegistry, PushReport} from './types.js'
-
 
 export interface ArtifactPushContext {
   registry: PushRegistry
@@ -30,6 +29,21 @@ export interface ArtifactPushContext {
   dryRun?: boolean
 }
 
+
+/**
+ * Each blob or child manifest goes up once per repository, whatever artifacts share it (the empty config of every OCI
+ * 1.1 referrer, an SBOM both tagged and referred): distribution's filesystem driver races when the same blob is
+ * committed twice at once, and a manifest PUT beside it then fails (seen as DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN).
+ */
+type Once = Map<string, Promise<void>>
+function once(placed: Once, key: string, put: () => Promise<void>): Promise<void> {
+  let done = placed.get(key)
+  if (!done) {
+    done = put()
+    placed.set(key, done)
+  }
+  return done
+}
 
 interface Job {
   image: string
@@ -56,9 +70,10 @@ export async function pushArtifacts(ctx: ArtifactPushContext, meta: BundleMetada
   }
   if (jobs.length === 0) return undefined
   const out: ArtifactPushReport = {pushed: 0, present: 0, skipped: []}
+  const placed: Once = new Map()
   await mapLimit(jobs, ctx.concurrency, async (job) => {
     try {
-      await pushOne(ctx, source, job, out)
+      await pushOne(ctx, source, job, out, placed)
     } catch (error) {
       const e = error instanceof KubeferryError ? error : new KubeferryError('INTERNAL', describeError(error))
       throw new KubeferryError(e.code, `${job.image}: pushing its ${job.artifact.kind} ${job.artifact.tag ?? job.artifact.digest} to ${job.repo.registry}/${job.repo.repository}: ${e.message}`, {hint: `${e.hint ? `${e.hint}; ` : ''}the images are pushed; rerun the same command to push the artifacts`, cause: error, exitCode: e.exitCode})
@@ -67,7 +82,7 @@ export async function pushArtifacts(ctx: ArtifactPushContext, meta: BundleMetada
   return out
 }
 
-async function pushOne(ctx: ArtifactPushContext, source: ImageSource, job: Job, out: ArtifactPushReport): Promise<void> {
+async function pushOne(ctx: ArtifactPushContext, source: ImageSource, job: Job, out: ArtifactPushReport, placed: Once): Promise<void> {
   const {repo, artifact: a} = job
   const where = `${repo.registry}/${repo.repository}${a.tag ? `:${a.tag}` : `@${a.digest}`}`
   if (!job.held.has(a.subject)) {
@@ -86,15 +101,29 @@ async function pushOne(ctx: ArtifactPushContext, source: ImageSource, job: Job, 
     return
   }
   if (existing?.digest !== a.digest) {
-    for (const blob of [a.config, ...a.layers]) {
-      if (await ctx.registry.blobExists(repo, blob.digest)) continue
-      await ctx.registry.uploadBlob(repo, blob, async () => (await source.blob(job.from, blob)) as Readable)
+    // An index-type artifact: the manifests under it first, each after its blobs, deepest first (bundle.json lists
+    // parents before children), by digest; then the root under its tag or digest. Bytes as carried: digests unchanged.
+    for (const part of [...(a.manifests ?? [])].reverse()) {
+      await once(placed, `${repo.repository}@${part.digest}`, async () => {
+        if (!(await ctx.registry.headManifest({...repo, digest: part.digest}))) await putCarried(ctx, source, job, part, part.digest, placed)
+      })
     }
-    const raw = await source.manifest(job.from, a.digest)
-    if (!raw) throw new KubeferryError('BUNDLE_INVALID', `the bundle lacks its manifest ${a.digest}`, {hint: 'run `kubeferry verify` on the bundle'})
-    await ctx.registry.putManifest(repo, a.tag ?? a.digest, {bytes: raw.bytes, digest: a.digest, mediaType: a.mediaType})
+    await putCarried(ctx, source, job, a, a.tag ?? a.digest, placed)
   }
   const listed = a.kind === 'referrer' && ctx.addReferrer ? await ctx.addReferrer(repo, a.subject, {mediaType: a.mediaType, digest: a.digest, size: a.size, ...(a.artifactType ? {artifactType: a.artifactType} : {})}) : 'present'
   if (existing?.digest === a.digest && listed !== 'tag') out.present++
   else out.pushed++
+}
+
+/** One carried manifest into `job.repo` under `where` (a tag or its digest), after its config and layers. */
+async function putCarried(ctx: ArtifactPushContext, source: ImageSource, job: Job, m: BundleArtifactManifest, where: string, placed: Once): Promise<void> {
+  const {repo} = job
+  for (const blob of m.config ? [m.config, ...(m.layers ?? [])] : []) {
+    await once(placed, `${repo.repository}@${blob.digest}`, async () => {
+      if (!(await ctx.registry.blobExists(repo, blob.digest))) await ctx.registry.uploadBlob(repo, blob, async () => (await source.blob(job.from, blob)) as Readable)
+    })
+  }
+  const raw = await source.manifest(job.from, m.digest)
+  if (!raw) throw new KubeferryError('BUNDLE_INVALID', `the bundle lacks its manifest ${m.digest}`, {hint: 'run `kubeferry verify` on the bundle'})
+  await ctx.registry.putManifest(repo, where, {bytes: raw.bytes, digest: m.digest, mediaType: m.mediaType})
 }
