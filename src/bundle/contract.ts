@@ -192,7 +192,7 @@ export function reliedOn(meta: Pick<BundleMetadata, 'delta'>): Map<Digest, numbe
 
 /**
  * The blobs the bundle of `meta` carries: what its images name (index, manifests, configs, layers, and their
- * artifacts'), each once, less what a delta relies on.
+ * artifacts'), and a carried trusted root, each once, less what a delta relies on.
  */
 export function blobsOf(meta: BundleMetadata): ContractBlob[] {
   const relied = reliedOn(meta)
@@ -207,6 +207,8 @@ export function blobsOf(meta: BundleMetadata): ContractBlob[] {
     // The publishers' artifacts (layout.ts BundleArtifact): blobs like any other, named by bundle.json only.
     for (const a of image.artifacts ?? []) for (const blob of [a, a.config, ...a.layers]) blobs.set(blob.digest, blob.size)
   }
+  // create --trusted-root: the Sigstore trusted root, a blob named by bundle.json only (absent otherwise).
+  if (meta.trustedRoot) blobs.set(meta.trustedRoot.digest, meta.trustedRoot.size)
   return [...blobs].filter(([digest]) => !relied.has(digest)).map(([digest, size]) => ({digest, size}))
 }
 
