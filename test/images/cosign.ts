@@ -32,7 +32,7 @@ export const COSIGN = {
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
-const EMPTY = {mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}')}
+export const EMPTY = {mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}')}
 
 export interface Signer {
   key: KeyObject
@@ -63,7 +63,7 @@ export function makeSigner(identity?: string): Signer {
 const sha = (bytes: Buffer): Digest => `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value))
 
-interface Layer {
+export interface Layer {
   mediaType: string
   bytes: Buffer
   annotations?: Record<string, string>
@@ -87,7 +87,7 @@ export function cosignTag(subject: string, suffix: string): string {
   return `sha256-${subject.slice('sha256:'.length)}${suffix ? `.${suffix}` : ''}`
 }
 
-async function pushManifest(client: RegistryClient, repo: Reference, where: string, config: Layer, layers: Layer[], extra: Record<string, unknown> = {}): Promise<{digest: Digest; size: number; bytes: Buffer; blobs: Digest[]}> {
+export async function pushManifest(client: RegistryClient, repo: Reference, where: string, config: Layer, layers: Layer[], extra: Record<string, unknown> = {}): Promise<{digest: Digest; size: number; bytes: Buffer; blobs: Digest[]}> {
   const blobs = [config, ...layers]
   for (const blob of blobs) {
     const digest = sha(blob.bytes)
@@ -101,7 +101,7 @@ async function pushManifest(client: RegistryClient, repo: Reference, where: stri
 }
 
 /** cosign's config for a signature image: one diff_id per layer. */
-function cosignConfig(layers: Layer[]): Layer {
+export function cosignConfig(layers: Layer[]): Layer {
   return {mediaType: OCI_CONFIG, bytes: json({architecture: '', config: {}, created: '0001-01-01T00:00:00Z', history: [{created: '0001-01-01T00:00:00Z'}], os: '', rootfs: {type: 'layers', diff_ids: layers.map((l) => sha(l.bytes))}})}
 }
 
@@ -171,17 +171,22 @@ export async function pushReferrer(client: RegistryClient, repo: Reference, subj
   const artifactType = 'application/spdx+json'
   const layers: Layer[] = [{mediaType: artifactType, bytes: spdxDocument(`${repo.repository} (referrer)`, subject.digest), annotations: {'org.opencontainers.image.title': 'sbom.spdx.json'}}]
   const pushed = await pushManifest(client, repo, 'digest', EMPTY, layers, {artifactType, subject: {mediaType: subject.mediaType, digest: subject.digest, size: subject.size}})
-  const tag = cosignTag(subject.digest, '')
+  const tag = await listReferrer(client, repo, subject.digest, {mediaType: OCI_MANIFEST, digest: pushed.digest, size: pushed.size, artifactType})
+  return {kind: 'referrer', subject: subject.digest, tag, digest: pushed.digest, size: pushed.size, mediaType: OCI_MANIFEST, artifactType, blobs: pushed.blobs}
+}
+
+/** Add a referrer to the referrers tag schema index of `subject` (what a client does without the referrers API). */
+export async function listReferrer(client: RegistryClient, repo: Reference, subject: Digest, entry: {mediaType: string; digest: Digest; size: number; artifactType: string}): Promise<string> {
+  const tag = cosignTag(subject, '')
   let listed: Array<{digest: string}> = []
   try {
     listed = (JSON.parse((await client.getManifest({...repo, tag})).raw.bytes.toString('utf8')) as {manifests: Array<{digest: string}>}).manifests
   } catch {
     listed = [] // no referrers yet: the tag does not exist
   }
-  const entry = {mediaType: OCI_MANIFEST, digest: pushed.digest, size: pushed.size, artifactType}
-  const index = json({schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...listed.filter((d) => d.digest !== pushed.digest), entry]})
+  const index = json({schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...listed.filter((d) => d.digest !== entry.digest), entry]})
   await client.putManifest(repo, tag, {bytes: index, digest: sha(index), mediaType: OCI_INDEX})
-  return {kind: 'referrer', subject: subject.digest, tag, digest: pushed.digest, size: pushed.size, mediaType: OCI_MANIFEST, artifactType, blobs: pushed.blobs}
+  return tag
 }
 
 /**
