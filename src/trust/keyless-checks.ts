@@ -31,6 +31,8 @@ export interface KeylessContext {
   verifier?: () => Promise<KeylessVerifier>
 }
 
+/** Not worth checking (nor loading @sigstore for): no keyless identity would be accepted. */
+const NO_IDENTITY = (named: string): string => `keyless signature by ${named}, but the policy allows no keyless identity for this image (keys only)`
 const NO_ROOT = 'keyless, not checked: no trusted root (build the bundle with create --trusted-root FILE, or give --trusted-root FILE)'
 
 /** Read a small layer (payload or bundle), at most `max` bytes, verified by digest as it flows. */
@@ -51,6 +53,7 @@ export async function checkLegacyKeyless(base: Omit<SignatureCheck, 'outcome'>, 
   const named = certificateIdentity(annotations[COSIGN_CERTIFICATE_ANNOTATION]!)
   if (!ctx.verifier) return {...base, outcome: 'keyless', identity: named, reason: NO_ROOT}
   const refused = (reason: string): SignatureCheck => ({...base, outcome: 'refused', identity: named, reason})
+  if (ctx.identities.length === 0) return refused(NO_IDENTITY(named))
   let payload: Buffer
   try {
     payload = await read(layer, maxPayload)
@@ -128,6 +131,10 @@ export async function checkBundleReferrer(source: SignatureSource, artifact: Bun
     }
     if (!ctx.verifier) {
       out.push({...base, outcome: 'keyless', identity: named, reason: NO_ROOT})
+      continue
+    }
+    if (ctx.identities.length === 0) {
+      out.push(refused(NO_IDENTITY(named), named))
       continue
     }
     const signed = signedDigestOf(json)
