@@ -127,24 +127,33 @@ export async function keylessBundle(authority: KeylessAuthority, who: KeylessIde
   const signature = sign('sha256', pae(payloadType, statement), key)
   const envelope = {payload: b64(statement), payloadType, signatures: [{sig: b64(signature), keyid: ''}]}
   const entry = await logEntry(authority, {apiVersion: '0.0.1', kind: 'dsse', spec: {envelopeHash: {algorithm: 'sha256', value: sha256(JSON.stringify(envelope)).toString('hex')}, payloadHash: {algorithm: 'sha256', value: sha256(statement).toString('hex')}, signatures: [{signature: b64(signature), verifier: b64(Buffer.from(pem(certificate)))}]}})
-  const proof = entry.verification.inclusionProof
   const stored = variant.tamper ? {...envelope, payload: b64(Buffer.from(statement.toString().replace(name, `${name}-tampered`)))} : envelope
+  return {mediaType: BUNDLE_MEDIA_TYPE, verificationMaterial: verificationMaterial(certificate, entry, 'dsse'), dsseEnvelope: stored}
+}
+
+/** A Sigstore bundle v0.3 with a message signature over `artifact` (e.g. a manifest's own bytes) by `who`. */
+export async function messageSignatureBundle(authority: KeylessAuthority, who: KeylessIdentity, artifact: Buffer): Promise<Record<string, unknown>> {
+  const {key, certificate} = await certify(authority, who)
+  const signature = sign('sha256', artifact, key)
+  const entry = await logEntry(authority, {apiVersion: '0.0.1', kind: 'hashedrekord', spec: {data: {hash: {algorithm: 'sha256', value: sha256(artifact).toString('hex')}}, signature: {content: b64(signature), publicKey: {content: b64(Buffer.from(pem(certificate)))}}}})
+  return {mediaType: BUNDLE_MEDIA_TYPE, verificationMaterial: verificationMaterial(certificate, entry, 'hashedrekord'), messageSignature: {messageDigest: {algorithm: 'SHA2_256', digest: b64(sha256(artifact))}, signature: b64(signature)}}
+}
+
+/** A v0.3 bundle's verification material: the leaf certificate and the log entry with its promise and proof. */
+function verificationMaterial(certificate: ArrayBufferView, entry: Awaited<ReturnType<typeof logEntry>>, kind: string): Record<string, unknown> {
+  const proof = entry.verification.inclusionProof
   return {
-    mediaType: BUNDLE_MEDIA_TYPE,
-    verificationMaterial: {
-      certificate: {rawBytes: b64(certificate)},
-      tlogEntries: [{
-        logIndex: String(entry.logIndex),
-        logId: {keyId: b64(Buffer.from(entry.logID, 'hex'))},
-        kindVersion: {kind: 'dsse', version: '0.0.1'},
-        integratedTime: String(entry.integratedTime),
-        inclusionPromise: {signedEntryTimestamp: entry.verification.signedEntryTimestamp},
-        inclusionProof: {logIndex: String(proof.logIndex), rootHash: b64(Buffer.from(proof.rootHash, 'hex')), treeSize: String(proof.treeSize), hashes: proof.hashes, checkpoint: {envelope: proof.checkpoint}},
-        canonicalizedBody: entry.body,
-      }],
-      timestampVerificationData: {rfc3161Timestamps: []},
-    },
-    dsseEnvelope: stored,
+    certificate: {rawBytes: b64(certificate)},
+    tlogEntries: [{
+      logIndex: String(entry.logIndex),
+      logId: {keyId: b64(Buffer.from(entry.logID, 'hex'))},
+      kindVersion: {kind, version: '0.0.1'},
+      integratedTime: String(entry.integratedTime),
+      inclusionPromise: {signedEntryTimestamp: entry.verification.signedEntryTimestamp},
+      inclusionProof: {logIndex: String(proof.logIndex), rootHash: b64(Buffer.from(proof.rootHash, 'hex')), treeSize: String(proof.treeSize), hashes: proof.hashes, checkpoint: {envelope: proof.checkpoint}},
+      canonicalizedBody: entry.body,
+    }],
+    timestampVerificationData: {rfc3161Timestamps: []},
   }
 }
 

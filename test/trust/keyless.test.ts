@@ -77,3 +77,28 @@ test('a trusted root file that is not one is refused, naming the file', async (t
     await rm(dir, {recursive: true, force: true})
   }
 })
+
+test('a Sigstore bundle referrer with a message signature over the manifest itself: verified for that manifest, refused for another', async (t) => {
+  const {checkBundleReferrer} = await import('../../src/trust/keyless-checks.js')
+  const {messageSignatureBundle} = await import('../images/keyless.js')
+  const {createHash} = await import('node:crypto')
+  const authority = await makeKeylessAuthority()
+  const verifier = keylessVerifier(rootOf(authority.trustedRoot))
+  const manifest = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}')
+  const subject = `sha256:${createHash('sha256').update(manifest).digest('hex')}` as Digest
+  const bundle = Buffer.from(JSON.stringify(await messageSignatureBundle(authority, who, manifest)))
+  const layer = {mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', digest: `sha256:${createHash('sha256').update(bundle).digest('hex')}` as Digest, size: bundle.length}
+  const source = {manifest: async (d: Digest) => (d === subject ? manifest : undefined), blob: async () => {
+    throw new Error('not read')
+  }}
+  const artifact = (about: Digest) => ({kind: 'referrer' as const, subject: about, digest: `sha256:${'cd'.repeat(32)}` as Digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, config: layer, layers: [layer]})
+  const ctx = {identities: [who], verifier: async () => verifier}
+  const [ok] = await checkBundleReferrer(source, artifact(subject), [layer], async () => bundle, ctx)
+  t.is(ok.outcome, 'verified', ok.reason)
+  t.deepEqual([ok.identity, ok.issuer], [who.subject, who.issuer])
+  const [other] = await checkBundleReferrer(source, artifact(digest), [layer], async () => bundle, ctx)
+  t.is(other.outcome, 'refused')
+  t.true(other.reason!.includes(`but for another digest: its payload names ${subject}, the signature is carried for ${digest}`), other.reason)
+  const [notChecked] = await checkBundleReferrer(source, artifact(subject), [layer], async () => bundle, {identities: [who]})
+  t.deepEqual([notChecked.outcome, notChecked.identity], ['keyless', who.subject])
+})
