@@ -187,7 +187,7 @@ peerTest('inspect shows per image what is carried and who signed (key; the keyle
   t.notRegex(plain.stdout, /signatures, attestations/)
 })
 
-peerTest('verify names a missing artifact blob', ['registries'], async (t) => {
+peerTest('verify names a missing artifact blob, and a missing trusted root', ['registries'], async (t) => {
   const s = ready(t)
   if (!s) return
   const broken = join(work, 'broken.tar')
@@ -199,6 +199,15 @@ peerTest('verify names a missing artifact blob', ['registries'], async (t) => {
   t.not(r.code, 0)
   const problems = (JSON.parse(r.stdout) as {problems: Array<{kind: string; message: string}>}).problems
   t.true(problems.some((p) => p.kind === 'MISSING' && p.message.includes('attestation') && p.message.includes(layer)), JSON.stringify(problems))
+  // and the carried trusted root
+  const noRoot = join(work, 'no-root.tar')
+  execFileSync('cp', [withArtifacts, noRoot])
+  const root = metadata(withArtifacts).trustedRoot!.digest
+  execFileSync('tar', ['--delete', '-f', noRoot, `blobs/sha256/${root.slice(7)}`])
+  const r2 = await runCli(['verify', noRoot, '--json'])
+  t.not(r2.code, 0)
+  const problems2 = (JSON.parse(r2.stdout) as {problems: Array<{kind: string; message: string}>}).problems
+  t.true(problems2.some((p) => p.kind === 'MISSING' && p.message === `the trusted root ${root} that bundle.json names is missing`), JSON.stringify(problems2))
 })
 
 peerTest('install.sh (dash) and kubeferry load import a bundle with artifacts as the one without: same names and digests', ['registries', 'containerd'], async (t, peers) => {
