@@ -182,6 +182,9 @@ peerTest('the trusted root is a blob bundle.json names, outside index.json and m
   t.false('trustedRoot' in metadata(noRoot))
   const full = await runCli(['verify', good])
   t.is(full.code, 0, full.stderr)
+  const inspected = await runCli(['inspect', good, '--json'])
+  t.deepEqual((JSON.parse(inspected.stdout) as {trustedRoot?: unknown}).trustedRoot, meta.trustedRoot)
+  t.regex((await runCli(['inspect', good])).stdout, new RegExp(`Sigstore trusted root carried \\(${meta.trustedRoot!.digest}\\)`))
 })
 
 peerTest('create --verify-signatures --trusted-root refuses a tampered keyless signature before the bundle is written; passes the good ones', ['registries'], async (t) => {
