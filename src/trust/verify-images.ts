@@ -18,7 +18,7 @@ import type {BundlePlan} from '../bundle/plan.js'
 import {checkSignatures, type SignatureCheck, type SignatureSource} from './cosign.js'
 import {describeIdentity, entryFor, identityAllowed, type ImagePolicy, type ImagePolicyEntry} from './image-policy.js'
 import type {KeylessVerifier} from './keyless.js'
-import {parseTrustedRoot, type TrustedRootFile} from './trusted-root.js'
+import {MAX_TRUSTED_ROOT_BYTES, parseTrustedRoot, type TrustedRootFile} from './trusted-root.js'
 
 export interface ImageVerdict {
   name: string
@@ -60,7 +60,7 @@ function verdictOf(image: BundleImage, entry: ImagePolicyEntry, checks: Signatur
     const claims = (n: string): boolean => entry.keyless.some((i) => identityAllowed([i], {subject: n, issuer: i.issuer}))
     const claiming = keyless.filter((c) => names(c.identity).some(claims))
     if (claiming.length > 0) return {status: 'not-checked', reason: `keyless, no trusted root: ${claiming.length} keyless signature(s) by ${[...new Set(claiming.map((c) => c.identity))].join(', ')} carried, not checked (give --trusted-root FILE, or build the bundle with create --trusted-root FILE)`}
-    if (keyless.length > 0 && claiming.length === 0) return {status: 'refused', reason: `its keyless signatures name ${[...new Set(keyless.map((c) => c.identity))].join(', ')}, not an identity the policy allows (${allowed.join(' or ')})`}
+    if (keyless.length > 0) return {status: 'refused', reason: `its keyless signatures name ${[...new Set(keyless.map((c) => c.identity))].join(', ')}, not an identity the policy allows (${allowed.join(' or ')})`}
     return {status: 'refused', reason: checks.length === 0 ? `no signature carried (the policy requires a keyless signature by ${allowed.join(' or ')})` : `no valid keyless signature by ${allowed.join(' or ')}: ${checks.map(describe).join('; ')}`}
   }
   if (checks.length === 0) return {status: 'refused', reason: 'no signature carried (a cosign .sig of the image or each of its platforms)'}
@@ -110,7 +110,7 @@ export async function verifyBundleImages(path: string, policy: ImagePolicy): Pro
 async function carriedTrustedRoot(reader: BundleReader, desc: {digest: Digest; size: number} | undefined): Promise<TrustedRootFile | undefined> {
   if (!desc) return undefined
   const origin = `carried in the bundle (${desc.digest})`
-  if (typeof desc.size !== 'number' || desc.size > 1024 * 1024) throw new KubeferryError('BUNDLE_INVALID', `the trusted root ${origin} is recorded as ${desc.size} bytes, not a trusted root`, {hint: 'the bundle\'s bundle.json was altered; give --trusted-root FILE, or build the bundle again'})
+  if (typeof desc.size !== 'number' || desc.size > MAX_TRUSTED_ROOT_BYTES) throw new KubeferryError('BUNDLE_INVALID', `the trusted root ${origin} is recorded as ${desc.size} bytes, not a trusted root`, {hint: 'the bundle\'s bundle.json was altered; give --trusted-root FILE, or build the bundle again'})
   const chunks: Buffer[] = []
   for await (const chunk of (await reader.openBlob(desc)) as AsyncIterable<Buffer>) chunks.push(chunk)
   return parseTrustedRoot(Buffer.concat(chunks), origin)
@@ -128,7 +128,7 @@ export function refusalOf(report: ImagesReport, nothing: string, exitCode = 1): 
   const refused = report.images.filter((i) => i.status === 'refused')
   if (refused.length === 0) return undefined
   return new KubeferryError('BUNDLE_INVALID', `${refused.length} image(s) refused by the image signature policy: ${refused.map((i) => `${i.name}@${i.digest}: ${i.reason}`).join(' | ')}; ${nothing}`, {
-    hint: 'an image whose signature does not hold is not what its publisher signed: do not use it. If the key is wrong, give the publisher\'s (--cosign-key FILE, or an --image-policy entry); if the signature is missing, build the bundle again without --no-signatures',
+    hint: 'an image whose signature does not hold is not what its publisher signed: do not use it. If the key is wrong, give the publisher\'s (--cosign-key FILE, or an --image-policy entry); for keyless signatures, the signer\'s identity and issuer in an --image-policy entry and the trusted root of the Sigstore instance that signed (--trusted-root FILE); if the signature is missing, build the bundle again without --no-signatures',
     exitCode,
   })
 }
