@@ -14,6 +14,7 @@ import {KubeferryError} from '../oci/errors.js'
 import {digestHex, sha256Digest, type Digest} from '../oci/digest.js'
 import {checksumLineLength, formatChecksums} from './checksums.js'
 import {dockerManifestBytes} from './docker-manifest.js'
+import {uniqueBlobs} from './image-blobs.js'
 import {fillInstallScript, type ListedEntry} from './install-template.js'
 import {
   blobPath,
@@ -196,20 +197,10 @@ export function reliedOn(meta: Pick<BundleMetadata, 'delta'>): Map<Digest, numbe
  */
 export function blobsOf(meta: BundleMetadata): ContractBlob[] {
   const relied = reliedOn(meta)
-  const blobs = new Map<Digest, number>()
-  for (const image of meta.images) {
-    blobs.set(image.digest, image.size)
-    for (const p of image.platforms) {
-      blobs.set(p.digest, p.size)
-      blobs.set(p.config.digest, p.config.size)
-      for (const layer of p.layers) blobs.set(layer.digest, layer.size)
-    }
-    // The publishers' artifacts (layout.ts BundleArtifact): blobs like any other, named by bundle.json only.
-    for (const a of image.artifacts ?? []) for (const blob of [a, a.config, ...a.layers]) blobs.set(blob.digest, blob.size)
-  }
+  const blobs = [...uniqueBlobs(meta.images, {artifacts: true}).values()].map(({digest, size}) => ({digest, size}))
   // create --trusted-root: the Sigstore trusted root, a blob named by bundle.json only (absent otherwise).
-  if (meta.trustedRoot) blobs.set(meta.trustedRoot.digest, meta.trustedRoot.size)
-  return [...blobs].filter(([digest]) => !relied.has(digest)).map(([digest, size]) => ({digest, size}))
+  if (meta.trustedRoot && !blobs.some((b) => b.digest === meta.trustedRoot!.digest)) blobs.push({digest: meta.trustedRoot.digest, size: meta.trustedRoot.size})
+  return blobs.filter((b) => !relied.has(b.digest))
 }
 
 /** Throws when the blobs the images name do not add up to `meta.blobs` (install.sh would refuse its own bundle). */

@@ -7,6 +7,7 @@ import {KubeferryError} from '../oci/errors.js'
 import {BUNDLE_SCHEMA_VERSION, type BundleDelta, type BundleMetadata} from './layout.js'
 import {reliedOn} from './contract.js'
 import {assertBundleValid} from './verify.js'
+import {uniqueBlobs} from './image-blobs.js'
 import {walkBundleImages} from './images.js'
 import {BundleReader} from './reader.js'
 import {BundleSource} from './source.js'
@@ -57,15 +58,7 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
   const walked = await walkBundleImages(source, meta)
   const carried = await Promise.all(walked.map(({image}) => inspectArtifacts(source.walkSource(), {...image, artifacts: meta.images.find((i) => i.name === image.name)?.artifacts})))
   const images: InspectedImage[] = walked.map(({image}, n) => {
-    const seen = new Set<string>([image.digest])
-    let size = image.size
-    for (const p of image.platforms) {
-      for (const d of [{digest: p.digest, size: p.size}, p.config, ...p.layers]) {
-        if (seen.has(d.digest)) continue
-        seen.add(d.digest)
-        size += d.size
-      }
-    }
+    const size = [...uniqueBlobs([image]).values()].reduce((n, b) => n + b.size, 0)
     return {
       name: image.name,
       digest: image.digest,

@@ -7,6 +7,7 @@ import {open, readFile} from 'node:fs/promises'
 import {basename} from 'node:path'
 import {checksumFileFor, reliedOn} from '../bundle/contract.js'
 import type {DeltaBase} from '../bundle/delta.js'
+import {uniqueBlobs} from '../bundle/image-blobs.js'
 import type {BundleMetadata} from '../bundle/layout.js'
 import {isPartedPath} from '../bundle/parts.js'
 import {parsePartPath} from '../bundle/parts-naming.js'
@@ -20,16 +21,7 @@ export type LockBlobs = (lock: Lockfile) => Promise<string[]>
 
 /** Every blob a bundle of `meta` names: what it carries and, for a delta, what it relied on (the site holds both). */
 function metadataBlobs(meta: BundleMetadata): string[] {
-  const out = new Set<string>(reliedOn(meta).keys())
-  for (const image of meta.images ?? []) {
-    out.add(image.digest)
-    for (const p of image.platforms ?? []) {
-      out.add(p.digest)
-      out.add(p.config.digest)
-      for (const layer of p.layers ?? []) out.add(layer.digest)
-    }
-  }
-  return [...out]
+  return [...new Set([...reliedOn(meta).keys(), ...uniqueBlobs(meta.images ?? []).keys()])]
 }
 
 function checkMetadata(data: unknown, path: string): BundleMetadata {

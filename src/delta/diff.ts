@@ -5,13 +5,10 @@
  * (kube-apiserver:v1.31.0 → v1.31.6).
  */
 import {isLayerMediaType} from '../bundle/delta.js'
+import type {Digest} from '../oci/digest.js'
+import {uniqueBlobs} from '../bundle/image-blobs.js'
 import type {BundleImage} from '../bundle/layout.js'
 import type {DiffSide} from './diff-side.js'
-
-interface BlobFacts {
-  size: number
-  mediaType: string
-}
 
 export interface Tally {
   count: number
@@ -44,21 +41,7 @@ export interface DiffReport {
   carry: {delta: number; full: number; saved: number}
 }
 
-/** Every blob of `images` once: indexes, platform manifests, configs and layers. */
-export function blobsOf(images: BundleImage[]): Map<string, BlobFacts> {
-  const out = new Map<string, BlobFacts>()
-  for (const image of images) {
-    out.set(image.digest, {size: image.size, mediaType: image.mediaType})
-    for (const p of image.platforms) {
-      out.set(p.digest, {size: p.size, mediaType: p.mediaType})
-      out.set(p.config.digest, {size: p.config.size, mediaType: p.config.mediaType})
-      for (const layer of p.layers) out.set(layer.digest, {size: layer.size, mediaType: layer.mediaType})
-    }
-  }
-  return out
-}
-
-function tally(blobs: Iterable<BlobFacts>): Tally {
+function tally(blobs: Iterable<{size: number}>): Tally {
   let count = 0
   let bytes = 0
   for (const b of blobs) {
@@ -96,11 +79,11 @@ function pair(olds: BundleImage[], news: BundleImage[]): Array<{old?: BundleImag
 }
 
 export function diffSides(old: DiffSide, next: DiffSide): DiffReport {
-  const oldBlobs = blobsOf(old.images)
-  const newBlobs = blobsOf(next.images)
-  const notInOld = (digest: string): boolean => !oldBlobs.has(digest)
+  const oldBlobs = uniqueBlobs(old.images)
+  const newBlobs = uniqueBlobs(next.images)
+  const notInOld = (digest: Digest): boolean => !oldBlobs.has(digest)
   const images: ImageChange[] = pair(old.images, next.images).map((p) => {
-    const newBytes = p.new ? [...blobsOf([p.new])].filter(([d]) => notInOld(d)).reduce((sum, [, b]) => sum + b.size, 0) : 0
+    const newBytes = p.new ? [...uniqueBlobs([p.new])].filter(([d]) => notInOld(d)).reduce((sum, [, b]) => sum + b.size, 0) : 0
     const change = !p.old ? 'added' : !p.new ? 'removed' : p.old.digest === p.new.digest && p.old.name === p.new.name ? 'unchanged' : 'changed'
     return {
       name: (p.new ?? p.old)!.name,

@@ -45,24 +45,24 @@ function entriesSha(meta: BundleMetadata): string {
 // Taken with the code before contract.ts (commit 7908cf7: install-script.ts's TEMPLATE, writer.ts's bundleEntries).
 const GOLDEN: Record<string, {script: string; listing: string; entries: string}> = {
   'good.tar': {
-    script: 'bd9f0d724bcfe16c6d701fdac2d5f915b651d4d865beed2bf79dbd373299fce4',
-    listing: '48eda1672af37453c2648db6e836cf28b5396ebcaa4af37f6731ff3a034135ef',
-    entries: 'ca277e0b2cc09376f1365eafa2539a5551a76c3183c1ed77d7b1ff60c92b7106',
+    script: 'dbb35586a21f026b4988bb4575438a6605091c2f6726991cd62d3ae918e37717',
+    listing: 'a97162c55937f532393ed47ba5920841d362169294f291707bd75a8393bcd15b',
+    entries: '53ac9ca79179ed044cdb8c8e669f65f7297fdd2830f19c28dd05da6801774421',
   },
   'hostile/base.tar': {
-    script: '30bb0064fd2cfd520ffe1141215c31fb9777e8da6109bed6038952f5acfb0437',
-    listing: 'b0d84b63cff8500a580fd2866aed684f91e2641247a0acbe2de05944a555b1da',
-    entries: 'cd87707d2b7d9d5fdaf4de96f4d44be8b4dc8d7424c197cfc23957ab9b001577',
+    script: 'de2ebba019af87095912392f09aa14e006dc63a19c1f048997bb5e6b542b4fdc',
+    listing: '6127e397ecc94dd060cf2862e4331645f53bae30970d5e44edb3a158dcba3602',
+    entries: '4c5e31ae18f69ab79901dfaf2b7f77baa51ec2786fd44878ad707458627b1cfb',
   },
   'demo-upstream.tar': {
-    script: 'f7981ccb700e1d9261a3c7f4aa18b2d8b868022e2ed47a971630e020bed3cd5d',
-    listing: 'b867814a5c3e36bdbd4fcf289c82c848bf667b1b625251d03af336cc83982036',
-    entries: '62ade0052b301abc3b358816eac5b752d008d33b34dbf2a411e210be182db1a0',
+    script: 'a283b5a37c237b7ba6e76b99badedcf5d8e21f5d600b958cf1a98a5bedf5312c',
+    listing: '27e81ff0305fe82dc8c59e3a1cffccfbe5a37709c0f2ced64dbfa71c19c051eb',
+    entries: 'b8aeddbcb6f2850d4ea1ee1c408309e32d59a4697a7bad8566ade8501d4af1fd',
   },
   'demo-upstream.tar+created': {
-    script: '713d245e7aaa6e10e21beb6b3e74e6412805d49bee56ab1b0fc531c2d61fdf74',
-    listing: '6ed4b67121ea4598b37cab10c34f2b4d7991590b7b0ef77d6b03e95f64e1faf3',
-    entries: 'dcc8c2ae3099e2d822522f19ff07858cfdc1d5097e8a2a038834e3d5cc56524b',
+    script: '161c374c04df2ae806660b54a3487b32719e6676b43c71f36c916743457029e2',
+    listing: '967dadfa675ad92d7157ea9c7c8163717fe618fa09b31666f9e2af818fa45751',
+    entries: '71f86bdbac77ff5b78cad37029dc643cb3df9c7333a7cd4ad5d1a54ca5a5c428',
   },
 }
 
@@ -81,19 +81,19 @@ for (const [name, golden] of Object.entries(GOLDEN)) {
 // the contract were compared on them.
 const MADE_GOLDEN: Array<[string, Parameters<typeof makeBundle>[1], {script: string; listing: string; entries: string}]> = [
   ['default', undefined, {
-    script: 'e7582d56c92374a772bea72d4bf739f0a4ca6f3c68954be280ed921bc881e496',
-    listing: 'bcc0036b2c4fe1c1671060175baa916d111193230ecdb73ba6e7b187a9e38ef4',
-    entries: '5d268e7c77a4b2014729ede5ee447e27494bfb9fe423b891cf5f3433df1ccefb',
+    script: 'cfced47a5190f909572ba1068d6993aa24274734778d6c74d4c13101420ffcf3',
+    listing: '9a8c8b7bdeb107170ac2c6d6e3d2c2267c059bf4a511596bc9286bc6e34c5724',
+    entries: '7d929c7c7c83d275b248bcd18e20cedde9940ed36dbdc89427ecd4f0b81b407f',
   }],
   ['one platform', {platforms: ['linux/arm64'], absentPlatforms: [], salt: 'x'}, {
-    script: '2d011b4a927e67416a9f6716a874379953f40aa5d3c2e9cf16bf5ea82ea3234b',
-    listing: '3cc9e788111731aa4ee91be5f84548745bf11c33c8f5082bfa4b81b63c28bb15',
-    entries: '6137d81249bb1c79bab3f19803c67537615356824a080a7264b316a736bbdc3b',
+    script: '59d353dd806dc7325c215e85a96a3bf8aaf2efe2b9eb5ed2efa30c8fcfaeaf53',
+    listing: 'e1e7576e015648a0fb5b13fc7297fc0f789799682c33b9e0f27c3f6208fda4ea',
+    entries: '712cc36c0e8cc1a3f813d965151b700467755fc8ea97ac89ffda956fb77cb535',
   }],
   ['three platforms', {platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'], layerSize: 700}, {
-    script: '4b5890f6387bdf77f483d88b7b048fd61b63b2f7e20fb261b2486b94ace6d074',
-    listing: '6a13627bbbbb517074dda213e214204ca558c23594b53f8db48ef9f94227ce45',
-    entries: '2169feb37575d2e971a0a57b55821a7fd8819e716f4a503a6504c8c261a5a6cc',
+    script: '9aa10f96dc3206da5d617b38353de27a1af92ca3cf77f0c9f0336536efc8b220',
+    listing: '5b691db96523d05d9cf33183d865185b2874c38db874546c150121b67dfdd772',
+    entries: 'e8608b0afd959a90fdc0bfd08da722bb19d5352e0bada4fe6c148f76e4f3162e',
   }],
 ]
 

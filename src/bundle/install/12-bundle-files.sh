@@ -56,6 +56,7 @@ check_parts() {
     parts_listed=1
   fi
   cp_high=0
+  cp_sizes=''
   for cp_file in "$bundle".[0-9][0-9][0-9]; do
     [ -f "$cp_file" ] || continue
     cp_n=$(part_number "$cp_file")
@@ -79,12 +80,13 @@ check_parts() {
     if [ "$cp_i" -lt "$part_count" ] && [ "$cp_size" -gt "$part_size" ]; then part_size=$cp_size; fi
     [ "$part_count" -gt 1 ] || part_size=$cp_size
     bundle_size=$((bundle_size + cp_size))
+    cp_sizes="$cp_sizes $cp_size"
     cp_i=$((cp_i + 1))
   done
+  # Once every size is known (the largest is the split's part size): only the last part may be smaller.
   cp_i=1
-  while [ "$cp_i" -le "$part_count" ]; do
+  for cp_size in $cp_sizes; do
     cp_file=$(part_name "$cp_i")
-    cp_size=$(file_size "$cp_file")
     if [ "$cp_i" -lt "$part_count" ] && [ "$cp_size" -lt "$part_size" ]; then
       die 4 "part $cp_file is $cp_size bytes where the other parts are $part_size: it is truncated (or from another split); copy ${cp_file##*/} again from the source ($cp_fix). Nothing was imported"
     fi
