@@ -23,7 +23,7 @@ import {carryArtifacts} from './artifacts.js'
 import {mapLimit} from '../util/async.js'
 import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
 import {Downloads} from './downloads.js'
-import type {BundleDelta} from './layout.js'
+import type {BundleDelta, BundleLayer} from './layout.js'
 import {checkBundleFits, checkOutputDir} from './preflight.js'
 import type {BlobFile} from './tar-fill.js'
 import {bundleContents, writeBundle, type BundlePart, type BundleRequest} from './writer.js'
@@ -49,6 +49,8 @@ export interface BuildOptions {
   artifacts?: {requireSigned?: boolean}
   /** Called with the plan (artifacts found) before anything is written; throw to refuse (create --verify-signatures). */
   beforeWrite?: (plan: BundlePlan) => Promise<void>
+  /** create --trusted-root: the Sigstore trusted root to carry (a blob bundle.json's `trustedRoot` names). */
+  trustedRoot?: {bytes: Buffer; descriptor: BundleLayer}
 }
 
 export interface BuildSummary {
@@ -177,6 +179,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       progress?.note(`looking up signatures, attestations and SBOMs of ${planned.images.length} image(s)…`)
       await carryArtifacts(source, planned, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob}) // a delta carries them whole
     }
+    if (options.trustedRoot) carryTrustedRoot(planned, options.trustedRoot)
     await options.beforeWrite?.(planned)
     const delta = options.base ? await deltaOf(planned, options.base, source, concurrency) : undefined
     const plan = delta ? carriedPlan(planned, delta) : planned
@@ -249,6 +252,15 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   } finally {
     options.signal?.removeEventListener('abort', onOuterAbort)
   }
+}
+
+/** Add the trusted root's blob to the plan (bytes in memory, like a manifest; shown with the first image's progress). */
+function carryTrustedRoot(plan: BundlePlan, root: {bytes: Buffer; descriptor: BundleLayer}): void {
+  plan.trustedRoot = root.descriptor
+  if (plan.blobs.some((b) => b.digest === root.descriptor.digest)) return
+  const first = plan.images[0]
+  plan.blobs.push({...root.descriptor, bytes: root.bytes, from: {registry: first.registry, repository: first.repository}, usedBy: [first.name]})
+  plan.blobs.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))
 }
 
 /**

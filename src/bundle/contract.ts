@@ -193,11 +193,14 @@ export function reliedOn(meta: Pick<BundleMetadata, 'delta'>): Map<Digest, numbe
 
 /**
  * The blobs the bundle of `meta` carries: what its images name (index, manifests, configs, layers, and their
- * artifacts'), each once, less what a delta relies on.
+ * artifacts'), and a carried trusted root, each once, less what a delta relies on.
  */
 export function blobsOf(meta: BundleMetadata): ContractBlob[] {
   const relied = reliedOn(meta)
-  return [...uniqueBlobs(meta.images, {artifacts: true}).values()].filter((b) => !relied.has(b.digest)).map(({digest, size}) => ({digest, size}))
+  const blobs = [...uniqueBlobs(meta.images, {artifacts: true}).values()].map(({digest, size}) => ({digest, size}))
+  // create --trusted-root: the Sigstore trusted root, a blob named by bundle.json only (absent otherwise).
+  if (meta.trustedRoot && !blobs.some((b) => b.digest === meta.trustedRoot!.digest)) blobs.push({digest: meta.trustedRoot.digest, size: meta.trustedRoot.size})
+  return blobs.filter((b) => !relied.has(b.digest))
 }
 
 /** Throws when the blobs the images name do not add up to `meta.blobs` (install.sh would refuse its own bundle). */

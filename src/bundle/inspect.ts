@@ -41,6 +41,8 @@ export interface InspectResult {
   blobs: BundleMetadata['blobs']
   /** A delta bundle: its base, and the bytes it does not carry (the full bundle would be fileSize + savedBytes, about). */
   delta?: {base: BundleDelta['base']; for: BundleDelta['for']; reliedBlobs: number; savedBytes: number}
+  /** create --trusted-root: the Sigstore trusted root carried for keyless signatures. */
+  trustedRoot?: BundleMetadata['trustedRoot']
 }
 
 export async function inspectBundle(path: string): Promise<InspectResult> {
@@ -83,6 +85,7 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
     images,
     pause,
     blobs: meta.blobs,
+    ...(meta.trustedRoot ? {trustedRoot: meta.trustedRoot} : {}),
     ...(meta.delta ? {delta: {base: meta.delta.base, for: meta.delta.for, reliedBlobs: meta.delta.relies.length, savedBytes: meta.delta.savedBytes}} : {}),
   }
 }

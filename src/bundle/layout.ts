@@ -153,6 +153,11 @@ export interface BundleMetadata {
   images: BundleImage[]
   /** The blobs the bundle carries (a delta: without those it relies on). */
   blobs: {count: number; totalSize: number}
+  /**
+   * Only with create --trusted-root: the Sigstore trusted root keyless image signatures are checked against inside
+   * (trust/trusted-root.ts), carried as a blob that only this names (loaders never see it).
+   */
+  trustedRoot?: BundleLayer
   /** Only in a delta bundle (create --base): what it was made against and the blobs it does not carry. */
   delta?: BundleDelta
 }

@@ -14,7 +14,7 @@ import {walkFromRaw} from '../oci/walk.js'
 import {walkSourceOf} from '../oci/source.js'
 import {formatReference, parseReference, type Reference} from '../oci/reference.js'
 import {mapLimit} from '../util/async.js'
-import type {BundleImage, BundlePlatformImage} from './layout.js'
+import type {BundleImage, BundleLayer, BundlePlatformImage} from './layout.js'
 
 /** Where create reads images from: any ImageSource (registry/source.ts for a registry). */
 export type {ImageSource} from '../oci/source.js'
@@ -59,6 +59,8 @@ export interface BundlePlan {
   platforms: string[]
   dockerPlatform: string
   warnings: string[]
+  /** create --trusted-root: the trusted root carried (its blob is in `blobs`, with its bytes). */
+  trustedRoot?: BundleLayer
 }
 
 export const ALL_PLATFORMS = 'all'

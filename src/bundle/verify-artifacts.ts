@@ -24,6 +24,17 @@ export interface ArtifactCheck {
 const KIND: Record<ManifestProblem['kind'], string> = {MISSING: 'MISSING', DIGEST: 'DIGEST', SIZE: 'SIZE', MALFORMED: 'MANIFEST', MEDIA_TYPE: 'MANIFEST'}
 
 export async function checkArtifacts({meta, source, hashed, mark, add}: ArtifactCheck): Promise<void> {
+  // create --trusted-root: the Sigstore trusted root, a blob bundle.json names (its content is hashed with the others).
+  if (meta?.trustedRoot !== undefined) {
+    const root = meta.trustedRoot
+    if (!isDigest(root?.digest) || typeof root.size !== 'number') add('METADATA', 'bundle.json: its trustedRoot is not a descriptor', METADATA_FILE)
+    else {
+      mark(root.digest)
+      const size = source.blobSize?.(root.digest)
+      if (source.blobSize && size === undefined) add('MISSING', `the trusted root ${root.digest} that bundle.json names is missing`, blobPath(root.digest))
+      else if (size !== undefined && size !== root.size) add('SIZE', `the trusted root ${root.digest} is ${size} bytes, bundle.json says ${root.size}`, blobPath(root.digest))
+    }
+  }
   for (const image of meta?.images ?? []) {
     if (image.artifacts !== undefined && !Array.isArray(image.artifacts)) {
       add('METADATA', `bundle.json: the artifacts of ${image.name} are not a list`, METADATA_FILE)

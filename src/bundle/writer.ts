@@ -98,6 +98,7 @@ export function buildMetadata(plan: BundlePlan, request: BundleRequest, sourceDa
     dockerPlatform: plan.dockerPlatform,
     images: plan.images,
     blobs: {count: carried.length, totalSize: carried.reduce((n, b) => n + b.size, 0)},
+    ...(plan.trustedRoot ? {trustedRoot: plan.trustedRoot} : {}),
     ...(delta ? {delta} : {}),
   }
 }

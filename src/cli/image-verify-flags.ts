@@ -11,23 +11,28 @@ import type {ImagesReport} from '../trust/verify-images.js'
 
 export const imagePolicyFlags = {
   'cosign-key': Flags.string({description: "A publisher's cosign public key (PEM, e.g. cosign.pub; repeatable): images no --image-policy entry names must carry a valid cosign signature by one of them.", multiple: true, helpValue: 'FILE', helpGroup: 'IMAGE SIGNATURES'}),
-  'image-policy': Flags.string({description: 'JSON file mapping registry/repository globs to the cosign keys (files or inline PEM) or keyless identities allowed: {"images": [{"match": "registry.corp/apps/**", "keys": ["cosign.pub"]}]}. Built in: registry.k8s.io/** keyless (krel-trust@k8s-releng-prod.iam.gserviceaccount.com; keyless is not checked yet).', helpValue: 'FILE', helpGroup: 'IMAGE SIGNATURES'}),
+  'image-policy': Flags.string({description: 'JSON file mapping registry/repository globs to the cosign keys (files or inline PEM) or keyless identities allowed: {"images": [{"match": "registry.corp/apps/**", "keys": ["cosign.pub"]}, {"match": "ghcr.io/org/**", "keyless": [{"issuer": "https://token.actions.githubusercontent.com", "subject": "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main"}]}]}. Built in: registry.k8s.io/** keyless (krel-trust@k8s-releng-prod.iam.gserviceaccount.com, issuer https://accounts.google.com).', helpValue: 'FILE', helpGroup: 'IMAGE SIGNATURES'}),
+  'trusted-root': Flags.string({description: "Sigstore trusted_root.json (fetched on the connected side, e.g. `cosign trusted-root create`) that keyless signatures are checked against, in place of the one the bundle carries (create --trusted-root). Without any, keyless signatures are reported as not checked.", helpValue: 'FILE', helpGroup: 'IMAGE SIGNATURES'}),
 }
 
 export interface ImagePolicyFlagValues {
   'cosign-key'?: string[]
   'image-policy'?: string
+  'trusted-root'?: string
 }
 
 /** The policy these flags give (the built-in entries always apply). */
 export async function imagePolicyFromFlags(flags: ImagePolicyFlagValues): Promise<ImagePolicy> {
   const {resolveImagePolicy} = await import('../trust/image-policy.js')
-  return resolveImagePolicy({policyFile: flags['image-policy'], cosignKeys: flags['cosign-key']})
+  return resolveImagePolicy({policyFile: flags['image-policy'], cosignKeys: flags['cosign-key'], trustedRoot: flags['trusted-root']})
 }
 
-/** Whether the policy flags were given without the switch that uses them (a usage error: they would do nothing). */
-export function policyFlagsWithout(flags: ImagePolicyFlagValues, enabled: boolean): boolean {
-  return !enabled && (Boolean(flags['cosign-key']?.length) || flags['image-policy'] !== undefined)
+/**
+ * Whether the policy flags were given without the switch that uses them (a usage error: they would do nothing).
+ * `--trusted-root` counts only where it does nothing else (not at create, which carries it).
+ */
+export function policyFlagsWithout(flags: ImagePolicyFlagValues, enabled: boolean, trustedRootCounts = false): boolean {
+  return !enabled && (Boolean(flags['cosign-key']?.length) || flags['image-policy'] !== undefined || (trustedRootCounts && flags['trusted-root'] !== undefined))
 }
 
 /**
@@ -37,6 +42,7 @@ export function policyFlagsWithout(flags: ImagePolicyFlagValues, enabled: boolea
 export async function bundleImagePolicy(bundle: string, flags: ImagePolicyFlagValues, enabled: boolean, switchName: string): Promise<ImagePolicy | undefined> {
   if (!(await openBundleBytes(bundle).then(() => true, () => false))) return undefined
   if (policyFlagsWithout(flags, enabled)) throw usageError(`--cosign-key and --image-policy are for ${switchName}`, `add ${switchName} to check the images' signatures`)
+  if (policyFlagsWithout(flags, enabled, true)) throw usageError(`--trusted-root is for ${switchName} (it checks keyless image signatures)`, `add ${switchName} to check the images' signatures`)
   return enabled ? imagePolicyFromFlags(flags) : undefined
 }
 

@@ -56,8 +56,9 @@ export default class Create extends BaseCommand {
     signatures: Flags.boolean({description: 'Carry the publishers\' cosign signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom tags) and OCI 1.1 referrers of each image and platform (--no-signatures: leave them out).', default: true, allowNo: true}),
     'require-signed-images': Flags.boolean({description: 'Refuse, before writing anything, when an image has no signature (a cosign .sig tag or a signature referrer), naming those images.', default: false}),
     ...withToolFlags,
-    'verify-signatures': Flags.boolean({description: "Refuse, before writing anything, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy); the others are reported as not checked.", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    'verify-signatures': Flags.boolean({description: "Refuse, before writing anything, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy, --trusted-root); the others are reported as not checked.", default: false, helpGroup: 'IMAGE SIGNATURES'}),
     ...imagePolicyFlags,
+    'trusted-root': Flags.string({description: "Carry this Sigstore trusted_root.json (e.g. from `cosign trusted-root create`) in the bundle: keyless image signatures are checked against it inside (verify --images, load/push --verify-images) and by --verify-signatures here.", helpValue: 'FILE', helpGroup: 'IMAGE SIGNATURES'}),
     ...registryFlags,
     'sign-key': Flags.string({description: 'Sign the bundle with this private key (PEM PKCS#8, ECDSA P-256 or Ed25519): NAME.tar.sig.json beside it, as `kubeferry sign` writes.', helpValue: 'FILE', helpGroup: 'SIGNING'}),
     ...passphraseFlags,
@@ -81,6 +82,10 @@ export default class Create extends BaseCommand {
     if (flags['verify-signatures'] && !flags.signatures) throw usageError('--verify-signatures needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
     if (policyFlagsWithout(flags, flags['verify-signatures'])) throw usageError('--cosign-key and --image-policy are for --verify-signatures', 'add --verify-signatures to check the images\' signatures before the bundle is written')
     const imagePolicy = flags['verify-signatures'] ? await imagePolicyFromFlags(flags) : undefined // a key that cannot be read: before any download
+    const trustedRoot = flags['trusted-root'] ? await import('../trust/trusted-root.js').then(async (t) => {
+      const root = await t.readTrustedRootFile(flags['trusted-root']!)
+      return {bytes: root.bytes, descriptor: t.trustedRootDescriptor(root)}
+    }) : undefined
     const signKey = flags['sign-key'] ? await signingKeyFromFlags(flags['sign-key'], flags) : undefined // a wrong passphrase fails before any download
     const platforms = (flags.platform ?? ['linux/amd64']).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean)
     const normalised = platforms.includes(ALL_PLATFORMS) ? [ALL_PLATFORMS] : [...new Set(platforms.map((p) => formatPlatform(parsePlatform(p))))]
@@ -146,6 +151,7 @@ export default class Create extends BaseCommand {
         signal: abort.signal,
         partSize,
         ...(flags.signatures ? {artifacts: {requireSigned: flags['require-signed-images']}} : {}),
+        ...(trustedRoot ? {trustedRoot} : {}),
         ...(imagePolicy ? {beforeWrite: async (plan) => void (imageSignatures = await verifyPlan(plan, registrySource(client), imagePolicy))} : {}),
       })
       await progress.stop(true)
@@ -167,7 +173,7 @@ export default class Create extends BaseCommand {
         import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)),
       ))
     if (flags.json) {
-      this.printJson({...summary, ...(tools ? {tools} : {}), ...(signature ? {signature} : {}), ...(imageSignatures ? {imageSignatures} : {})})
+      this.printJson({...summary, ...(trustedRoot ? {trustedRoot: trustedRoot.descriptor} : {}), ...(tools ? {tools} : {}), ...(signature ? {signature} : {}), ...(imageSignatures ? {imageSignatures} : {})})
       return
     }
     for (const verdict of imageSignatures?.images ?? []) this.log(verdictLine(verdict))
@@ -180,6 +186,7 @@ export default class Create extends BaseCommand {
         `${summary.cachedBlobs} from the cache, ${summary.manifests} manifests) in ${summary.seconds.toFixed(1)} s`,
     )
     if (summary.artifacts > 0) this.log(`  ${summary.artifacts} signatures, attestations, SBOMs and referrers carried (kubeferry inspect lists them per image)`)
+    if (trustedRoot) this.log(`  Sigstore trusted root carried (${trustedRoot.descriptor.digest}): keyless signatures are checked against it inside`)
     for (const part of parts ?? []) this.log(`  ${part.path} (${formatBytes(part.size)})`)
     if (summary.partsChecksumFile) this.log(`  ${summary.partsChecksumFile}`)
     if (summary.delta) this.log(`  delta against ${summary.delta.base.kind} ${summary.delta.base.name} (for ${summary.delta.for.join(' and ')}): relies on ${summary.delta.reliedBlobs} layers it does not carry, ${formatBytes(summary.delta.savedBytes)} saved`)

@@ -38,6 +38,7 @@ export default class Inspect extends BaseCommand {
     if (trust) this.log(signedByLine(trust))
     else if (unchecked) this.log(`signatures: ${unchecked.keyids.length} in ${unchecked.signatureFile} (keyids ${unchecked.keyids.map((k) => k.slice(0, 16)).join(', ')}), not checked: give --key SIGNER.pub`)
     this.log(`platforms: ${info.platforms.join(', ')} (docker load: ${info.dockerPlatform}); ${info.blobs.count} unique blobs, ${formatBytes(info.blobs.totalSize)}`)
+    if (info.trustedRoot) this.log(`Sigstore trusted root carried (${info.trustedRoot.digest}): keyless image signatures are checked against it (verify --images)`)
     const d = info.delta
     if (d) this.log(`delta against ${d.base.kind} ${d.base.name}${d.base.sha256 ? ` (sha256 ${d.base.sha256.slice(0, 12)}…)` : ''}, for ${d.for.join(' and ')}: ${d.reliedBlobs} layers not carried, ${formatBytes(d.savedBytes)} saved (${formatBytes(info.fileSize)} instead of about ${formatBytes(info.fileSize + d.savedBytes)})`)
     this.log('')

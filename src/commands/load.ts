@@ -26,7 +26,7 @@ export default class Load extends BaseCommand {
     config: Flags.string({description: "The runtime's config file to read the sandbox image (and containerd root) from.", helpValue: 'FILE'}),
     'dry-run': Flags.boolean({description: 'Say what would be imported; change nothing.', default: false}),
     'verify-only': Flags.boolean({description: "Check the bundle's checksums and structure; import nothing.", default: false}),
-    'verify-images': Flags.boolean({description: "Refuse, before the runtime sees a byte, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    'verify-images': Flags.boolean({description: "Refuse, before the runtime sees a byte, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy, --trusted-root).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
     ...imagePolicyFlags,
     ...trustFlags,
   }

@@ -50,7 +50,7 @@ export default class Push extends BaseCommand {
     'dry-run': Flags.boolean({description: 'Only show what would be pushed (checks the registry, writes nothing).', default: false}),
     progress: Flags.boolean({description: 'Progress bars on a terminal (--no-progress: a plain line per image; --json: none).', default: true, allowNo: true}),
     verify: Flags.boolean({description: 'Verify every blob of the bundle before pushing (blobs are always verified while they stream).', default: false}),
-    'verify-images': Flags.boolean({description: "Refuse, before the registry is contacted, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    'verify-images': Flags.boolean({description: "Refuse, before the registry is contacted, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy, --trusted-root).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
     ...imagePolicyFlags,
     ...pushRegistryFlags,
     ...trustFlags,

@@ -12,17 +12,18 @@ export default class Verify extends BaseCommand {
   static override description = [
     'Reads the whole bundle once, streaming. Every problem found is listed (not just the first); the exit code is 0 only when all checks hold.',
     '--quick checks structure, sizes and references without hashing the layers.',
-    "--images also checks the publishers' cosign signatures the bundle carries, offline: each image must carry a valid signature by a key its --image-policy entry allows (else by a --cosign-key); images neither names are reported as not checked. Keyless signatures (registry.k8s.io's) are not checked yet and never count as verified.",
+    "--images also checks the publishers' cosign signatures the bundle carries, offline: each image must carry a valid signature by a key its --image-policy entry allows (else by a --cosign-key); images neither names are reported as not checked. Keyless signatures (registry.k8s.io's; cosign's legacy .sig or a Sigstore bundle referrer) are checked against the Sigstore trusted root the bundle carries (create --trusted-root) or --trusted-root FILE: certificate chain, transparency log entry, identity and issuer; without a trusted root they are reported as not checked and never count as verified.",
   ].join('\n\n')
   static override examples = [
     {description: 'Every check, every blob hashed:', command: '<%= config.bin %> verify k8s-v1.31.6.tar'},
     {description: 'The report as JSON:', command: '<%= config.bin %> verify k8s.tar --json'},
     {description: "And the publishers' cosign signatures of the images, with their key:", command: '<%= config.bin %> verify apps.tar --images --cosign-key vendor-cosign.pub'},
+    {description: "registry.k8s.io's keyless signatures, against a trusted root fetched outside (`cosign trusted-root create`):", command: '<%= config.bin %> verify k8s.tar --images --trusted-root trusted_root.json'},
   ]
   static override args = {bundle: Args.string({description: 'Bundle file (.tar), or its first part (.tar.001) for a bundle in parts.', required: true})}
   static override flags = {
     quick: Flags.boolean({description: 'Skip hashing blob contents (structure, sizes and references only).', default: false}),
-    images: Flags.boolean({description: "Also check the publishers' cosign signatures of the images (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    images: Flags.boolean({description: "Also check the publishers' cosign signatures of the images (see --cosign-key, --image-policy, --trusted-root).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
     ...imagePolicyFlags,
     ...trustFlags,
   }

@@ -5,7 +5,7 @@
  * `critical.type` "cosign container image signature"), its `dev.cosignproject.cosign/signature` annotation the
  * base64 signature over the payload's raw bytes (ECDSA: ASN.1 DER over SHA-256, as cosign makes it; RSA PKCS#1 v1.5
  * SHA-256; Ed25519 over the bytes). A layer that also carries `dev.sigstore.cosign/certificate` is keyless (Fulcio
- * certificate, Rekor): not checked here yet (that needs @sigstore/verify and a trusted root) and never counts.
+ * certificate, Rekor), and so is a referrer holding a Sigstore bundle: both are checked by keyless-checks.ts.
  */
 import {verify as cryptoVerify} from 'node:crypto'
 import type {Readable} from 'node:stream'
@@ -14,8 +14,9 @@ import type {Digest} from '../oci/digest.js'
 import type {Descriptor} from '../oci/types.js'
 import {walkTree} from '../oci/walk.js'
 import type {BundleArtifact} from '../bundle/layout.js'
-import {certificateIdentity, COSIGN_CERTIFICATE_ANNOTATION, COSIGN_SIGNATURE_ANNOTATION} from '../bundle/inspect-artifacts.js'
+import {COSIGN_CERTIFICATE_ANNOTATION, COSIGN_SIGNATURE_ANNOTATION} from '../bundle/inspect-artifacts.js'
 import type {CosignKey} from './cosign-keys.js'
+import {checkBundleReferrer, checkLegacyKeyless, SIGSTORE_BUNDLE_MEDIA_TYPES, type KeylessContext} from './keyless-checks.js'
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json'
 export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature'
@@ -40,23 +41,31 @@ export interface SignatureCheck {
   outcome: 'verified' | 'keyless' | 'refused'
   /** verified: the key (file, or `policy FILE entry N` for an inline key) and its keyid. */
   key?: {name: string; keyid: string}
-  /** keyless: the identity its (unchecked) certificate names. */
+  /** keyless: the identity (SubjectAltName) its certificate names; verified or refused keyless: checked, or not. */
   identity?: string
+  /** keyless, once the certificate is verified: its OIDC issuer. */
+  issuer?: string
   /** Why it does not count (refused), or the "not yet" of a keyless one. */
   reason?: string
 }
 
-/** The payload layer's bytes, at most MAX_PAYLOAD_BYTES, verified by digest as they are read. */
-async function readPayload(source: SignatureSource, layer: Descriptor): Promise<Buffer> {
-  if (layer.size > MAX_PAYLOAD_BYTES) throw new KubeferryError('BUNDLE_INVALID', `its payload layer is ${layer.size} bytes, more than the ${MAX_PAYLOAD_BYTES} a simple-signing payload may be`)
+/** A small layer's bytes (a payload, a Sigstore bundle), at most `max`, verified by digest as they are read. */
+async function readSmallLayer(source: SignatureSource, layer: Descriptor, max = MAX_PAYLOAD_BYTES): Promise<Buffer> {
+  if (layer.size > max) throw new KubeferryError('BUNDLE_INVALID', `the layer is ${layer.size} bytes, more than the ${max} a signature layer may be`)
   const chunks: Buffer[] = []
   let total = 0
   for await (const chunk of (await source.blob(layer)) as AsyncIterable<Buffer>) {
     total += chunk.length
-    if (total > MAX_PAYLOAD_BYTES) throw new KubeferryError('BUNDLE_INVALID', `its payload layer is larger than ${MAX_PAYLOAD_BYTES} bytes`)
+    if (total > max) throw new KubeferryError('BUNDLE_INVALID', `the layer is larger than ${max} bytes`)
     chunks.push(chunk)
   }
   return Buffer.concat(chunks)
+}
+
+/** The digest a simple-signing payload names, when it is a cosign image signature. */
+function signedDigest(payload: Buffer): string | undefined {
+  const parsed = parsePayload(payload)
+  return typeof parsed !== 'string' && parsed.type === COSIGN_SIGNATURE_TYPE ? parsed.digest : undefined
 }
 
 /** The digest and type a simple-signing payload names, or why it is not one. */
@@ -80,20 +89,22 @@ export function verifyCosign(key: CosignKey, payload: Buffer, sig: Buffer): bool
   }
 }
 
-/** Check one signature layer against `keys` (none: key-based signatures are only reported). */
-async function checkLayer(source: SignatureSource, artifact: BundleArtifact, layer: Descriptor, index: number, keys: CosignKey[]): Promise<SignatureCheck> {
+/** Check one signature layer against `keys` (none: key-based signatures are only reported), or keylessly. */
+async function checkLayer(source: SignatureSource, artifact: BundleArtifact, layer: Descriptor, index: number, keys: CosignKey[], keyless: KeylessContext): Promise<SignatureCheck> {
   const base = {signature: artifact.digest, layer: index + 1, subject: artifact.subject}
   const refused = (reason: string): SignatureCheck => ({...base, outcome: 'refused', reason})
   const annotations = layer.annotations ?? {}
-  const certificate = annotations[COSIGN_CERTIFICATE_ANNOTATION]
-  if (certificate) return {...base, outcome: 'keyless', identity: certificateIdentity(certificate), reason: 'keyless, not checked (not supported yet)'}
+  if (annotations[COSIGN_CERTIFICATE_ANNOTATION]) {
+    if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE) return refused(`layer ${index + 1} is ${layer.mediaType}, not a simple-signing payload`)
+    return checkLegacyKeyless(base, layer, (l, max) => readSmallLayer(source, l, max), MAX_PAYLOAD_BYTES, signedDigest, keyless)
+  }
   const signature = annotations[COSIGN_SIGNATURE_ANNOTATION]
   if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE) return refused(`layer ${index + 1} is ${layer.mediaType}, not a simple-signing payload`)
   if (!signature) return refused(`layer ${index + 1} has no ${COSIGN_SIGNATURE_ANNOTATION} annotation (no signature)`)
   if (keys.length === 0) return refused('signed with a key, but no key is allowed for this image (its policy names keyless identities only)')
   let payload: Buffer
   try {
-    payload = await readPayload(source, layer)
+    payload = await readSmallLayer(source, layer)
   } catch (error) {
     if (!isKubeferryError(error)) throw error
     return refused(`its payload ${layer.digest} cannot be read: ${error.message}`)
@@ -111,10 +122,16 @@ async function checkLayer(source: SignatureSource, artifact: BundleArtifact, lay
   return {...base, outcome: 'verified', key: {name: key.name, keyid: key.keyid}}
 }
 
-/** Every signature layer of every carried `.sig` artifact of an image, each checked against `keys`. */
-export async function checkSignatures(source: SignatureSource, image: string, artifacts: BundleArtifact[], keys: CosignKey[]): Promise<SignatureCheck[]> {
+/** A referrer holding a Sigstore bundle (cosign's new bundle format). */
+const isBundleReferrer = (a: BundleArtifact): boolean => a.kind === 'referrer' && SIGSTORE_BUNDLE_MEDIA_TYPES.has(a.artifactType ?? '')
+
+/**
+ * Every signature layer of every carried `.sig` artifact of an image, each checked against `keys` (or keylessly), and
+ * every Sigstore bundle carried as a referrer, checked keylessly.
+ */
+export async function checkSignatures(source: SignatureSource, image: string, artifacts: BundleArtifact[], keys: CosignKey[], keyless: KeylessContext = {identities: []}): Promise<SignatureCheck[]> {
   const out: SignatureCheck[] = []
-  for (const artifact of artifacts.filter((a) => a.kind === 'signature')) {
+  for (const artifact of artifacts.filter((a) => a.kind === 'signature' || isBundleReferrer(a))) {
     let layers: Descriptor[]
     try {
       const node = await walkTree({readManifest: (desc) => source.manifest(desc.digest)}, {digest: artifact.digest, size: artifact.size, mediaType: artifact.mediaType}, {what: `${image}: signature ${artifact.tag ?? artifact.digest}`, select: () => []})
@@ -125,7 +142,8 @@ export async function checkSignatures(source: SignatureSource, image: string, ar
       out.push({signature: artifact.digest, layer: 0, subject: artifact.subject, outcome: 'refused', reason: error.message})
       continue
     }
-    for (const [i, layer] of layers.entries()) out.push(await checkLayer(source, artifact, layer, i, keys))
+    if (artifact.kind === 'referrer') out.push(...(await checkBundleReferrer(source, artifact, layers, (l, max) => readSmallLayer(source, l, max), keyless)))
+    else for (const [i, layer] of layers.entries()) out.push(await checkLayer(source, artifact, layer, i, keys, keyless))
   }
   return out
 }

@@ -8,18 +8,23 @@
  *
  * `match` is a glob over `registry/repository` (`*`: within one path segment, `**`: across segments); the first
  * matching entry wins, the policy file's entries before the built-in one (registry.k8s.io's release signer, keyless).
- * `keys` are file paths (relative to the policy file) or inline PEM; `keyless` identities are recorded, but keyless
- * signatures are not checked yet (@sigstore/verify and a trusted root: a later step). `--cosign-key FILE` applies to
- * every image no entry matches; an image with neither is "not checked".
+ * `keys` are file paths (relative to the policy file) or inline PEM; `keyless` identities are matched exactly against
+ * the verified certificate's issuer (Fulcio's OIDC issuer extension) and subject (its SubjectAltName), or the subject
+ * against `subjectRegExp` (anchored at both ends) instead. Keyless signatures are checked against a Sigstore trusted
+ * root (trusted-root.ts); without one they are "not checked". `--cosign-key FILE` applies to every image no entry
+ * matches; an image with neither is "not checked".
  */
 import {readFile, stat} from 'node:fs/promises'
 import {dirname, isAbsolute, join} from 'node:path'
 import {KubeferryError} from '../oci/errors.js'
 import {cosignKeyFromPem, readCosignKey, type CosignKey} from './cosign-keys.js'
+import {readTrustedRootFile, type TrustedRootFile} from './trusted-root.js'
 
 export interface KeylessIdentity {
   issuer: string
-  subject: string
+  /** The SubjectAltName exactly (an e-mail or URI), or, instead, `subjectRegExp` (whole-string match). */
+  subject?: string
+  subjectRegExp?: string
 }
 
 export interface ImagePolicyEntry {
@@ -32,6 +37,8 @@ export interface ImagePolicyEntry {
 
 export interface ImagePolicy {
   entries: ImagePolicyEntry[]
+  /** --trusted-root: checks keyless signatures, in place of the one a bundle carries. */
+  trustedRoot?: TrustedRootFile
   /** --cosign-key: for images no entry matches (undefined: such images are not checked). */
   fallback?: ImagePolicyEntry
 }
@@ -73,12 +80,20 @@ async function readEntry(raw: RawEntry, n: number, file: string): Promise<ImageP
   const keyTexts = raw.keys ?? []
   const identities = raw.keyless ?? []
   if (!Array.isArray(keyTexts) || keyTexts.some((k) => typeof k !== 'string')) throw bad('has "keys" that are not a list of strings')
-  if (!Array.isArray(identities) || identities.some((i) => typeof i?.issuer !== 'string' || typeof i?.subject !== 'string')) throw bad('has "keyless" that is not a list of {"issuer", "subject"}')
+  if (!Array.isArray(identities) || identities.some((i) => typeof i?.issuer !== 'string' || (typeof i?.subject !== 'string') === (typeof i?.subjectRegExp !== 'string'))) throw bad('has "keyless" that is not a list of {"issuer", "subject"} (or {"issuer", "subjectRegExp"})')
+  for (const i of identities as KeylessIdentity[]) {
+    if (i.subjectRegExp === undefined) continue
+    try {
+      new RegExp(i.subjectRegExp)
+    } catch {
+      throw bad(`has a "subjectRegExp" that is not a regular expression: ${JSON.stringify(i.subjectRegExp)}`)
+    }
+  }
   if (keyTexts.length + identities.length === 0) throw bad(`(${raw.match}) names neither keys nor keyless identities`)
   const keys = await Promise.all(
     (keyTexts as string[]).map((k, m) => (k.includes('-----BEGIN') ? cosignKeyFromPem(k, `${origin}, key ${m + 1}`) : readCosignKey(isAbsolute(k) ? k : join(dirname(file), k)))),
   )
-  return {match: raw.match, keys, keyless: (identities as KeylessIdentity[]).map((i) => ({issuer: i.issuer, subject: i.subject})), origin}
+  return {match: raw.match, keys, keyless: (identities as KeylessIdentity[]).map((i) => ({issuer: i.issuer, ...(i.subject !== undefined ? {subject: i.subject} : {subjectRegExp: i.subjectRegExp})})), origin}
 }
 
 /** The policy file's entries (in order). */
@@ -102,13 +117,25 @@ export async function readImagePolicyFile(file: string): Promise<ImagePolicyEntr
   return Promise.all(value.images.map((raw: RawEntry, i) => readEntry(raw, i + 1, file)))
 }
 
-/** The policy from --image-policy and --cosign-key, with the built-in entries after the file's. */
-export async function resolveImagePolicy(options: {policyFile?: string; cosignKeys?: string[]}): Promise<ImagePolicy> {
+/** Whether a verified certificate's identity is one `allowed` names (issuer exactly; subject exactly or by pattern). */
+export function identityAllowed(allowed: KeylessIdentity[], found: {subject: string; issuer: string}): boolean {
+  return allowed.some((i) => i.issuer === found.issuer && (i.subject !== undefined ? i.subject === found.subject : new RegExp(`^(?:${i.subjectRegExp})$`).test(found.subject)))
+}
+
+/** `subject (issuer …)` for messages. */
+export function describeIdentity(i: {subject?: string; subjectRegExp?: string; issuer: string}): string {
+  return `${i.subject ?? `/${i.subjectRegExp}/`} (issuer ${i.issuer})`
+}
+
+/** The policy from --image-policy, --cosign-key and --trusted-root, with the built-in entries after the file's. */
+export async function resolveImagePolicy(options: {policyFile?: string; cosignKeys?: string[]; trustedRoot?: string}): Promise<ImagePolicy> {
   const fromFile = options.policyFile ? await readImagePolicyFile(options.policyFile) : []
   const keys = await Promise.all((options.cosignKeys ?? []).map(readCosignKey))
   const unique = [...new Map(keys.map((k) => [k.keyid, k])).values()]
+  const trustedRoot = options.trustedRoot ? await readTrustedRootFile(options.trustedRoot) : undefined
   return {
     entries: [...fromFile, ...BUILT_IN_ENTRIES.map((e) => ({...e, keys: []}))],
+    ...(trustedRoot ? {trustedRoot} : {}),
     ...(unique.length > 0 ? {fallback: {match: '**', keys: unique, keyless: [], origin: '--cosign-key'}} : {}),
   }
 }

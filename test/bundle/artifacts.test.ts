@@ -4,11 +4,13 @@
  * manifest (fixtures: test/images/signed.ts). bundle.json records exactly what was pushed, the blobs are in the tar,
  * verify passes, install.sh lists them; index.json and manifest.json are those of the same bundle made with
  * --no-signatures, and the real loaders (ctr import, docker load, skopeo oci-archive:) see the same images either way.
+ * The bundle with artifacts also carries a Sigstore trusted root (create --trusted-root: one more blob bundle.json
+ * names), so the loaders are shown unaffected by it too.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import test from 'ava'
@@ -16,6 +18,7 @@ import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {seedSignedImages, type SignedSet} from '../images/signed.js'
+import {makeKeylessAuthority} from '../images/keyless.js'
 import {exec, makeStore} from '../podman/store.js'
 import {which} from '../../src/runtime/exec.js'
 
@@ -43,7 +46,9 @@ test.before(async () => {
     const refs = [set.signed[0].reference, ...set.unsigned]
     withArtifacts = join(work, 'with.tar')
     without = join(work, 'without.tar')
-    for (const [output, extra] of [[withArtifacts, []], [without, ['--no-signatures']]] as const) {
+    const root = join(work, 'trusted_root.json')
+    await writeFile(root, JSON.stringify((await makeKeylessAuthority()).trustedRoot))
+    for (const [output, extra] of [[withArtifacts, ['--trusted-root', root]], [without, ['--no-signatures']]] as const) {
       const r = await create(output, refs, ...extra)
       if (r.code !== 0) throw new Error(`create ${extra.join(' ')} failed (${r.code}): ${r.stderr}`)
     }
@@ -81,6 +86,10 @@ peerTest('create records every pushed signature, attestation, SBOM and referrer 
   // install.sh's entry list knows them
   const script = extract(withArtifacts, 'kubeferry/install.sh')
   for (const a of signed.artifacts) t.true(script.includes(`blobs/sha256/${a.digest.slice(7)}`), `install.sh lists ${a.kind}`)
+  // and the trusted root: a blob bundle.json names, listed like the others
+  t.true(entries.has(`blobs/sha256/${meta.trustedRoot!.digest.slice(7)}`))
+  t.true(script.includes(`blobs/sha256/${meta.trustedRoot!.digest.slice(7)}`))
+  t.is(metadata(without).trustedRoot, undefined)
 })
 
 peerTest('index.json and manifest.json are those of the --no-signatures bundle; verify passes', ['registries'], async (t) => {
@@ -178,7 +187,7 @@ peerTest('inspect shows per image what is carried and who signed (key; the keyle
   t.notRegex(plain.stdout, /signatures, attestations/)
 })
 
-peerTest('verify names a missing artifact blob', ['registries'], async (t) => {
+peerTest('verify names a missing artifact blob, and a missing trusted root', ['registries'], async (t) => {
   const s = ready(t)
   if (!s) return
   const broken = join(work, 'broken.tar')
@@ -190,6 +199,15 @@ peerTest('verify names a missing artifact blob', ['registries'], async (t) => {
   t.not(r.code, 0)
   const problems = (JSON.parse(r.stdout) as {problems: Array<{kind: string; message: string}>}).problems
   t.true(problems.some((p) => p.kind === 'MISSING' && p.message.includes('attestation') && p.message.includes(layer)), JSON.stringify(problems))
+  // and the carried trusted root
+  const noRoot = join(work, 'no-root.tar')
+  execFileSync('cp', [withArtifacts, noRoot])
+  const root = metadata(withArtifacts).trustedRoot!.digest
+  execFileSync('tar', ['--delete', '-f', noRoot, `blobs/sha256/${root.slice(7)}`])
+  const r2 = await runCli(['verify', noRoot, '--json'])
+  t.not(r2.code, 0)
+  const problems2 = (JSON.parse(r2.stdout) as {problems: Array<{kind: string; message: string}>}).problems
+  t.true(problems2.some((p) => p.kind === 'MISSING' && p.message === `the trusted root ${root} that bundle.json names is missing`), JSON.stringify(problems2))
 })
 
 peerTest('install.sh (dash) and kubeferry load import a bundle with artifacts as the one without: same names and digests', ['registries', 'containerd'], async (t, peers) => {

@@ -32,7 +32,7 @@ export const COSIGN = {
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
-const EMPTY = {mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}')}
+export const EMPTY = {mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}')}
 
 export interface Signer {
   key: KeyObject
@@ -171,17 +171,22 @@ export async function pushReferrer(client: RegistryClient, repo: Reference, subj
   const artifactType = 'application/spdx+json'
   const layers: Layer[] = [{mediaType: artifactType, bytes: spdxDocument(`${repo.repository} (referrer)`, subject.digest), annotations: {'org.opencontainers.image.title': 'sbom.spdx.json'}}]
   const pushed = await pushManifest(client, repo, 'digest', EMPTY, layers, {artifactType, subject: {mediaType: subject.mediaType, digest: subject.digest, size: subject.size}})
-  const tag = cosignTag(subject.digest, '')
+  const tag = await listReferrer(client, repo, subject.digest, {mediaType: OCI_MANIFEST, digest: pushed.digest, size: pushed.size, artifactType})
+  return {kind: 'referrer', subject: subject.digest, tag, digest: pushed.digest, size: pushed.size, mediaType: OCI_MANIFEST, artifactType, blobs: pushed.blobs}
+}
+
+/** Add a referrer to the referrers tag schema index of `subject` (what a client does without the referrers API). */
+export async function listReferrer(client: RegistryClient, repo: Reference, subject: Digest, entry: {mediaType: string; digest: Digest; size: number; artifactType: string}): Promise<string> {
+  const tag = cosignTag(subject, '')
   let listed: Array<{digest: string}> = []
   try {
     listed = (JSON.parse((await client.getManifest({...repo, tag})).raw.bytes.toString('utf8')) as {manifests: Array<{digest: string}>}).manifests
   } catch {
     listed = [] // no referrers yet: the tag does not exist
   }
-  const entry = {mediaType: OCI_MANIFEST, digest: pushed.digest, size: pushed.size, artifactType}
-  const index = json({schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...listed.filter((d) => d.digest !== pushed.digest), entry]})
+  const index = json({schemaVersion: 2, mediaType: OCI_INDEX, manifests: [...listed.filter((d) => d.digest !== entry.digest), entry]})
   await client.putManifest(repo, tag, {bytes: index, digest: sha(index), mediaType: OCI_INDEX})
-  return {kind: 'referrer', subject: subject.digest, tag, digest: pushed.digest, size: pushed.size, mediaType: OCI_MANIFEST, artifactType, blobs: pushed.blobs}
+  return tag
 }
 
 /**

@@ -16,11 +16,12 @@ import {join} from 'node:path'
 import test from 'ava'
 import type {Digest} from '../../src/oci/digest.js'
 import {loadPeers, missingPeer, peerTest, type Peers} from '../harness/peers.js'
-import {cliCommand, runCli} from '../helpers/cli.js'
+import {runCli} from '../helpers/cli.js'
 import {pushSignature} from '../images/cosign.js'
 import {pushImageSet, seedClient} from '../images/seed.js'
 import {seedSignedImages, type SignedSet} from '../images/signed.js'
 import {genKey} from './keys.js'
+import {catalog as catalogOf, ctrImages as ctrImagesOf, offline, type Run} from './image-helpers.js'
 
 const runId = randomBytes(3).toString('hex')
 const prefix = `kf-imgsig-${runId}`
@@ -41,25 +42,9 @@ let wrongPolicy = ''
 let all = '' // the five images
 let good = '' // GOOD only
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 async function create(output: string, images: string[], ...extra: string[]): Promise<Run> {
   const mirror = `registry.k8s.io=${peers!.registries.open.url}/${prefix}`
   return runCli(['create', '-o', output, '--cache-dir', join(work, 'cache'), '--no-progress', '--platform', 'linux/amd64', '--mirror', mirror, ...images.flatMap((r) => ['--image', r]), ...extra])
-}
-
-/** The CLI in a network namespace of its own: only a loopback that is down, no route to any registry. */
-function offline(args: string[]): Promise<Run> {
-  const cli = cliCommand()
-  return new Promise((done) => {
-    execFile('unshare', ['-n', cli.file, ...cli.args, ...args], {maxBuffer: 16 * 1024 * 1024, timeout: 120_000}, (error, stdout, stderr) => {
-      done({code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr})
-    })
-  })
 }
 
 test.before(async () => {
@@ -135,7 +120,7 @@ peerTest('verify --images with the key: the good image verified, tampered / othe
   const tamperedDigest = peers!.images.find((i) => i.name === TAMPERED)!.digest
   t.true(byName(OTHER_DIGEST).reason!.includes(`for another digest: its payload names ${tamperedDigest}, the signature is carried for ${byName(OTHER_DIGEST).digest}`), byName(OTHER_DIGEST).reason)
   t.is(byName(KEYLESS).status, 'refused')
-  t.regex(byName(KEYLESS).reason!, /keyless, not checked \(not supported yet\)/)
+  t.regex(byName(KEYLESS).reason!, /keyless, not checked: no trusted root \(build the bundle with create --trusted-root FILE, or give --trusted-root FILE\)/)
   t.is(byName(UNSIGNED).status, 'refused')
   t.regex(byName(UNSIGNED).reason!, /no signature carried/)
   // the error line names each refused image with its digest, and its signature's digest
@@ -171,7 +156,7 @@ peerTest('verify --images: a wrong key refuses the good image, naming it, its si
   t.notRegex(r.stdout, /: verified/)
 })
 
-peerTest('the built-in registry.k8s.io entry: keyless-only is "not checked: keyless (not supported yet)", never verified; --cosign-key does not override it', ['registries'], async (t) => {
+peerTest('the built-in registry.k8s.io entry without a trusted root: keyless-only is "not checked" (naming --trusted-root), never verified; --cosign-key does not override it', ['registries'], async (t) => {
   if (!ready(t)) return
   const keylessOnly = join(work, 'keyless.tar')
   const made = await create(keylessOnly, [KEYLESS, GOOD])
@@ -181,17 +166,17 @@ peerTest('the built-in registry.k8s.io entry: keyless-only is "not checked: keyl
   const v = verdicts(r)
   for (const name of [KEYLESS, GOOD]) {
     t.is(v.get(name)!.status, 'not-checked', name)
-    t.regex(v.get(name)!.reason!, /^keyless \(not supported yet\): 1 keyless signature\(s\) by krel-trust@k8s-releng-prod\.iam\.gserviceaccount\.com carried, not checked$/)
+    t.regex(v.get(name)!.reason!, /^keyless, no trusted root: 1 keyless signature\(s\) by krel-trust@k8s-releng-prod\.iam\.gserviceaccount\.com carried, not checked \(give --trusted-root FILE, or build the bundle with create --trusted-root FILE\)$/)
   }
   const text = await offline(['verify', keylessOnly, '--images'])
-  t.regex(text.stdout, /registry\.k8s\.io\/pause:3\.6: not checked: keyless \(not supported yet\)/)
+  t.regex(text.stdout, /registry\.k8s\.io\/pause:3\.6: not checked: keyless, no trusted root/)
   t.regex(text.stdout, /images: 0 verified, 2 not checked, 0 refused/)
   // a policy naming another keyless identity refuses what the built-in entry reports as not checked
   const otherIdentity = join(work, 'other-identity.json')
   await writeFile(otherIdentity, JSON.stringify({images: [{match: 'registry.k8s.io/pause', keyless: [{issuer: 'https://accounts.google.com', subject: 'someone-else@example.com'}]}]}))
   const wrongIdentity = await offline(['verify', keylessOnly, '--images', '--image-policy', otherIdentity, '--json'])
   t.is(wrongIdentity.code, 1)
-  t.regex(verdicts(wrongIdentity).get(KEYLESS)!.reason!, /^its keyless signatures name krel-trust@k8s-releng-prod\.iam\.gserviceaccount\.com, not an identity the policy allows \(someone-else@example\.com\)$/)
+  t.regex(verdicts(wrongIdentity).get(KEYLESS)!.reason!, /^its keyless signatures name krel-trust@k8s-releng-prod\.iam\.gserviceaccount\.com, not an identity the policy allows \(someone-else@example\.com \(issuer https:\/\/accounts\.google\.com\)\)$/)
   // an image the built-in entry covers with no signature at all is refused (the entry says it is signed)
   const unsigned = await offline(['verify', all, '--images', '--json'])
   t.is(unsigned.code, 1)
@@ -232,21 +217,8 @@ peerTest('create --verify-signatures refuses before the bundle is written, namin
   t.regex(usage.stderr, /--cosign-key and --image-policy are for --verify-signatures/)
 })
 
-/** This run's push repositories in the registry's catalog (every page of it). */
-async function catalog(): Promise<string[]> {
-  const repos: string[] = []
-  let next: string | undefined = '/v2/_catalog?n=1000'
-  while (next) {
-    const res: Response = await fetch(new URL(next, peers!.registries.open.url))
-    if (!res.ok) throw new Error(`catalog: HTTP ${res.status}`)
-    repos.push(...((await res.json()) as {repositories: string[]}).repositories)
-    next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1]
-  }
-  return repos.filter((r) => r.startsWith(`${pushPrefix}/`)).sort()
-}
-function ctrImages(): Promise<string[]> {
-  return new Promise((done) => execFile('ctr', ['--address', peers!.containerd!.address, '-n', NAMESPACE, 'images', 'ls', '-q'], (_e, stdout) => done(String(stdout).split('\n').filter(Boolean).sort())))
-}
+const catalog = (): Promise<string[]> => catalogOf(peers!, pushPrefix)
+const ctrImages = (): Promise<string[]> => ctrImagesOf(peers!, NAMESPACE)
 
 peerTest('load and push --verify-images refuse a bundle with a refused image (containerd and the registry unchanged), then take the good one', ['registries', 'containerd'], async (t) => {
   if (!ready(t)) return
