@@ -86,8 +86,8 @@ export interface CliServer {
 }
 
 /** Run `kubeferry serve …`; resolves with the first stdout line, or rejects with stderr when it exits first. */
-export async function startCli(args: string[], timeoutMs = 30_000): Promise<CliServer> {
-  const child = spawnCli(['serve', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+export async function startCli(args: string[], timeoutMs = 30_000, env?: NodeJS.ProcessEnv): Promise<CliServer> {
+  const child = spawnCli(['serve', ...args], {stdio: ['ignore', 'pipe', 'pipe'], env})
   let stdout = ''
   let stderr = ''
   child.stdout!.setEncoding('utf8')
