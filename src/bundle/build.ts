@@ -20,6 +20,8 @@ import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
 import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
 import {carryArtifacts} from './artifacts.js'
+import {ArtifactPrefetch} from './artifact-prefetch.js'
+import type {Reference} from '../oci/reference.js'
 import {mapLimit} from '../util/async.js'
 import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
 import {Downloads} from './downloads.js'
@@ -168,16 +170,23 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       if (!owners.has(blob.digest)) owners.set(blob.digest, user)
       downloads.want(blob)
     }
+    // The artifact lookups are sent as soon as each image's digests are known, while planning goes on (see
+    // artifact-prefetch.ts); carryArtifacts then mostly finds its answers there. They end before the downloads start:
+    // behind a link busy with layers, each of those small answers would wait its turn in the queue.
+    const prefetch = options.artifacts ? new ArtifactPrefetch(source, concurrency) : undefined
     const planned = await planBundle(source, options.requests, {
       platforms: options.platforms,
       skipMissingPlatforms: options.skipMissingPlatforms,
-      concurrency,
+      // Manifests are small and each image costs two round trips in a row (tag, then platforms): with 8 at a time a
+      // kubeadm set of 10 images took four; twice --concurrency reads it in two.
+      concurrency: 2 * concurrency,
       // a layer the base holds is not carried: its download never starts
       onBlob: (blob, user) => (options.base && baseHoldsBlob(options.base, blob) ? void (owners.has(blob.digest) || owners.set(blob.digest, user)) : onBlob(blob, user)),
+      ...(prefetch?.enabled ? {onImage: (ref: Reference, subjects: Digest[]) => prefetch.prefetch(ref, subjects)} : {}),
     })
     if (options.artifacts) {
       progress?.note(`looking up signatures, attestations and SBOMs of ${planned.images.length} image(s)…`)
-      await carryArtifacts(source, planned, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob}) // a delta carries them whole
+      await carryArtifacts(prefetch?.enabled ? prefetch : source, planned, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob}) // a delta carries them whole
     }
     if (options.trustedRoot) carryTrustedRoot(planned, options.trustedRoot)
     await options.beforeWrite?.(planned)
@@ -188,9 +197,10 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     const fetched = plan.blobs.filter((b) => !b.bytes)
     for (const blob of fetched) downloads.want(blob) // all were announced; this only guards the contract
 
-    // Manifests are small and already verified: keep them in the store too (a later build reads them from there).
-    // At most `concurrency` at once: each write holds a file handle until it is renamed, and there are hundreds.
-    await mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
+    // Manifests are small and already verified: keep them in the store too (a later build reads them from there), while
+    // the downloads run. At most `concurrency` at once: each write holds a file handle until it is renamed (hundreds).
+    const manifestsStored = mapLimit(plan.blobs.filter((b) => b.bytes), concurrency, (b) => store.putBytes(b, b.bytes!))
+    manifestsStored.catch(() => undefined) // awaited once the bundle is written; a failure meanwhile is not unhandled
     const cached = await Promise.all(fetched.map((b) => downloads.wasCached(b.digest)))
     downloads.reorder((a, b) => (a < b ? -1 : a > b ? 1 : 0)) // every store lookup is done: all waiting ones are queued
     const contents = bundleContents(plan, options.request, options.sourceDateEpoch, delta) // once: its size here, its bytes in writeBundle
@@ -242,6 +252,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       throw failureOf(downloads, error, options.signal)
     }
     await downloads.drained()
+    await manifestsStored
     for (const image of plan.images) progress?.itemDone(image.name)
     return {...summaryOf(plan, result, downloads, startedAt), ...(delta ? {delta: {base: delta.base, for: delta.for, reliedBlobs: delta.relies.length, savedBytes: delta.savedBytes}} : {})}
   } catch (error) {

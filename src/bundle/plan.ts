@@ -39,6 +39,11 @@ export interface PlanOptions {
    * downloads can start while other references are still being resolved. A blob may be announced more than once.
    */
   onBlob?: (blob: {digest: Digest; size: number; mediaType: string; from: Reference}, user: string) => void
+  /**
+   * Called once per carried image as soon as its digest and its carried platforms' digests are known (before their
+   * manifests are read), so that the lookups of the publishers' artifacts about them can start while planning goes on.
+   */
+  onImage?: (ref: Reference, subjects: Digest[]) => void
 }
 
 export interface PlannedBlob {
@@ -193,6 +198,7 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
       select: (index) => {
         const chosen = choosePlatforms(index, {all, wanted, what, skip: options.skipMissingPlatforms === true, warnings})
         sparse = chosen.length < index.manifests.length
+        if (chosen.length > 0) options.onImage?.(group.ref, [top.digest, ...chosen.map((d) => d.digest)])
         return chosen
       },
       onNode: (node) => {
@@ -222,6 +228,7 @@ export async function planBundle(source: ImageSource, requests: ImageRequest[], 
       if (ok) {
         platforms.push({platform: platformKey(platform), raw: top, manifest})
         announce(manifest, group)
+        options.onImage?.(group.ref, [top.digest])
       }
       else warnings.push(`${what} is only for ${platformKey(platform)}; left out`)
       if (ok && !all && wanted.length > 1) {

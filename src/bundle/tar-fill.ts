@@ -64,6 +64,8 @@ export interface LayoutEntry {
 
 /** Copy buffer size (see BufferPool). */
 const CHUNK = 1024 * 1024
+/** A bundle that is fsynced at the end is flushed to disk in the background every this many bytes (TarOut.syncEvery). */
+const SYNC_EVERY = 32 * 1024 * 1024
 /** Blobs copied at the same time (in tar order) by default: as many as downloads run by default. */
 const COPIERS = 8
 
@@ -275,6 +277,7 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
     const parts = segments.map((s) => (s.kind === 'bytes' ? s.data : regions.get(s)!))
     await hashInOrder(out, parts, () => failure !== undefined).catch(failed)
   }
+  if (fsync) out.syncEvery(SYNC_EVERY)
   const hashed = hasher()
   try {
     await mapLimit(segments, copiers, copy)

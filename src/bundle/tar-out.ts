@@ -34,6 +34,10 @@ export class TarOut {
   private failure: unknown
   private readonly single?: FileHandle
   private readonly parts?: OutParts
+  /** With syncEvery: bytes written since the last background datasync began, and that datasync. */
+  private syncEveryBytes = 0
+  private unsynced = 0
+  private syncing: Promise<void> | undefined
 
   constructor(target: FileHandle | OutParts) {
     if ('partSize' in target) {
@@ -73,19 +77,45 @@ export class TarOut {
     await this.partHasher?.stop()
   }
 
+  /**
+   * Flush the written bytes to disk in the background every `bytes` (one datasync at a time), for a bundle that is
+   * fsynced at the end: the disk then writes the bundle while it downloads, and the last fsync finds little left (it
+   * took 0.1 s per 84 MB after the last byte on this machine's virtual disk).
+   */
+  syncEvery(bytes: number): void {
+    this.syncEveryBytes = bytes
+  }
+
   /** Write all of `data` at `at`; `data` must stay untouched until the returned promise settles. */
   write(data: Buffer, at: number): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure)
     const done = this.single ? writeAll(this.single, data, 0, data.length, at) : this.writeParts(data, at)
     this.pending.add(done)
     done.then(
-      () => this.pending.delete(done),
+      () => {
+        this.pending.delete(done)
+        this.unsynced += data.length
+        if (this.syncEveryBytes > 0 && this.unsynced >= this.syncEveryBytes && !this.syncing && this.failure === undefined) this.syncInBackground()
+      },
       (error: unknown) => {
         this.pending.delete(done)
         if (this.failure === undefined) this.failure = error
       },
     )
     return done
+  }
+
+  private syncInBackground(): void {
+    this.unsynced = 0
+    this.syncing = Promise.all(this.files().map((h) => h.datasync())).then(
+      () => {
+        this.syncing = undefined
+      },
+      (error: unknown) => {
+        this.syncing = undefined
+        if (this.failure === undefined) this.failure = error
+      },
+    )
   }
 
   /** A write that crosses a part's end goes on into the next part. */
@@ -119,12 +149,14 @@ export class TarOut {
   }
 
   async datasync(): Promise<void> {
+    await this.syncing
+    if (this.failure !== undefined) throw this.failure
     await Promise.all(this.files().map((h) => h.datasync()))
   }
 
-  /** Wait for every write; rejects with the first write error. */
+  /** Wait for every write (and a background datasync); rejects with the first error. */
   async flush(): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending])
+    while (this.pending.size > 0 || this.syncing) await Promise.allSettled([...this.pending, this.syncing])
     if (this.failure !== undefined) throw this.failure
   }
 }

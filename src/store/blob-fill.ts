@@ -62,14 +62,26 @@ function writeFully(fd: number, buffers: Buffer[], position: number, callback: (
 }
 
 /**
+ * Bytes gathered before one write: a download delivers 64 KiB pieces, and each write is a trip through libuv's thread
+ * pool that the copier following the file then mirrors with a read and a write of its own. Gathering 512 KiB makes
+ * about eight times fewer of them (measured: the main thread's share of create went mostly to dispatching them).
+ */
+const GATHER_BYTES = 512 * 1024
+/** And at most this many pieces in one writev (a trickle of small chunks: far below IOV_MAX). */
+const GATHER_PIECES = 64
+
+/**
  * A Writable onto an open file descriptor, from `position` on, that reports each completed write to `onBytes` and,
- * when `follow` (default), to the BlobFill (a reader follows those bytes). Chunks that queue up while a write is in
- * flight are written together (one syscall).
+ * when `follow` (default), to the BlobFill (a reader follows those bytes). Chunks are gathered up to GATHER_BYTES (and
+ * those that queue up while a write is in flight are added) and written together, one syscall; the rest is written
+ * when the stream ends. What was gathered but not written when the stream fails is dropped, as if never received.
  */
 export class FillSink extends Writable {
   private position: number
   private readonly follow: boolean
   private inFlight: Promise<void> = Promise.resolve()
+  private gathered: Buffer[] = []
+  private gatheredBytes = 0
 
   constructor(
     private readonly fd: number,
@@ -92,8 +104,24 @@ export class FillSink extends Writable {
   }
 
   override _writev(chunks: Array<{chunk: Buffer}>, callback: (error?: Error | null) => void): void {
-    const buffers = chunks.map((c) => c.chunk)
-    const n = buffers.reduce((sum, b) => sum + b.length, 0)
+    for (const {chunk} of chunks) {
+      this.gathered.push(chunk)
+      this.gatheredBytes += chunk.length
+    }
+    if (this.gatheredBytes < GATHER_BYTES && this.gathered.length < GATHER_PIECES) return callback()
+    this.writeGathered(callback)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.gatheredBytes === 0) return callback()
+    this.writeGathered(callback)
+  }
+
+  private writeGathered(callback: (error?: Error | null) => void): void {
+    const buffers = this.gathered
+    const n = this.gatheredBytes
+    this.gathered = []
+    this.gatheredBytes = 0
     this.inFlight = new Promise((settled) => {
       writeFully(this.fd, buffers, this.position, (error) => {
         settled()

@@ -170,3 +170,58 @@ test('fillTar: a download that fails as the build is stopped ends in its error, 
     await rm(dir, {recursive: true, force: true})
   }
 })
+
+/** `handle` with its datasync counted, and made to fail from the `failFrom`-th call on. */
+function countingSyncs(handle: Awaited<ReturnType<typeof open>>, failFrom = Infinity): {handle: typeof handle; syncs: () => number} {
+  let syncs = 0
+  const counted = new Proxy(handle, {
+    get(target, name) {
+      if (name === 'datasync') {
+        return async () => {
+          syncs++
+          if (syncs >= failFrom) throw Object.assign(new Error('EIO: i/o error, fdatasync'), {code: 'EIO'})
+          return target.datasync()
+        }
+      }
+      const value = Reflect.get(target, name, target) as unknown
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    },
+  })
+  return {handle: counted, syncs: () => syncs}
+}
+
+test('syncEvery: the written bytes go to disk in the background as they land; flush waits for it; a failed one fails the output', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'kubeferry-tar-out-'))
+  try {
+    const data = randomBytes(6 * MiB)
+    const raw = await open(join(dir, 'a.tar'), 'w+')
+    const {handle, syncs} = countingSyncs(raw)
+    const out = new TarOut(handle)
+    out.syncEvery(2 * MiB)
+    for (let at = 0; at < data.length; at += MiB) await out.write(data.subarray(at, at + MiB), at)
+    await out.flush()
+    t.true(syncs() >= 2, `synced ${syncs()} times while 6 MiB were written 2 MiB apart`)
+    t.deepEqual(await readFile(join(dir, 'a.tar')), data)
+    await raw.close()
+
+    const rawB = await open(join(dir, 'b.tar'), 'w+')
+    const failing = countingSyncs(rawB, 1)
+    const outB = new TarOut(failing.handle)
+    outB.syncEvery(MiB)
+    await outB.write(data.subarray(0, MiB), 0)
+    const error = await t.throwsAsync(outB.flush())
+    t.regex(error!.message, /EIO/)
+    await t.throwsAsync(outB.write(data.subarray(0, MiB), MiB), {message: /EIO/}, 'nothing more is written after it')
+    await rawB.close()
+
+    const rawC = await open(join(dir, 'c.tar'), 'w+')
+    const none = countingSyncs(rawC)
+    const outC = new TarOut(none.handle)
+    for (let at = 0; at < data.length; at += MiB) await outC.write(data.subarray(at, at + MiB), at)
+    await outC.flush()
+    t.is(none.syncs(), 0, 'without syncEvery (a build not fsynced) no datasync')
+    await rawC.close()
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+})
