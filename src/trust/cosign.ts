@@ -8,7 +8,6 @@
  * certificate, Rekor), and so is a referrer holding a Sigstore bundle: both are checked by keyless-checks.ts.
  */
 import {verify as cryptoVerify} from 'node:crypto'
-import type {Readable} from 'node:stream'
 import {KubeferryError, isKubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {Descriptor} from '../oci/types.js'
@@ -16,38 +15,13 @@ import {walkTree} from '../oci/walk.js'
 import type {BundleArtifact} from '../bundle/layout.js'
 import {COSIGN_CERTIFICATE_ANNOTATION, COSIGN_SIGNATURE_ANNOTATION} from '../bundle/inspect-artifacts.js'
 import type {CosignKey} from './cosign-keys.js'
+import type {SignatureCheck, SignatureSource} from './signature-check.js'
 import {checkBundleReferrer, checkLegacyKeyless, SIGSTORE_BUNDLE_MEDIA_TYPES, type KeylessContext} from './keyless-checks.js'
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json'
 export const COSIGN_SIGNATURE_TYPE = 'cosign container image signature'
 /** A simple-signing payload is a few hundred bytes; a larger layer is not read (a signature layer is no place for data). */
 export const MAX_PAYLOAD_BYTES = 64 * 1024
-
-/** Where the signature manifests and payloads are read from: a bundle, or (create) the plan and its registry. */
-export interface SignatureSource {
-  /** Manifest bytes by digest (checked by the walker), undefined when absent. */
-  manifest(digest: Digest): Promise<Buffer | undefined>
-  /** A blob's bytes, verified against its digest while they flow. */
-  blob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable | NodeJS.ReadableStream>
-}
-
-/** What one signature (one layer of a `.sig` manifest) came to. */
-export interface SignatureCheck {
-  /** The `.sig` manifest's digest and the layer's position in it (1-based). */
-  signature: Digest
-  layer: number
-  /** The digest the signature is recorded about (the image's or a platform manifest's). */
-  subject: Digest
-  outcome: 'verified' | 'keyless' | 'refused'
-  /** verified: the key (file, or `policy FILE entry N` for an inline key) and its keyid. */
-  key?: {name: string; keyid: string}
-  /** keyless: the identity (SubjectAltName) its certificate names; verified or refused keyless: checked, or not. */
-  identity?: string
-  /** keyless, once the certificate is verified: its OIDC issuer. */
-  issuer?: string
-  /** Why it does not count (refused), or the "not yet" of a keyless one. */
-  reason?: string
-}
 
 /** A small layer's bytes (a payload, a Sigstore bundle), at most `max`, verified by digest as they are read. */
 async function readSmallLayer(source: SignatureSource, layer: Descriptor, max = MAX_PAYLOAD_BYTES): Promise<Buffer> {

@@ -16,7 +16,7 @@ import type {BundleArtifact} from '../bundle/layout.js'
 import {certificateIdentity, COSIGN_CERTIFICATE_ANNOTATION} from '../bundle/inspect-artifacts.js'
 import {describeIdentity, identityAllowed, type KeylessIdentity} from './image-policy.js'
 import type {KeylessVerifier} from './keyless.js'
-import type {SignatureCheck, SignatureSource} from './cosign.js'
+import type {SignatureCheck, SignatureSource} from './signature-check.js'
 
 export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1'
 const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
