@@ -13,12 +13,11 @@
  * The tar itself is hashed in order while it fills (for BUNDLE.sha256, see tar-out.ts).
  */
 import {setMaxListeners} from 'node:events'
-import {open, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
-import type {BlobFill, BlobStore, ResumeFrom} from '../store/blob-store.js'
+import type {BlobStore} from '../store/blob-store.js'
 import type {Progress} from '../ui/progress.js'
-import {planBundle, type BundlePlan, type ImageRequest, type ImageSource, type PlannedBlob} from './plan.js'
+import {planBundle, type BundlePlan, type ImageRequest, type ImageSource} from './plan.js'
 import {carryArtifacts} from './artifacts.js'
 import {ArtifactPrefetch} from './artifact-prefetch.js'
 import type {Reference} from '../oci/reference.js'
@@ -27,7 +26,7 @@ import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
 import {Downloads} from './downloads.js'
 import type {BundleDelta, BundleLayer} from './layout.js'
 import {checkBundleFits, checkOutputDir} from './preflight.js'
-import type {BlobFile} from './tar-fill.js'
+import {followFill, storedFile} from './blob-files.js'
 import {bundleContents, writeBundle, type BundlePart, type BundleRequest} from './writer.js'
 
 export interface BuildOptions {
@@ -85,47 +84,6 @@ export interface BuildSummary {
   warnings: string[]
   /** A delta: what it was made against and the bytes it leaves out. */
   delta?: {base: BundleDelta['base']; for: BundleDelta['for']; reliedBlobs: number; savedBytes: number}
-}
-
-
-async function openEither(first: string, second: string): Promise<FileHandle> {
-  try {
-    return await open(first, 'r')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    return open(second, 'r')
-  }
-}
-
-/** A blob being downloaded, as the writer reads it: the temp file while it grows, the stored file once renamed. */
-function followFill(fill: BlobFill): BlobFile {
-  return {
-    kind: 'file',
-    // The temp file is gone only when renamed (complete) or removed (failed: report why).
-    open: () =>
-      openEither(fill.tempPath, fill.finalPath).catch((error: unknown) => {
-        throw fill.state === 'failed' ? fill.error : error
-      }),
-    readable: () => (fill.state === 'complete' ? fill.size : fill.written),
-    more: () => fill.changed(),
-    settled: async () => {
-      while (fill.state !== 'complete') await fill.changed()
-    },
-  }
-}
-
-/** A blob in the store that this build did not verify itself: hashed again while it is copied. */
-function storedFile(store: BlobStore, blob: PlannedBlob): BlobFile {
-  const path = store.pathOf(blob.digest)
-  return {
-    kind: 'file',
-    open: () => open(path, 'r'),
-    readable: () => blob.size,
-    more: async () => undefined,
-    settled: async () => undefined,
-    // A cache file that no longer matches its digest is dropped so the next run fetches it again.
-    verify: {label: `cached blob ${blob.digest} (${path})`, onMismatch: () => store.remove(blob.digest)},
-  }
 }
 
 export async function buildBundle(options: BuildOptions): Promise<BuildSummary> {
