@@ -165,6 +165,7 @@ const ROWS: Row[] = [
   {command: 'serve', problem: 'flag that needs another', argv: (f) => [f.good, '--tls-cert', 'mirror.crt'], code: 2, error: /--tls-key/},
   {command: 'serve', problem: 'port already in use', argv: (f) => [f.good, '--listen', `127.0.0.1:${f.busyPort}`], code: 1, error: (f) => new RegExp(`^error: cannot listen on 127\\.0\\.0\\.1:${f.busyPort}: the address is already in use`), hint: /another process uses that port/},
   {command: 'serve', problem: 'malformed listen address', argv: (f) => [f.good, '--listen', 'nonsense'], code: 1, error: /^error: invalid listen address "nonsense"/},
+  {command: 'serve', problem: '--trusted-root without --verify-images', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--trusted-root', f.missing], code: 2, error: /^error: --trusted-root is for --verify-images/},
   {command: 'serve', problem: 'bundle that does not exist', argv: (f) => [f.missing, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'serve', problem: 'directory as the bundle', argv: (f) => [f.folder, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'serve', problem: 'corrupt (one byte flipped) bundle', argv: (f) => [f.flipped, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: ${esc(f.flipped)} does not verify: .*sha256:`)},
@@ -177,6 +178,7 @@ const ROWS: Row[] = [
   {command: 'verify', problem: 'public key that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'verify', problem: '--require-signatures 0', argv: (f) => [f.good, '--require-signatures', '0'], code: 2, error: /^error: .*--require-signatures/},
   {command: 'verify', problem: '--cosign-key without --images', argv: (f) => [f.good, '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --images/},
+  {command: 'verify', problem: '--trusted-root without --images', argv: (f) => [f.good, '--trusted-root', f.missing], code: 2, error: /^error: --trusted-root is for --images/},
   {command: 'verify', problem: 'cosign key that does not exist', argv: (f) => [f.good, '--images', '--cosign-key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   // verify
   // inventory
