@@ -101,10 +101,11 @@ export async function readImagePolicyFile(file: string): Promise<ImagePolicyEntr
   let text: string
   try {
     const info = await stat(file)
-    if (!info.isFile()) throw Object.assign(new Error(), {code: 'EISDIR'})
-    if (info.size > MAX_POLICY_BYTES) throw Object.assign(new Error(), {code: 'EFBIG'})
+    if (!info.isFile()) throw Object.assign(new Error(), {code: info.isDirectory() ? 'EISDIR' : 'ENOTREG'})
+    if (info.size > MAX_POLICY_BYTES) throw new KubeferryError('INVALID_ARGUMENT', `image policy ${file} is ${info.size} bytes, more than the ${MAX_POLICY_BYTES} an image policy may be`, {hint: 'give the JSON policy file itself: {"images": [{"match": "registry.corp/apps/**", "keys": ["cosign.pub"]}]}'})
     text = await readFile(file, 'utf8')
   } catch (error) {
+    if (error instanceof KubeferryError) throw error
     throw new KubeferryError('IO', `cannot read image policy ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`, {hint: 'check the path and permissions'})
   }
   let value: {images?: unknown}
