@@ -91,7 +91,14 @@ async function readEntry(raw: RawEntry, n: number, file: string): Promise<ImageP
   }
   if (keyTexts.length + identities.length === 0) throw bad(`(${raw.match}) names neither keys nor keyless identities`)
   const keys = await Promise.all(
-    (keyTexts as string[]).map((k, m) => (k.includes('-----BEGIN') ? cosignKeyFromPem(k, `${origin}, key ${m + 1}`) : readCosignKey(isAbsolute(k) ? k : join(dirname(file), k)))),
+    (keyTexts as string[]).map(async (k, m) =>
+      k.includes('-----BEGIN')
+        ? cosignKeyFromPem(k, `${origin}, key ${m + 1}`)
+        : readCosignKey(isAbsolute(k) ? k : join(dirname(file), k)).catch((error: unknown) => {
+            // Which policy entry named the key (a relative path is the policy file's directory's, not the shell's).
+            throw error instanceof KubeferryError ? new KubeferryError(error.code, `image policy ${file}: entry ${n} (${raw.match as string}): ${error.message}`, {hint: error.hint, cause: error.cause, exitCode: error.exitCode}) : error
+          }),
+    ),
   )
   return {match: raw.match, keys, keyless: (identities as KeylessIdentity[]).map((i) => ({issuer: i.issuer, ...(i.subject !== undefined ? {subject: i.subject} : {subjectRegExp: i.subjectRegExp})})), origin}
 }

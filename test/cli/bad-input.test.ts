@@ -41,6 +41,8 @@ interface Fixtures {
   notTrustedRoot: string
   /** A 5 MB (sparse) file, past the size caps of keys, image policies and trusted roots. */
   oversized: string
+  /** An image policy whose one entry names a key file that is not there. */
+  policyMissingKey: string
 }
 
 interface Row {
@@ -195,6 +197,7 @@ const ROWS: Row[] = [
   {command: 'verify', problem: 'trusted root of 5 MB', argv: (f) => [f.good, '--images', '--trusted-root', f.oversized], code: 1, error: (f) => new RegExp(`^error: trusted root ${esc(f.oversized)} is 5000000 bytes, more than the \\d+ a trusted root may be`)},
   {command: 'verify', problem: 'cosign key of 5 MB', argv: (f) => [f.good, '--images', '--cosign-key', f.oversized], code: 1, error: (f) => new RegExp(`^error: key ${esc(f.oversized)} is 5000000 bytes, more than the \\d+ a key file may be`)},
   {command: 'verify', problem: 'bundle that is /dev/null', argv: () => ['/dev/null'], code: 1, error: /^error: cannot open bundle \/dev\/null: not a regular file/},
+  {command: 'verify', problem: 'image policy naming a key that does not exist', argv: (f) => [f.good, '--images', '--image-policy', f.policyMissingKey], code: 1, error: (f) => new RegExp(`^error: image policy ${esc(f.policyMissingKey)}: entry 1 \\(registry\\.k8s\\.io/\\*\\*\\): cannot read key ${esc(join(f.dir, 'nope.pub'))}: no such file or directory`)},
   {command: 'verify', problem: 'cosign key that does not exist', argv: (f) => [f.good, '--images', '--cosign-key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   // verify
   // inventory
@@ -247,7 +250,9 @@ test.before(async () => {
   const oversized = join(dir, 'oversized.json')
   await writeFile(oversized, '')
   await truncate(oversized, 5_000_000)
-  fixtures = {dir, folder, missing: join(dir, 'no-such', 'k8s.tar'), good, truncated, flipped, readOnly: mounted ? readOnly : undefined, deadMirror: 'http://127.0.0.1:9', busyPort, notTrustedRoot, oversized}
+  const policyMissingKey = join(dir, 'policy.json')
+  await writeFile(policyMissingKey, JSON.stringify({images: [{match: 'registry.k8s.io/**', keys: ['nope.pub']}]}))
+  fixtures = {dir, folder, missing: join(dir, 'no-such', 'k8s.tar'), good, truncated, flipped, readOnly: mounted ? readOnly : undefined, deadMirror: 'http://127.0.0.1:9', busyPort, notTrustedRoot, oversized, policyMissingKey}
 })
 
 test.after.always(async () => {
