@@ -51,7 +51,7 @@ export class FileBytes implements ByteSource {
   static async open(path: string): Promise<FileBytes> {
     try {
       const s = await stat(path)
-      if (!s.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'EISDIR'})
+      if (!s.isFile()) throw Object.assign(new Error('not a regular file'), {code: s.isDirectory() ? 'EISDIR' : 'ENOTREG'})
       return new FileBytes(path, s.size)
     } catch (error) {
       throw new KubeferryError('IO', `cannot open bundle ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {hint: 'check the path and permissions'})

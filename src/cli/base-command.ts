@@ -7,7 +7,7 @@ import * as Flags from '@oclif/core/flags'
 import type {Input, ParserOutput} from '@oclif/core/interfaces'
 import {describeError, isKubeferryError, KubeferryError} from '../oci/errors.js'
 import {fromFileSystemError} from './fs-errors.js'
-import {fromParseError, type CommandShape} from './usage.js'
+import {fromParseError, helpHint, usageError, type CommandShape} from './usage.js'
 
 // oclif's own (unexported) bounds of parse's type parameters.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -46,6 +46,7 @@ export abstract class BaseCommand extends Command {
     const nonGreedy = <T extends object | undefined>(flags: T): T =>
       (flags && Object.fromEntries(Object.entries(flags).map(([name, flag]) => [name, flag.type === 'option' && flag.multiple ? {...flag, multipleNonGreedy: true} : flag]))) as T
     const args = input.args && Object.fromEntries(Object.entries(input.args).map(([name, arg]) => [name, {...arg, ignoreStdin: true}]))
+    this.refuseSwitchValues({...input.baseFlags, ...input.flags}, argv)
     try {
       return await super.parse(
         {strict: input.strict, '--': input['--'], enableJsonFlag: input.enableJsonFlag, constraints: input.constraints, args: args as Input<F, B, A>['args'], flags: nonGreedy(input.flags), baseFlags: nonGreedy(input.baseFlags)},
@@ -55,6 +56,22 @@ export abstract class BaseCommand extends Command {
       // The arguments were read (and refused): oclif would otherwise warn "did not parse its arguments" outside production.
       this.parsed = true
       throw fromParseError(error, this.shape, argv) ?? error
+    }
+  }
+
+  /**
+   * `--images=true`, `--verify=false`: oclif takes a switch's `=value` for an argument (serve would look for a bundle
+   * named "false"; others named the wrong word as unexpected). Refused here, naming the token.
+   */
+  private refuseSwitchValues(flags: Record<string, {type?: string; allowNo?: boolean}>, argv: readonly string[]): void {
+    for (const token of argv) {
+      if (token === '--') return
+      const given = /^--([^=]+)=/.exec(token)?.[1]
+      if (!given) continue
+      const name = flags[given] ? given : given.startsWith('no-') && flags[given.slice(3)]?.allowNo ? given.slice(3) : undefined
+      if (name === undefined || flags[name].type !== 'boolean') continue
+      this.parsed = true
+      throw usageError(`--${given} takes no value, it is a switch: "${token}"`, `give --${name}${flags[name].allowNo ? ` or --no-${name}` : ''} alone; ${helpHint(this.shape)}`)
     }
   }
 

@@ -60,7 +60,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
     {code: LOAD_EXIT.failed, meaning: 'An image is missing or has another digest after the import, the runtime refused the import, or a flag value is not valid.'},
     USAGE,
     {code: LOAD_EXIT.noRuntime, meaning: 'No container runtime found or reachable (or not the one given with --runtime).'},
-    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check, or (with --key or a node policy) it is unsigned, wrongly signed or not the bundle that was signed, or (with --verify-images) an image has no valid cosign signature by a key its image policy allows. Nothing was imported.'},
+    {code: LOAD_EXIT.badBundle, meaning: 'The bundle is missing, not a file, or fails its checksum or structure check, or (with --key or a node policy) it is unsigned, wrongly signed or not the bundle that was signed, or (with --verify-images) an image has no valid signature its image policy allows (a cosign key, or a keyless identity checked against the trusted root). Nothing was imported.'},
     {code: LOAD_EXIT.noPlatform, meaning: "The bundle does not hold this node's platform (or the one given with --platform)."},
     {code: LOAD_EXIT.noSpace, meaning: 'Not enough free space for the import.'},
     {code: LOAD_EXIT.missingBase, meaning: 'A delta bundle whose base the runtime does not hold (the images missing a layer are named), or a delta made for push only. Nothing was imported.'},
@@ -82,7 +82,7 @@ export const EXIT_CODES: Readonly<Record<string, readonly ExitCode[]>> = {
   ],
   serve: [
     {code: 0, meaning: 'Stopped by SIGTERM or SIGINT after running downloads finished.'},
-    failed('Could not start: a bundle cannot be read, fails verification or its signatures do not hold (with --key or a node policy), the address is not valid or in use, or the TLS files cannot be read.'),
+    failed('Could not start: a bundle cannot be read, fails verification or its signatures do not hold (with --key or a node policy), an image signature does not (--verify-images) or a key, image policy or trusted root cannot be read, the address is not valid or in use, or the TLS files cannot be read.'),
     USAGE,
   ],
   verify: [

@@ -15,6 +15,8 @@ const KNOWN: Record<string, {reason: string; hint: (path: string | undefined) =>
   EROFS: {reason: 'read-only file system', hint: () => 'choose a location on a writable file system (e.g. under /tmp or your home), or remount it read-write'},
   ENOTDIR: {reason: 'a part of the path is a file, not a directory', hint: (p) => `check the path${p ? ` ${p}` : ''}: every part before the last must be a directory`},
   EISDIR: {reason: 'is a directory, not a file', hint: () => 'give the path of a file (e.g. DIR/k8s.tar), not of a directory'},
+  // Not an errno: what the readers that want a regular file say of a device (/dev/null), pipe or socket.
+  ENOTREG: {reason: 'not a regular file (a device, pipe or socket)', hint: () => 'give the path of a regular file (not /dev/null, a device, a pipe or <(…))'},
   ENOSPC: {reason: 'no space left on the device', hint: (p) => `free space there (df -h ${p ? dirname(p) : '.'}) or choose a location with more space`},
   EDQUOT: {reason: 'disk quota exceeded', hint: (p) => `free space within your quota (quota -s) or choose another location${p ? ` than ${dirname(p)}` : ''}`},
   EEXIST: {reason: 'already exists', hint: (p) => `remove ${p ?? 'it'} or choose another path`},

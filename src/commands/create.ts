@@ -80,6 +80,8 @@ export default class Create extends BaseCommand {
     const partSize = flags.split === undefined ? undefined : parseSplitSize(flags.split) // a usage error before anything
     if (flags['require-signed-images'] && !flags.signatures) throw usageError('--require-signed-images needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
     if (flags['verify-signatures'] && !flags.signatures) throw usageError('--verify-signatures needs the signatures that --no-signatures leaves out', 'drop one of the two flags')
+    // A root carried without any signature checks nothing inside, yet the summary would say keyless signatures are checked.
+    if (flags['trusted-root'] !== undefined && !flags.signatures) throw usageError('--trusted-root checks the signatures that --no-signatures leaves out', 'drop one of the two flags')
     if (policyFlagsWithout(flags, flags['verify-signatures'])) throw usageError('--cosign-key and --image-policy are for --verify-signatures', 'add --verify-signatures to check the images\' signatures before the bundle is written')
     const imagePolicy = flags['verify-signatures'] ? await imagePolicyFromFlags(flags) : undefined // a key that cannot be read: before any download
     const trustedRoot = flags['trusted-root'] ? await import('../trust/trusted-root.js').then(async (t) => {

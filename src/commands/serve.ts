@@ -34,7 +34,7 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     verify: Flags.boolean({description: 'Verify every bundle fully before serving; --no-verify verifies each blob when first served.', default: true, allowNo: true}),
     'grace-period': Flags.integer({description: 'Seconds running downloads may take to finish on SIGTERM/SIGINT.', default: 10, min: 0}),
     ...trustFlags,
-    'verify-images': Flags.boolean({description: "Refuse to serve, before the port is opened, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
+    'verify-images': Flags.boolean({description: "Refuse to serve, before the port is opened, unless every image the image policy covers carries a valid cosign signature (see --cosign-key, --image-policy, --trusted-root).", default: false, helpGroup: 'IMAGE SIGNATURES'}),
     ...imagePolicyFlags,
   }
 
@@ -106,8 +106,9 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
    * --verify-images: each bundle's images held to the image policy (load and push do the same, image-verify-flags.ts);
    * the first bundle with a refused image stops serve. The counts over all bundles, or undefined when not asked.
    */
-  private async checkImages(bundles: string[], flags: {'verify-images': boolean; 'cosign-key'?: string[]; 'image-policy'?: string}, log: AccessLog): Promise<{verified: number; notChecked: number; refused: number} | undefined> {
-    if (!flags['verify-images'] && !policyFlagsWithout(flags, false)) return undefined
+  private async checkImages(bundles: string[], flags: {'verify-images': boolean; 'cosign-key'?: string[]; 'image-policy'?: string; 'trusted-root'?: string}, log: AccessLog): Promise<{verified: number; notChecked: number; refused: number} | undefined> {
+    // --trusted-root counts too: serve carries nothing, so without --verify-images it would do nothing (a usage error).
+    if (!flags['verify-images'] && !policyFlagsWithout(flags, false, true)) return undefined
     let counts: {verified: number; notChecked: number; refused: number} | undefined
     let policy: Awaited<ReturnType<typeof bundleImagePolicy>>
     for (const bundle of bundles) {

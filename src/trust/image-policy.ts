@@ -91,7 +91,14 @@ async function readEntry(raw: RawEntry, n: number, file: string): Promise<ImageP
   }
   if (keyTexts.length + identities.length === 0) throw bad(`(${raw.match}) names neither keys nor keyless identities`)
   const keys = await Promise.all(
-    (keyTexts as string[]).map((k, m) => (k.includes('-----BEGIN') ? cosignKeyFromPem(k, `${origin}, key ${m + 1}`) : readCosignKey(isAbsolute(k) ? k : join(dirname(file), k)))),
+    (keyTexts as string[]).map(async (k, m) =>
+      k.includes('-----BEGIN')
+        ? cosignKeyFromPem(k, `${origin}, key ${m + 1}`)
+        : readCosignKey(isAbsolute(k) ? k : join(dirname(file), k)).catch((error: unknown) => {
+            // Which policy entry named the key (a relative path is the policy file's directory's, not the shell's).
+            throw error instanceof KubeferryError ? new KubeferryError(error.code, `image policy ${file}: entry ${n} (${raw.match as string}): ${error.message}`, {hint: error.hint, cause: error.cause, exitCode: error.exitCode}) : error
+          }),
+    ),
   )
   return {match: raw.match, keys, keyless: (identities as KeylessIdentity[]).map((i) => ({issuer: i.issuer, ...(i.subject !== undefined ? {subject: i.subject} : {subjectRegExp: i.subjectRegExp})})), origin}
 }
@@ -101,10 +108,11 @@ export async function readImagePolicyFile(file: string): Promise<ImagePolicyEntr
   let text: string
   try {
     const info = await stat(file)
-    if (!info.isFile()) throw Object.assign(new Error(), {code: 'EISDIR'})
-    if (info.size > MAX_POLICY_BYTES) throw Object.assign(new Error(), {code: 'EFBIG'})
+    if (!info.isFile()) throw Object.assign(new Error(), {code: info.isDirectory() ? 'EISDIR' : 'ENOTREG'})
+    if (info.size > MAX_POLICY_BYTES) throw new KubeferryError('INVALID_ARGUMENT', `image policy ${file} is ${info.size} bytes, more than the ${MAX_POLICY_BYTES} an image policy may be`, {hint: 'give the JSON policy file itself: {"images": [{"match": "registry.corp/apps/**", "keys": ["cosign.pub"]}]}'})
     text = await readFile(file, 'utf8')
   } catch (error) {
+    if (error instanceof KubeferryError) throw error
     throw new KubeferryError('IO', `cannot read image policy ${file}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`, {hint: 'check the path and permissions'})
   }
   let value: {images?: unknown}

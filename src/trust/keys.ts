@@ -44,10 +44,11 @@ export function keyIdOf(publicKey: KeyObject): string {
 export async function readKeyFile(file: string): Promise<Buffer> {
   try {
     const info = await stat(file)
-    if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: 'EISDIR'})
-    if (info.size > MAX_KEY_BYTES) throw Object.assign(new Error('too large'), {code: 'EFBIG'})
+    if (!info.isFile()) throw Object.assign(new Error('not a regular file'), {code: info.isDirectory() ? 'EISDIR' : 'ENOTREG'})
+    if (info.size > MAX_KEY_BYTES) throw new KubeferryError('INVALID_ARGUMENT', `key ${file} is ${info.size} bytes, more than the ${MAX_KEY_BYTES} a key file may be`, {hint: 'give the PEM key file itself (-----BEGIN … KEY-----, a few hundred bytes)'})
     return await readFile(file)
   } catch (error) {
+    if (error instanceof KubeferryError) throw error
     const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
     throw new KubeferryError('IO', `cannot read key ${file}: ${code}`, {hint: 'check the path and permissions'})
   }

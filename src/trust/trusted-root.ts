@@ -55,7 +55,7 @@ export async function readTrustedRootFile(file: string): Promise<TrustedRootFile
   let bytes: Buffer
   try {
     const info = await stat(file)
-    if (!info.isFile()) throw Object.assign(new Error(), {code: 'EISDIR'})
+    if (!info.isFile()) throw Object.assign(new Error(), {code: info.isDirectory() ? 'EISDIR' : 'ENOTREG'})
     if (info.size > MAX_TRUSTED_ROOT_BYTES) throw invalid(file, `is ${info.size} bytes, more than the ${MAX_TRUSTED_ROOT_BYTES} a trusted root may be`)
     bytes = await readFile(file)
   } catch (error) {

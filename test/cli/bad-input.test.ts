@@ -13,7 +13,7 @@
  */
 import test, {type ExecutionContext} from 'ava'
 import {execFileSync} from 'node:child_process'
-import {copyFile, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {copyFile, mkdir, mkdtemp, readFile, rm, truncate, writeFile} from 'node:fs/promises'
 import {createServer, type AddressInfo, type Server} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -37,6 +37,12 @@ interface Fixtures {
   deadMirror: string
   /** A port this test holds open, for `serve --listen`. */
   busyPort: number
+  /** JSON, but not a Sigstore trusted root. */
+  notTrustedRoot: string
+  /** A 5 MB (sparse) file, past the size caps of keys, image policies and trusted roots. */
+  oversized: string
+  /** An image policy whose one entry names a key file that is not there. */
+  policyMissingKey: string
 }
 
 interface Row {
@@ -92,8 +98,10 @@ const ROWS: Row[] = [
   {command: 'create', problem: 'unknown runtime', argv: (f) => ['--runtime', 'containerd@0.9', '-o', join(f.dir, 'x.tar'), ...noNet(f)], code: 1, error: /^error: invalid --runtime "containerd@0\.9"/},
   {command: 'create', problem: 'images file that does not exist', argv: (f) => ['--images-file', f.missing, '-o', join(f.dir, 'x.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read --images-file ${esc(f.missing)}: no such file or directory`)},
   {command: 'create', problem: '--verify-signatures with --no-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--verify-signatures', '--no-signatures'], code: 2, error: /^error: --verify-signatures needs the signatures that --no-signatures leaves out/},
+  {command: 'create', problem: '--trusted-root with --no-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--trusted-root', f.missing, '--no-signatures'], code: 2, error: /^error: --trusted-root checks the signatures that --no-signatures leaves out/},
   {command: 'create', problem: '--cosign-key without --verify-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-signatures/},
   {command: 'create', problem: 'cosign key that does not exist', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--verify-signatures', '--cosign-key', f.missing, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
+  {command: 'create', problem: 'trusted root that is a directory', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--trusted-root', f.folder, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read trusted root ${esc(f.folder)}: is a directory`)},
   {command: 'create', problem: 'directory as the output file', argv: (f) => ['--image', PAUSE, '-o', f.folder, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: --output ${esc(f.folder)} is a directory`)},
   {command: 'create', problem: 'output directory that does not exist', argv: (f) => ['--image', PAUSE, '-o', join(f.missing, 'k8s.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: the output directory ${esc(f.missing)} does not exist`), hint: /mkdir -p/},
   {command: 'create', problem: 'read-only output directory', needs: 'readOnly', argv: (f) => ['--image', PAUSE, '-o', join(f.readOnly!, 'k8s.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot write the bundle into ${esc(f.readOnly!)}: .*read-only`)},
@@ -131,6 +139,7 @@ const ROWS: Row[] = [
   {command: 'load', problem: 'corrupt (truncated) bundle', argv: (f) => [f.truncated, '--verify-only'], code: 4, error: (f) => new RegExp(`^error: ${esc(f.truncated)}: .*truncated`)},
   {command: 'load', problem: 'corrupt (one byte flipped) bundle', argv: (f) => [f.flipped, '--verify-only'], code: 4, error: (f) => new RegExp(`^error: blob sha256:[0-9a-f]{64} in ${esc(f.flipped)} is corrupt`), stdout: /^kubeferry: bundle /},
   {command: 'load', problem: '--cosign-key without --verify-images', argv: (f) => [f.good, '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-images/},
+  {command: 'load', problem: 'trusted root that is /dev/null', argv: (f) => [f.good, '--verify-images', '--trusted-root', '/dev/null', '--dry-run'], code: 1, error: /^error: cannot read trusted root \/dev\/null: not a regular file/, hint: /regular file/},
   {command: 'load', problem: 'image policy that does not exist', argv: (f) => [f.good, '--verify-images', '--image-policy', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read image policy ${esc(f.missing)}: no such file or directory`)},
 
   // push
@@ -141,6 +150,7 @@ const ROWS: Row[] = [
   {command: 'push', problem: 'value not among the choices', argv: (f) => [f.good, 'reg:5000/k8s', '--platform-policy', 'some'], code: 2, error: /^error: invalid --platform-policy "some": expected one of auto, sparse, filtered/},
   {command: 'push', problem: 'malformed destination', argv: (f) => [f.good, 'Reg:5000/K8S'], code: 1, error: /^error: invalid registry "Reg:5000\/K8S"/},
   {command: 'push', problem: '--image-policy without --verify-images', argv: (f) => [f.good, 'reg:5000/k8s', '--image-policy', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-images/},
+  {command: 'push', problem: 'trusted root that is JSON but not a trusted root', argv: (f) => [f.good, '127.0.0.1:9/k8s', '--verify-images', '--trusted-root', f.notTrustedRoot], code: 1, error: (f) => new RegExp(`^error: trusted root ${esc(f.notTrustedRoot)} has mediaType null, not a Sigstore trusted root's`), hint: /trusted_root\.json/},
   {command: 'push', problem: 'cosign key that does not exist', argv: (f) => [f.good, '127.0.0.1:9/k8s', '--verify-images', '--cosign-key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'push', problem: 'bundle that does not exist', argv: (f) => [f.missing, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'push', problem: 'directory as the bundle', argv: (f) => [f.folder, 'reg:5000/k8s'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
@@ -165,6 +175,10 @@ const ROWS: Row[] = [
   {command: 'serve', problem: 'flag that needs another', argv: (f) => [f.good, '--tls-cert', 'mirror.crt'], code: 2, error: /--tls-key/},
   {command: 'serve', problem: 'port already in use', argv: (f) => [f.good, '--listen', `127.0.0.1:${f.busyPort}`], code: 1, error: (f) => new RegExp(`^error: cannot listen on 127\\.0\\.0\\.1:${f.busyPort}: the address is already in use`), hint: /another process uses that port/},
   {command: 'serve', problem: 'malformed listen address', argv: (f) => [f.good, '--listen', 'nonsense'], code: 1, error: /^error: invalid listen address "nonsense"/},
+  {command: 'serve', problem: 'a switch given a value', argv: (f) => [f.good, '--verify=false', '--listen', '127.0.0.1:0'], code: 2, error: /^error: --verify takes no value, it is a switch: "--verify=false"/, hint: /--no-verify/},
+  {command: 'serve', problem: '--trusted-root without --verify-images', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--trusted-root', f.missing], code: 2, error: /^error: --trusted-root is for --verify-images/},
+  {command: 'serve', problem: 'image policy that is /dev/null', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--verify-images', '--image-policy', '/dev/null'], code: 1, error: /^error: cannot read image policy \/dev\/null: not a regular file/},
+  {command: 'serve', problem: 'image policy of 5 MB', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--verify-images', '--image-policy', f.oversized], code: 1, error: (f) => new RegExp(`^error: image policy ${esc(f.oversized)} is 5000000 bytes, more than the \\d+ an image policy may be`)},
   {command: 'serve', problem: 'bundle that does not exist', argv: (f) => [f.missing, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'serve', problem: 'directory as the bundle', argv: (f) => [f.folder, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
   {command: 'serve', problem: 'corrupt (one byte flipped) bundle', argv: (f) => [f.flipped, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: ${esc(f.flipped)} does not verify: .*sha256:`)},
@@ -177,6 +191,13 @@ const ROWS: Row[] = [
   {command: 'verify', problem: 'public key that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'verify', problem: '--require-signatures 0', argv: (f) => [f.good, '--require-signatures', '0'], code: 2, error: /^error: .*--require-signatures/},
   {command: 'verify', problem: '--cosign-key without --images', argv: (f) => [f.good, '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --images/},
+  {command: 'verify', problem: 'a switch given a value', argv: (f) => [f.good, '--images=true'], code: 2, error: /^error: --images takes no value, it is a switch: "--images=true"/},
+  {command: 'verify', problem: '--trusted-root without --images', argv: (f) => [f.good, '--trusted-root', f.missing], code: 2, error: /^error: --trusted-root is for --images/},
+  {command: 'verify', problem: 'trusted root that does not exist', argv: (f) => [f.good, '--images', '--trusted-root', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read trusted root ${esc(f.missing)}: no such file or directory`)},
+  {command: 'verify', problem: 'trusted root of 5 MB', argv: (f) => [f.good, '--images', '--trusted-root', f.oversized], code: 1, error: (f) => new RegExp(`^error: trusted root ${esc(f.oversized)} is 5000000 bytes, more than the \\d+ a trusted root may be`)},
+  {command: 'verify', problem: 'cosign key of 5 MB', argv: (f) => [f.good, '--images', '--cosign-key', f.oversized], code: 1, error: (f) => new RegExp(`^error: key ${esc(f.oversized)} is 5000000 bytes, more than the \\d+ a key file may be`)},
+  {command: 'verify', problem: 'bundle that is /dev/null', argv: () => ['/dev/null'], code: 1, error: /^error: cannot open bundle \/dev\/null: not a regular file/},
+  {command: 'verify', problem: 'image policy naming a key that does not exist', argv: (f) => [f.good, '--images', '--image-policy', f.policyMissingKey], code: 1, error: (f) => new RegExp(`^error: image policy ${esc(f.policyMissingKey)}: entry 1 \\(registry\\.k8s\\.io/\\*\\*\\): cannot read key ${esc(join(f.dir, 'nope.pub'))}: no such file or directory`)},
   {command: 'verify', problem: 'cosign key that does not exist', argv: (f) => [f.good, '--images', '--cosign-key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   // verify
   // inventory
@@ -224,7 +245,14 @@ test.before(async () => {
   busy = createServer()
   await new Promise<void>((resolve) => busy!.listen(0, '127.0.0.1', resolve))
   const busyPort = (busy.address() as AddressInfo).port
-  fixtures = {dir, folder, missing: join(dir, 'no-such', 'k8s.tar'), good, truncated, flipped, readOnly: mounted ? readOnly : undefined, deadMirror: 'http://127.0.0.1:9', busyPort}
+  const notTrustedRoot = join(dir, 'not-a-root.json')
+  await writeFile(notTrustedRoot, '{"a": 1}\n')
+  const oversized = join(dir, 'oversized.json')
+  await writeFile(oversized, '')
+  await truncate(oversized, 5_000_000)
+  const policyMissingKey = join(dir, 'policy.json')
+  await writeFile(policyMissingKey, JSON.stringify({images: [{match: 'registry.k8s.io/**', keys: ['nope.pub']}]}))
+  fixtures = {dir, folder, missing: join(dir, 'no-such', 'k8s.tar'), good, truncated, flipped, readOnly: mounted ? readOnly : undefined, deadMirror: 'http://127.0.0.1:9', busyPort, notTrustedRoot, oversized, policyMissingKey}
 })
 
 test.after.always(async () => {
