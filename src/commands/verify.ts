@@ -43,7 +43,8 @@ export default class Verify extends BaseCommand {
       ? images?.refusal
       : new KubeferryError('BUNDLE_INVALID', `${args.bundle} failed verification: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}${flags.json ? '' : ' (listed above)'}`, {hint: damagedBundleHint(args.bundle)})
     if (flags.json) {
-      this.printJson(error ? {...result, error: error.toJSON()} : result)
+      // `ok` is the whole verdict, as the exit code: a script that reads only `.ok` must not accept refused images.
+      this.printJson(error ? {...result, ok: false, error: error.toJSON()} : result)
     } else if (result.ok) {
       if (images) this.log(`${args.bundle}: images: ${images.report.verified} verified, ${images.report.notChecked} not checked, ${images.report.refused} refused`)
       if (!error) this.log(`${args.bundle}: OK (${result.images} images, ${result.blobs} blobs${flags.quick ? ', contents not hashed' : `, ${formatBytes(result.bytesHashed)} hashed`}${trust ? `; ${signedByLine(trust)}` : ''})`)

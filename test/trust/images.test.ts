@@ -127,8 +127,11 @@ peerTest('verify --images with the key: the good image verified, tampered / othe
   for (const name of [TAMPERED, OTHER_DIGEST, KEYLESS, UNSIGNED]) t.true(r.stderr.includes(`${name}@${byName(name).digest}`), name)
   t.regex(r.stderr, /4 image\(s\) refused by the image signature policy/)
   t.regex(r.stderr, /signature sha256:[0-9a-f]{64} \(layer 1\): does not verify/)
-  // the bundle checks themselves passed: the refusal is the signatures' doing
-  t.true((JSON.parse(r.stdout) as {ok: boolean}).ok)
+  // the bundle checks themselves passed (no problems): the refusal is the signatures' doing, and `ok` says it as the exit code does
+  const json = JSON.parse(r.stdout) as {ok: boolean; problems: unknown[]; error: {code: string}}
+  t.false(json.ok)
+  t.deepEqual(json.problems, [])
+  t.truthy(json.error)
 })
 
 peerTest('verify --images: the good bundle passes with the key (policy file or inline PEM), offline, text output names the key', ['registries'], async (t) => {
