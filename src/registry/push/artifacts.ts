@@ -86,7 +86,7 @@ async function pushOne(ctx: ArtifactPushContext, source: ImageSource, job: Job, 
   const {repo, artifact: a} = job
   const where = `${repo.registry}/${repo.repository}${a.tag ? `:${a.tag}` : `@${a.digest}`}`
   if (!job.held.has(a.subject)) {
-    out.skipped.push({reference: where, reason: `about ${a.subject}, which the registry holds under another digest (filtered index)`})
+    out.skipped.push({reference: where, reason: `about ${a.subject}, which the registry holds under another digest: it refused the bundle's index, which lists platforms the bundle leaves out, and took the index of the carried platforms instead; to keep signatures of the whole index, build the bundle with --platform all, or push to a registry that accepts such an index`})
     return
   }
   const named: Reference = a.tag ? {...repo, tag: a.tag} : {...repo, digest: a.digest}
