@@ -142,7 +142,9 @@ peerTest('verify --images, offline: a tampered payload, a signature for another 
   }
   t.regex(r.stderr, /3 image\(s\) refused by the image signature policy/)
   t.regex(r.stderr, /signature sha256:[0-9a-f]{64} \(layer 1\): keyless signature by/)
-  t.true((JSON.parse(r.stdout) as {ok: boolean}).ok, 'the bundle itself (with its trusted root blob) passes verify')
+  const json = JSON.parse(r.stdout) as {ok: boolean; problems: unknown[]}
+  t.deepEqual(json.problems, [], 'the bundle itself (with its trusted root blob) passes verify')
+  t.false(json.ok, 'ok is the whole verdict: images were refused')
 })
 
 peerTest('without a trusted root keyless signatures are "not checked" (naming --trusted-root); --trusted-root FILE checks them, and overrides the carried one', ['registries'], async (t) => {
