@@ -11,30 +11,8 @@ import type {Digest} from '../oci/digest.js'
 import type {Reference} from '../oci/reference.js'
 import type {BlobReadOptions, ImageSource} from '../oci/source.js'
 import type {Descriptor, RawManifest} from '../oci/types.js'
+import {Limiter} from '../util/limiter.js'
 import {COSIGN_SUFFIXES} from './artifacts.js'
-
-/** A small FIFO limiter: `run(fn)` starts fn once fewer than `limit` started ones are still running. */
-class Limiter {
-  private running = 0
-  private readonly waiting: Array<() => void> = []
-  constructor(private readonly limit: number) {}
-
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const go = (): void => {
-        this.running++
-        fn()
-          .then(resolve, reject)
-          .finally(() => {
-            this.running--
-            this.waiting.shift()?.()
-          })
-      }
-      if (this.running < this.limit) go()
-      else this.waiting.push(go)
-    })
-  }
-}
 
 /**
  * Lookups in flight for each registry transfer allowed (--concurrency), and at most: they are HEADs and 404s with no
@@ -44,7 +22,7 @@ const PREFETCH_PER_TRANSFER = 4
 const PREFETCH_MAX = 32
 
 export class ArtifactPrefetch implements ImageSource {
-  private readonly answers = new Map<string, Promise<unknown>>()
+  private readonly answers = new Map<string, Early>()
   private readonly limiter: Limiter
 
   constructor(
@@ -69,7 +47,7 @@ export class ArtifactPrefetch implements ImageSource {
     const repo: Reference = {registry: ref.registry, repository: ref.repository}
     for (const subject of new Set(subjects)) {
       for (const {suffix} of COSIGN_SUFFIXES) this.ask(`tag ${keyOf(repo)} ${digestTag(subject, suffix)}`, () => this.source.findTagged!(repo, digestTag(subject, suffix)), true)
-      this.ask(`referrers ${keyOf(repo)} ${subject}`, () => this.source.referrers!(repo, subject), true)
+      this.ask(`referrers ${keyOf(repo)} ${subject}`, (warn) => this.source.referrers!(repo, subject, warn), true)
     }
   }
 
@@ -85,29 +63,41 @@ export class ArtifactPrefetch implements ImageSource {
     return this.ask(`tag ${keyOf(ref)} ${tag}`, () => this.source.findTagged!(ref, tag), false)
   }
 
-  referrers(ref: Reference, digest: Digest): Promise<Descriptor[]> {
-    return this.ask(`referrers ${keyOf(ref)} ${digest}`, () => this.source.referrers!(ref, digest), false)
+  referrers(ref: Reference, digest: Digest, warn?: (message: string) => void): Promise<Descriptor[]> {
+    return this.ask(`referrers ${keyOf(ref)} ${digest}`, (w) => this.source.referrers!(ref, digest, w), false, warn)
   }
 
   /**
    * The answer to one question: the prefetched one when there is one, taken once (a later identical question is sent
-   * again, as without a prefetch); else asked now. A prefetch that fails is reported to whoever takes it.
+   * again, as without a prefetch); else asked now. A prefetch that fails is reported to whoever takes it, and so are
+   * the warnings it gave (a referrers list cut at its bound): those given before it was taken, then as they come.
    */
-  private ask<T>(key: string, fn: () => Promise<T>, early: boolean): Promise<T> {
+  private ask<T>(key: string, fn: (warn: (message: string) => void) => Promise<T>, early: boolean, warn?: (message: string) => void): Promise<T> {
     if (early) {
-      if (this.answers.has(key)) return this.answers.get(key) as Promise<T>
-      const answer = this.limiter.run(fn)
-      answer.catch(() => undefined) // nobody may take it (a build that stopped first)
-      this.answers.set(key, answer)
-      return answer
+      const known = this.answers.get(key)
+      if (known) return known.answer as Promise<T>
+      const entry: Early = {answer: Promise.resolve(), warnings: []}
+      entry.answer = this.limiter.run(async () => fn((message) => (entry.taker ? entry.taker(message) : void entry.warnings.push(message))))
+      entry.answer.catch(() => undefined) // nobody may take it (a build that stopped first)
+      this.answers.set(key, entry)
+      return entry.answer as Promise<T>
     }
-    const prefetched = this.answers.get(key) as Promise<T> | undefined
-    if (prefetched) {
-      this.answers.delete(key)
-      return prefetched
+    const prefetched = this.answers.get(key)
+    if (!prefetched) return fn(warn ?? (() => undefined))
+    this.answers.delete(key)
+    if (warn) {
+      prefetched.taker = warn
+      for (const message of prefetched.warnings.splice(0)) warn(message)
     }
-    return fn()
+    return prefetched.answer as Promise<T>
   }
+}
+
+/** A question sent early: its answer, and the warnings it gave until someone took it (then `taker` gets them). */
+interface Early {
+  answer: Promise<unknown>
+  warnings: string[]
+  taker?: (message: string) => void
 }
 
 function keyOf(ref: Reference): string {

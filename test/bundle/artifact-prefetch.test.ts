@@ -110,3 +110,28 @@ test('a prefetch that fails fails the lookup with its error, and is never an unh
   const error = await t.throwsAsync(carryArtifacts(prefetch, plan, {concurrency: 8}))
   t.regex(error!.message, /looking up its signatures: cannot reach the registry/)
 })
+
+test('a prefetched referrers lookup hands its warnings (a list cut at its bound) to the plan, given before or after carryArtifacts takes it', async (t) => {
+  for (const late of [false, true]) {
+    const {source} = countingSource()
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    source.referrers = async (ref, digest, warn) => {
+      warn?.(`referrers of ${digest} cut at 1000 (${ref.repository})`)
+      if (late) await gate // the answer is still in flight when carryArtifacts takes it
+      warn?.(`second page of ${digest} cut`)
+      return []
+    }
+    const prefetch = new ArtifactPrefetch(source, 8)
+    const plan = planOf()
+    for (const image of plan.images) prefetch.prefetch({registry: image.registry, repository: image.repository, tag: image.tag}, [image.digest])
+    if (!late) await new Promise((resolve) => setTimeout(resolve, 30))
+    const carried = carryArtifacts(prefetch, plan, {concurrency: 8})
+    release()
+    await carried
+    for (const image of plan.images) {
+      t.is(plan.warnings.filter((w) => w.includes(`referrers of ${image.digest} cut at 1000 (${image.repository})`)).length, 1, `${image.name} (late: ${late}): ${plan.warnings.join(' | ')}`)
+      t.is(plan.warnings.filter((w) => w.includes(`second page of ${image.digest} cut`)).length, 1, `${image.name} (late: ${late})`)
+    }
+  }
+})

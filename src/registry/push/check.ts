@@ -9,7 +9,7 @@ import {KubeferryError} from '../../oci/errors.js'
 import type {Digest} from '../../oci/digest.js'
 import type {Reference} from '../../oci/reference.js'
 import {readSourceImage, type NamedImage, type SourceImage} from '../push-source.js'
-import type {Limiter} from './limiter.js'
+import type {Limiter} from '../../util/limiter.js'
 import type {Place} from './plan.js'
 import type {PlatformPolicy, PushRegistry, TargetStatus} from './types.js'
 

@@ -1,7 +1,7 @@
 /** `--dry-run`: what each name would become, and which blobs the registry lacks (HEAD only, nothing written). */
 import type {Digest} from '../../oci/digest.js'
 import type {Target} from './check.js'
-import type {Limiter} from './limiter.js'
+import type {Limiter} from '../../util/limiter.js'
 import {leafBlobs} from './progress.js'
 import type {Results} from './report.js'
 import type {PlatformPolicy, PushCounts, PushRegistry} from './types.js'

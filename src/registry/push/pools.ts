@@ -4,7 +4,7 @@
  * such as configs, which cost round trips rather than bandwidth) have a pool of their own, so they proceed alongside
  * the big transfers instead of queueing behind them. Once the push has failed, queued work stops at once.
  */
-import {Limiter} from './limiter.js'
+import {Limiter} from '../../util/limiter.js'
 
 /** Blobs below this size are uploaded in the short-exchange pool. */
 const SMALL_BLOB_BYTES = 1024 * 1024

@@ -8,7 +8,7 @@ import type {BundleMetadata} from '../../bundle/layout.js'
 import {KubeferryError} from '../../oci/errors.js'
 import type {Digest} from '../../oci/digest.js'
 import type {Target} from './check.js'
-import type {Limiter} from './limiter.js'
+import type {Limiter} from '../../util/limiter.js'
 import type {PushRegistry} from './types.js'
 
 /** Refuses a delta made for nodes only (against a node inventory): a registry cannot rely on a node's content store. */
