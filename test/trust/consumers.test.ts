@@ -16,6 +16,7 @@ import {BundleReader} from '../../src/bundle/reader.js'
 import {needPeers, type Peers} from '../harness/peers.js'
 import {runCli} from '../helpers/cli.js'
 import {startCli, stopCli} from '../serve/helpers.js'
+import {catalog} from './image-helpers.js'
 import {makeBundle, type TestImageSpec} from '../load/make-bundle.js'
 import {genKey, type TestKey} from './keys.js'
 import {exec, type Run} from '../helpers/exec.js'
@@ -131,18 +132,6 @@ const ATTACKS: Attack[] = [
   },
 ]
 
-/** This run's repositories in the registry's catalog (every page of it). */
-async function catalog(peers: Peers): Promise<string[]> {
-  const repos: string[] = []
-  let next: string | undefined = '/v2/_catalog?n=1000'
-  while (next) {
-    const res: Response = await fetch(new URL(next, peers.registries.open.url))
-    if (!res.ok) throw new Error(`catalog: HTTP ${res.status}`)
-    repos.push(...((await res.json()) as {repositories: string[]}).repositories)
-    next = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get('link') ?? '')?.[1]
-  }
-  return repos.filter((r) => r.startsWith(`${REPO_PREFIX}/`)).sort()
-}
 async function ctrImages(peers: Peers): Promise<string> {
   return (await exec('ctr', ['--address', peers.containerd!.address, '--namespace', NAMESPACE, 'images', 'ls', '-q'])).stdout
 }
@@ -193,10 +182,10 @@ for (const attack of ATTACKS) {
     await mkdir(policyDir)
     if (attack.policy === 'ed') await copyFile(ed.pub, join(policyDir, 'ed.pem'))
     const args = attack.args.map((a) => (a === '$ED' ? ed.pub : a === '$EC' ? ec.pub : a))
-    const before = {catalog: await catalog(peers), ctr: await ctrImages(peers), docker: await dockerImages(peers)}
+    const before = {catalog: await catalog(peers, REPO_PREFIX), ctr: await ctrImages(peers), docker: await dockerImages(peers)}
     t.deepEqual(before.catalog, [], 'nothing of this run in the registry before')
     await consumers(t, peers, path, args, policyDir, attack.refusal)
-    t.deepEqual(await catalog(peers), before.catalog, "the registry's catalog is unchanged")
+    t.deepEqual(await catalog(peers, REPO_PREFIX), before.catalog, "the registry's catalog is unchanged")
     t.is(await ctrImages(peers), before.ctr, "containerd's image list is unchanged")
     t.deepEqual(await dockerImages(peers), before.docker, "docker's image list is unchanged")
   })
@@ -210,7 +199,7 @@ test.serial('the good signed bundle is accepted by each of them (with the node p
   await copyFile(ed.pub, join(policyDir, 'ed.pub'))
   try {
     await consumers(t, peers, good, [], policyDir)
-    t.true((await catalog(peers)).length > 0, 'pushed')
+    t.true((await catalog(peers, REPO_PREFIX)).length > 0, 'pushed')
     t.regex(await ctrImages(peers), /kf-trust-/, 'imported into containerd')
     t.true((await dockerImages(peers)).length > 0, 'loaded into docker')
   } finally {
