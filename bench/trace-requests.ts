@@ -55,7 +55,7 @@ if (out && !process.argv[1]?.endsWith('trace-requests.js')) {
       continue
     }
     const [t0, , end, method, , path] = line.split(' ')
-    const kind = `${method} ${path.includes('/blobs/') ? 'blob' : path.includes('/referrers/') ? 'referrers' : /manifests\/sha256-/.test(path) ? 'artifact tag' : 'manifest'}`
+    const kind = `${method} ${path.includes('/blobs/') ? 'blob' : path.includes('/referrers/') ? 'referrers' : /manifests\/sha256-/.test(path) ? 'artifact tag' : path.endsWith('/tags/list') ? 'tag list' : 'manifest'}`
     const k = kinds.get(kind) ?? {n: 0, first: Infinity, last: 0, sum: 0}
     k.n++
     k.first = Math.min(k.first, Number(t0))

@@ -41,6 +41,11 @@ export class ArtifactPrefetch implements ImageSource {
     return this.source.findTagged !== undefined && this.source.referrers !== undefined
   }
 
+  /** Lookups about `ref`'s repository will follow (before its manifest is read: see ImageSource.expectArtifactLookups). */
+  expect(ref: Reference): void {
+    if (this.enabled) this.source.expectArtifactLookups?.({registry: ref.registry, repository: ref.repository})
+  }
+
   /** Send now what carryArtifacts will ask about these subjects of `ref`'s repository (artifacts.ts `lookups`). */
   prefetch(ref: Reference, subjects: Digest[]): void {
     if (!this.enabled) return

@@ -140,7 +140,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       concurrency: 2 * concurrency,
       // a layer the base holds is not carried: its download never starts
       onBlob: (blob, user) => (options.base && baseHoldsBlob(options.base, blob) ? void (owners.has(blob.digest) || owners.set(blob.digest, user)) : onBlob(blob, user)),
-      ...(prefetch?.enabled ? {onImage: (ref: Reference, subjects: Digest[]) => prefetch.prefetch(ref, subjects)} : {}),
+      ...(prefetch?.enabled ? {onImage: (ref: Reference, subjects: Digest[]) => prefetch.prefetch(ref, subjects), onReference: (ref: Reference) => prefetch.expect(ref)} : {}),
     })
     if (options.artifacts) {
       progress?.note(`looking up signatures, attestations and SBOMs of ${planned.images.length} image(s)…`)

@@ -44,6 +44,8 @@ export interface PlanOptions {
    * manifests are read), so that the lookups of the publishers' artifacts about them can start while planning goes on.
    */
   onImage?: (ref: Reference, subjects: Digest[]) => void
+  /** Called once per requested image before anything is read (the artifact lookups' source may prepare). */
+  onReference?: (ref: Reference) => void
 }
 
 export interface PlannedBlob {
@@ -164,6 +166,7 @@ function choosePlatforms(index: ImageIndex, o: {all: boolean; wanted: Platform[]
 export async function planBundle(source: ImageSource, requests: ImageRequest[], options: PlanOptions): Promise<BundlePlan> {
   const groups = groupRequests(requests)
   if (groups.length === 0) throw new KubeferryError('INVALID_ARGUMENT', 'no images to bundle', {hint: 'give --kubernetes-version, --image, --images-file, --from-manifests or --lock'})
+  for (const group of groups) options.onReference?.(group.ref)
   const all = options.platforms.length === 0 || options.platforms.includes(ALL_PLATFORMS)
   const wanted = all ? [] : options.platforms.map((p) => normalizePlatform(parsePlatform(p)))
   const warnings: string[] = []

@@ -140,7 +140,7 @@ export default class Create extends BaseCommand {
       const base = flags.base === undefined ? undefined : await readBaseFor(flags.base, registrySource(client), normalised)
       summary = await buildBundle({
         base,
-        source: registrySource(client),
+        source: registrySource(client, {lookupIndex: true}),
         store,
         requests,
         platforms: normalised,

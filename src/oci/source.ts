@@ -60,6 +60,8 @@ export interface ImageSource {
    * `warn`: told when a bound on the list's pages or length cut it short (what was read is returned).
    */
   referrers?(ref: Reference, digest: Digest, warn?: (message: string) => void): Promise<Descriptor[]>
+  /** A hint: artifact lookups about `repo` will follow (a registry may start learning what it holds). */
+  expectArtifactLookups?(repo: Reference): void
 }
 
 /** One named image of a source with its manifest tree read and checked. */

@@ -22,6 +22,7 @@ import {header} from './http.js'
 import {readLimited} from './manifest-response.js'
 import {nextLink} from './tags.js'
 import type {TransportResponse} from './transport.js'
+import type {ArtifactIndex} from './artifact-index.js'
 import {endpointRepository, pullEndpoints, upstreamEndpoint, type Endpoint} from './mirrors.js'
 
 /** Referrers indexes are manifests: the same bound. */
@@ -54,9 +55,15 @@ async function firstAnswer<T>(client: RegistryClient, ref: Reference, fn: (ep: E
  * The manifest under `tag` in `ref`'s repository, undefined when the first endpoint that answers has no such tag.
  * HEAD first: most images have no such tag, and Docker Hub counts a manifest GET (not a HEAD) against pull limits.
  */
-export async function findTagged(client: RegistryClient, ref: Reference, tag: string): Promise<RawManifest | undefined> {
+export async function findTagged(client: RegistryClient, ref: Reference, tag: string, index?: ArtifactIndex): Promise<RawManifest | undefined> {
   const tagged: Reference = {registry: ref.registry, repository: ref.repository, tag}
-  return (await firstAnswer(client, tagged, async (ep) => ((await tagExists(client, ep, tagged)) ? client.fetchManifest(ep, tagged) : undefined)))?.raw
+  return (
+    await firstAnswer(client, tagged, async (ep) => {
+      // The repository's tag list (artifact-index.ts), when there is one, answers for the HEAD.
+      const listed = await index?.hasTag(ep, ref, tag)
+      return (listed ?? (await tagExists(client, ep, tagged))) ? client.fetchManifest(ep, tagged) : undefined
+    })
+  )?.raw
 }
 
 async function tagExists(client: RegistryClient, ep: Endpoint, ref: Reference): Promise<boolean> {
@@ -148,11 +155,13 @@ function listedReferrers(bytes: Buffer, what: string): Descriptor[] {
 }
 
 /** The OCI 1.1 referrers of `digest`: the referrers API where the registry has one, else the referrers tag schema. */
-export async function findReferrers(client: RegistryClient, ref: Reference, digest: Digest, warn?: Warn): Promise<Descriptor[]> {
+export async function findReferrers(client: RegistryClient, ref: Reference, digest: Digest, warn?: Warn, known?: ArtifactIndex): Promise<Descriptor[]> {
   if (!isDigest(digest)) throw new KubeferryError('INTERNAL', `referrers of ${formatReference(ref)}: ${digest} is not a digest`)
-  const answer = await firstAnswer(client, ref, (ep) => referrersApi(client, ep, ref, digest, {warn}))
+  const api = (ep: Endpoint): Promise<Descriptor[] | 'unsupported'> => referrersApi(client, ep, ref, digest, {warn})
+  // With an ArtifactIndex, an endpoint that said it has no referrers API is not asked again (artifact-index.ts).
+  const answer = await firstAnswer(client, ref, (ep) => (known ? known.referrersApiOn(ep, () => api(ep), (a) => a !== 'unsupported') : api(ep)))
   if (answer !== undefined && answer !== 'unsupported') return answer
-  const index = await findTagged(client, ref, digestTag(digest))
+  const index = await findTagged(client, ref, digestTag(digest), known)
   // A tag of that name holding something other than an index is not the tag schema's: no referrers.
   if (!index || !isIndexMediaType(index.mediaType)) return []
   const what = `referrers tag ${digestTag(digest)} of ${repositoryName(ref)}`

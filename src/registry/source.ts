@@ -11,19 +11,32 @@ import type {BlobReadOptions, ImageSource} from '../oci/source.js'
 import type {Descriptor, RawManifest} from '../oci/types.js'
 import type {RegistryClient} from './client.js'
 import {findReferrers, findTagged} from './referrers.js'
+import {ArtifactIndex} from './artifact-index.js'
 
 export class RegistrySource implements ImageSource {
   readonly label = 'registry'
+  /** With `lookupIndex`: what the artifact lookups learn once per endpoint and repository (artifact-index.ts). */
+  private readonly index?: ArtifactIndex
 
-  constructor(readonly client: RegistryClient) {}
+  constructor(
+    readonly client: RegistryClient,
+    options: {lookupIndex?: boolean} = {},
+  ) {
+    if (options.lookupIndex) this.index = new ArtifactIndex(client)
+  }
+
+  /** Artifact lookups about `repo` will follow (with `lookupIndex`: its tag list is read now). */
+  expectArtifactLookups(repo: Reference): void {
+    this.index?.expect(repo)
+  }
 
   /** cosign's tags and the OCI 1.1 referrers (referrers.ts: the first endpoint that answers decides). */
   findTagged(ref: Reference, tag: string): Promise<RawManifest | undefined> {
-    return findTagged(this.client, ref, tag)
+    return findTagged(this.client, ref, tag, this.index)
   }
 
   referrers(ref: Reference, digest: Digest, warn?: (message: string) => void): Promise<Descriptor[]> {
-    return findReferrers(this.client, ref, digest, warn)
+    return findReferrers(this.client, ref, digest, warn, this.index)
   }
 
   /** By `digest` when given (in `ref`'s repository), else what `ref` names. A registry without it throws NOT_FOUND. */
@@ -45,7 +58,10 @@ export class RegistrySource implements ImageSource {
   }
 }
 
-/** The registry client as the ImageSource `create` plans and downloads through. */
-export function registrySource(client: RegistryClient): RegistrySource {
-  return new RegistrySource(client)
+/**
+ * The registry client as the ImageSource `create` plans and downloads through. `lookupIndex`: for one build, learn
+ * each repository's artifact tags from one tag list and each endpoint's referrers API once (artifact-index.ts).
+ */
+export function registrySource(client: RegistryClient, options: {lookupIndex?: boolean} = {}): RegistrySource {
+  return new RegistrySource(client, options)
 }

@@ -1,0 +1,102 @@
+/**
+ * What create learns once about each endpoint and repository, so that the artifact lookups (referrers.ts) do not ask
+ * the same kind of question five times per image and platform:
+ * - **digest tags**: one `tags/list` of a repository tells which `sha256-<hex>[.sig|.att|.sbom]` tags exist, so an
+ *   absent tag (nearly all of them) costs no HEAD. Only a short list is used: one page within LIST_BYTES (a copy on an
+ *   internal mirror holds a few images). A longer list (registry.k8s.io's repositories hold thousands of tags), a
+ *   refused one (ECR, say, can grant pulls without ListImages) or a failed one is dropped unread, and those tags are
+ *   asked one by one as before. The list is read when the first image of a repository is asked for, beside planning.
+ * - **the referrers API**: a registry that has it never answers 404, one without it always does (OCI distribution
+ *   spec 1.1). The first answer of an endpoint is taken for all: while it is awaited the others wait, then a registry
+ *   without the API is no longer asked (the referrers tag schema is looked up directly).
+ * Only for one run of create: a tag pushed meanwhile is not seen (the run's answers would not change either).
+ */
+import {repositoryName, type Reference} from '../oci/reference.js'
+import type {RegistryClient} from './client.js'
+import {pullScope} from './endpoints.js'
+import {header} from './http.js'
+import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
+
+/** A tag list longer than this is not read: the tags are asked one by one (see above). */
+export const LIST_BYTES = 64 * 1024
+
+export class ArtifactIndex {
+  private readonly lists = new Map<string, Promise<Set<string> | undefined>>()
+  private readonly referrersApi = new Map<string, Promise<boolean | undefined>>()
+
+  constructor(private readonly client: RegistryClient) {}
+
+  /** Artifact lookups about `repo` will follow: read its tag list from the endpoint asked first (its first mirror). */
+  expect(repo: Reference): void {
+    const ep = pullEndpoints(repo.registry, this.client.mirrors)[0]
+    const key = keyOf(ep, repo)
+    if (!this.lists.has(key)) this.lists.set(key, this.digestTags(ep, repo))
+  }
+
+  /**
+   * Whether `tag` exists in `repo` on `ep` by its tag list: undefined when there is no usable list (ask the registry).
+   * Only lists that `expect` started are consulted.
+   */
+  async hasTag(ep: Endpoint, repo: Reference, tag: string): Promise<boolean | undefined> {
+    const tags = await this.lists.get(keyOf(ep, repo))
+    return tags?.has(tag)
+  }
+
+  /**
+   * Ask the referrers API through `ask` (true: the endpoint has it; false: it has not; undefined: no answer, e.g. a
+   * network failure) unless the endpoint already said it has no API: then `ask` is not called and false is returned.
+   * The first question of an endpoint goes alone; the others wait for its answer.
+   */
+  async referrersApiOn<T>(ep: Endpoint, ask: () => Promise<T>, supported: (answer: T) => boolean): Promise<T | 'unsupported'> {
+    const key = `${ep.scheme ?? ''}://${ep.host}/${ep.prefix}`
+    const known = this.referrersApi.get(key)
+    if (known && (await known) === false) return 'unsupported'
+    if (known) return ask()
+    let settle!: (value: boolean | undefined) => void
+    this.referrersApi.set(key, new Promise((resolve) => (settle = resolve)))
+    try {
+      const answer = await ask()
+      settle(supported(answer))
+      return answer
+    } catch (error) {
+      settle(undefined)
+      this.referrersApi.delete(key) // no answer: the next question asks again
+      throw error
+    }
+  }
+
+  /** The digest tags of one short tag list, or undefined (see the header comment). Never throws. */
+  private async digestTags(ep: Endpoint, repo: Reference): Promise<Set<string> | undefined> {
+    const path = endpointRepository(ep, repo.repository)
+    try {
+      const res = await this.client.http.request({endpoint: ep, method: 'GET', path: `${path}/tags/list`, scopes: [pullScope(path)]})
+      const declared = Number(header(res, 'content-length'))
+      if (res.status !== 200 || header(res, 'link') !== undefined || declared > LIST_BYTES) {
+        await res.body.dump().catch(() => undefined) // reads a little, else closes the connection
+        return this.unused(repo, ep, res.status === 200 ? 'longer than one short page' : `status ${res.status}`)
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length
+        if (size > LIST_BYTES) break // leaving the loop closes the body
+        chunks.push(chunk)
+      }
+      if (size > LIST_BYTES) return this.unused(repo, ep, 'longer than one short page')
+      const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {tags?: unknown}
+      if (!Array.isArray(json.tags)) return this.unused(repo, ep, 'no tags array')
+      return new Set(json.tags.filter((t): t is string => typeof t === 'string' && t.startsWith('sha256-')))
+    } catch (error) {
+      return this.unused(repo, ep, (error as Error).message)
+    }
+  }
+
+  private unused(repo: Reference, ep: Endpoint, why: string): undefined {
+    this.client.log('debug', `tag list of ${repositoryName(repo)} on ${ep.label} not used (${why}): its artifact tags are asked one by one`)
+    return undefined
+  }
+}
+
+function keyOf(ep: Endpoint, repo: Reference): string {
+  return `${ep.scheme ?? ''}://${ep.host}/${ep.prefix}|${repo.repository}`
+}
