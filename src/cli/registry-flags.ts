@@ -85,10 +85,14 @@ export async function clientOptionsFromFlags(
   }
 }
 
-/** A logger for commands: warnings always on stderr, debug lines only with --debug. Never given secrets. */
+/**
+ * A logger for commands: warnings always on stderr, debug lines only with --debug (or KUBEFERRY_DEBUG=1), each with
+ * the seconds since the process started, so that a slow registry or phase shows in the timeline. Never given secrets.
+ */
 export function stderrLog(debug: boolean): NonNullable<RegistryClientOptions['log']> {
+  const on = debug || process.env.KUBEFERRY_DEBUG === '1'
   return (level, message) => {
     if (level === 'warn') process.stderr.write(`warning: ${message}\n`)
-    else if (debug) process.stderr.write(`${level}: ${message}\n`)
+    else if (on) process.stderr.write(`${level}: [${(performance.now() / 1000).toFixed(3)}s] ${message}\n`)
   }
 }

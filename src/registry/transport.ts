@@ -95,6 +95,7 @@ export class Transport {
       const sendHeaders = {...headers}
       if (typeof body === 'function' && req.contentLength !== undefined) sendHeaders['content-length'] = String(req.contentLength)
       let res: Dispatcher.ResponseData
+      const sentAt = performance.now()
       try {
         // undici closes the connection after every HEAD (for servers that send a body anyway); registries do not, and
         // push asks HEAD for every blob and tag: keep-alive saves a TCP (and TLS) handshake each time.
@@ -104,7 +105,7 @@ export class Transport {
         if (opened && typeof opened === 'object' && 'destroy' in opened) (opened as Readable).destroy()
         throw error
       }
-      this.options.log('debug', `${method} ${redactUrl(url)} -> ${res.statusCode}`)
+      this.options.log('debug', `${method} ${redactUrl(url)} -> ${res.statusCode} (${Math.round(performance.now() - sentAt)} ms)`)
       const location = res.headers.location
       if (!REDIRECT_STATUSES.has(res.statusCode) || !location) {
         return {status: res.statusCode, headers: res.headers, body: res.body, url, method}

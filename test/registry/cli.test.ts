@@ -96,3 +96,15 @@ test('start-up prints nothing but the version: no V8 flag error on stderr', asyn
   t.regex(result.stdout, /^kubeferry\/\d+\.\d+\.\d+ /)
   t.is(result.stderr, '')
 })
+
+test('--debug (or KUBEFERRY_DEBUG=1) prints each HTTP exchange on a timeline: seconds since start, status, milliseconds', async (t) => {
+  const server = await registry()
+  t.teardown(() => server.close())
+  for (const [args, env] of [[['--debug'], {}], [[], {KUBEFERRY_DEBUG: '1'}]] as const) {
+    const r = await run(['resolve', `${server.host}/lib/app:1`, ...args], {env})
+    t.is(r.code, 0, r.stderr)
+    t.regex(r.stderr, new RegExp(`^debug: \\[\\d+\\.\\d{3}s\\] GET http://${server.host.replace(/\./g, '\\.')}/v2/lib/app/manifests/1 -> 200 \\(\\d+ ms\\)$`, 'm'), `${args.join(' ')} ${JSON.stringify(env)}`)
+  }
+  const quiet = await run(['resolve', `${server.host}/lib/app:1`])
+  t.notRegex(quiet.stderr, /debug:/)
+})
