@@ -10,7 +10,7 @@ import {header, networkError, RegistryHttp, statusError} from './http.js'
 import {contentType, digestMismatch, manifestMediaType, readLimited, schema1} from './manifest-response.js'
 import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
 import {formatReference, repositoryName, type Reference} from '../oci/reference.js'
-import {drained, rangeStart} from './blob-response.js'
+import {feed, rangeStart} from './blob-response.js'
 import {backoffDelay, isRetryableNetworkError, retryPolicy, sleep, type RetryOptions} from './retry.js'
 import {listTags} from './tags.js'
 import {Transport, type TransportResponse} from './transport.js'
@@ -209,19 +209,18 @@ export class RegistryClient {
       for (;;) {
         const before = delivered
         try {
-          for await (const chunk of res.body as AsyncIterable<Buffer>) {
-            if (out.destroyed) return
+          await feed(res.body as Readable, out, (chunk) => {
             let data = chunk
             if (skip > 0) {
               const drop = Math.min(skip, data.length)
               skip -= drop
               data = data.subarray(drop)
-              if (data.length === 0) continue
+              if (data.length === 0) return undefined
             }
             delivered += data.length
-            if (!out.write(data)) await drained(out)
             onProgress?.(data.length)
-          }
+            return data
+          })
           if (!out.destroyed) out.end()
           return
         } catch (error) {
