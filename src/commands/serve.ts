@@ -117,8 +117,10 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
       if (!policy) continue
       const checked = await checkBundleImages(bundle, policy, {nothing: 'nothing was served', log: (line) => log.event('info', `${bundle}: ${line}`)})
       if (!checked) continue
-      if (checked.refusal) throw checked.refusal
       const {verified, notChecked, refused} = checked.report
+      // The bundle's total, in verify --images' words, before a refusal stops serve.
+      log.event('info', `${bundle}: images: ${verified} verified, ${notChecked} not checked, ${refused} refused`, {verified, notChecked, refused})
+      if (checked.refusal) throw checked.refusal
       counts = {verified: (counts?.verified ?? 0) + verified, notChecked: (counts?.notChecked ?? 0) + notChecked, refused: (counts?.refused ?? 0) + refused}
     }
     return counts
