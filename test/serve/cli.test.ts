@@ -5,10 +5,10 @@
 import test from 'ava'
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {mkdtemp} from 'node:fs/promises'
+import {mkdtemp, symlink} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 import {promisify} from 'node:util'
 import {Agent, request} from 'undici'
 import {loadPeers, type TestImage} from '../harness/peers.js'
@@ -114,6 +114,21 @@ test('several bundles: the first given wins a conflicting tag, with a warning; t
     t.is(await stopCli(server), 0)
     t.regex(server.stderr(), /pause:3\.10 is sha256:\S+ .*serving the first/)
   }
+})
+
+test('the same bundle named twice (the same path, a symlink, ./path): checked and counted once, with a note', async (t) => {
+  const link = join(dir, 'same-as-all.tar')
+  await symlink(bundle, link)
+  const dotted = `${dirname(bundle)}/./${basename(bundle)}` // not join(): it would take the ./ out
+  const server = await startCli([bundle, bundle, link, dotted, '--listen', '127.0.0.1:0', '--json'])
+  t.is(await stopCli(server), 0) // first: a failed assertion must not leave it running
+  const info = JSON.parse(server.first) as {bundles: string[]; images: number}
+  t.deepEqual(info.bundles, [bundle])
+  t.is(info.images, images.length, 'each image counted once')
+  const messages = server.stderr().trim().split('\n').map((l) => String((JSON.parse(l) as {message?: string}).message))
+  t.true(messages.some((m) => m.startsWith('verified 1 bundle(s), ')), messages.join('\n'))
+  for (const repeat of [bundle, link, dotted]) t.true(messages.includes(`${repeat}: the same file as ${bundle}; served once`), messages.join('\n'))
+  t.false(messages.some((m) => /is sha256:\S+ .*serving the first/.test(m)), 'no conflict warning against itself')
 })
 
 test('TLS: --tls-cert/--tls-key serve HTTPS that a client trusting the certificate can pull from', async (t) => {
