@@ -29,7 +29,9 @@ fi
 
 # --- the single file (issue 21) -----------------------------------------------------------------------------------
 # The CLI tests that carry a bundle through the whole flow (create → install.sh, push, serve, verify, load, config,
-# --with-tool), run a second time against the amd64 single file.
+# --with-tool), run a second time against the amd64 single file. In that run (KUBEFERRY_TEST_SEA_SUBSET=1) these files
+# leave out their tests marked `firstRunOnly('why')` (test/helpers/cli.ts): those that never start the CLI, or check
+# only argument parsing or messages, the same code in both builds. grep -rn firstRunOnly test/ lists them.
 SEA_TESTS=(dist/test/e2e/*.test.js dist/test/load/install.test.js dist/test/push/push.test.js dist/test/serve/cli.test.js
   dist/test/bundle/verify.test.js dist/test/bundle/create.test.js dist/test/config/config.test.js dist/test/sea/with-tool.test.js
   dist/test/trust/consumers.test.js dist/test/delta/diff.test.js dist/test/bundle/parts-install.test.js)
@@ -58,7 +60,7 @@ main_rc=${PIPESTATUS[0]}
 sea_rc=0
 if [[ $sea == 1 && -z $sea_failed ]]; then
   echo "test.sh: the end-to-end CLI tests against dist/sea/kubeferry-linux-amd64, Node.js absent from its PATH" >&2
-  KUBEFERRY_TEST_CLI=$PWD/dist/sea/kubeferry-linux-amd64 node dist/test/harness/run.js "${SEA_TESTS[@]}" | tee "$logs/sea"
+  KUBEFERRY_TEST_SEA_SUBSET=1 KUBEFERRY_TEST_CLI=$PWD/dist/sea/kubeferry-linux-amd64 node dist/test/harness/run.js "${SEA_TESTS[@]}" | tee "$logs/sea"
   sea_rc=${PIPESTATUS[0]}
   [[ $sea_rc == 0 ]] || sea_failed='its end-to-end tests failed (above)'
 fi

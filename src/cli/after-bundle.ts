@@ -18,3 +18,17 @@ export async function afterBundleWritten<T>(bundle: string, step: string, finish
     })
   }
 }
+
+/** A word the shell takes as it is: a path with spaces or quotes is put in single quotes. */
+export function shellWord(text: string): string {
+  return /^[\w./:=@%+,-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`
+}
+
+/**
+ * The command that signs a written bundle alone, as create --sign-key would have: the same key and passphrase flag
+ * (an encrypted key fails without it), a bundle in parts by its first part (what `kubeferry sign` takes).
+ */
+export function signAloneCommand(bundle: string, key: string, flags: {'passphrase-env'?: string; 'passphrase-stdin'?: boolean}): string {
+  const passphrase = flags['passphrase-env'] ? ` --passphrase-env ${shellWord(flags['passphrase-env'])}` : flags['passphrase-stdin'] ? ' --passphrase-stdin' : ''
+  return `kubeferry sign ${shellWord(bundle)} --key ${shellWord(key)}${passphrase}`
+}

@@ -8,13 +8,30 @@ import {KubeferryError} from '../oci/errors.js'
 
 type Errno = NodeJS.ErrnoException & {dest?: string}
 
-const KNOWN: Record<string, {reason: string; hint: (path: string | undefined) => string}> = {
+/**
+ * The file a message says it was reading, with an example path: a directory given for a key is answered with a key
+ * file's example, not a bundle's. The message's own words are matched; anything else is taken for a bundle.
+ */
+const FILES_WANTED: Array<[RegExp, string]> = [
+  [/cannot read key \S/, 'the PEM key file itself (e.g. DIR/cosign.pub, or DIR/signer.key to sign)'],
+  [/cannot read image policy \S/, 'the JSON policy file itself (e.g. DIR/image-policy.json)'],
+  [/cannot read trusted root \S/, 'the trusted root JSON itself (e.g. DIR/trusted_root.json)'],
+  [/cannot read --images-file \S/, 'the images list itself (e.g. DIR/images.txt)'],
+  [/cannot read TLS certificate \S/, 'the PEM certificate itself (e.g. DIR/mirror.crt)'],
+  [/cannot read TLS key \S/, 'the PEM private key itself (e.g. DIR/mirror.key)'],
+]
+
+function fileWanted(message: string | undefined): string {
+  return FILES_WANTED.find(([pattern]) => message !== undefined && pattern.test(message))?.[1] ?? 'a file (e.g. DIR/k8s.tar)'
+}
+
+const KNOWN: Record<string, {reason: string; hint: (path: string | undefined, message?: string) => string}> = {
   ENOENT: {reason: 'no such file or directory', hint: (p) => `check the path${p ? ` (ls -ld ${dirname(p)})` : ''}`},
   EACCES: {reason: 'permission denied', hint: (p) => `check the owner and permissions${p ? ` of ${p} and its directory (ls -ld ${p} ${dirname(p)})` : ''}, or run as a user who may use it`},
   EPERM: {reason: 'operation not permitted', hint: (p) => `check the owner, permissions and attributes${p ? ` of ${p} (ls -ld ${p}; lsattr)` : ''}`},
   EROFS: {reason: 'read-only file system', hint: () => 'choose a location on a writable file system (e.g. under /tmp or your home), or remount it read-write'},
   ENOTDIR: {reason: 'a part of the path is a file, not a directory', hint: (p) => `check the path${p ? ` ${p}` : ''}: every part before the last must be a directory`},
-  EISDIR: {reason: 'is a directory, not a file', hint: () => 'give the path of a file (e.g. DIR/k8s.tar), not of a directory'},
+  EISDIR: {reason: 'is a directory, not a file', hint: (_path, message) => `give the path of ${fileWanted(message)}, not of a directory`},
   // Not an errno: what the readers that want a regular file say of a device (/dev/null), pipe or socket.
   ENOTREG: {reason: 'not a regular file (a device, pipe or socket)', hint: () => 'give the path of a regular file (not /dev/null, a device, a pipe or <(…))'},
   ENOSPC: {reason: 'no space left on the device', hint: (p) => `free space there (df -h ${p ? dirname(p) : '.'}) or choose a location with more space`},
@@ -77,7 +94,7 @@ export function fromFileSystemError(error: unknown): KubeferryError | undefined 
     const path = typeof cause?.path === 'string' ? cause.path : undefined
     const generic = !error.hint || /^check the path|permissions$/.test(error.hint)
     return new KubeferryError(bare[2] === 'ENOSPC' || bare[2] === 'EDQUOT' ? 'NO_SPACE' : error.code, `${bare[1]}: ${known.reason}`, {
-      hint: generic || bare[2] !== 'ENOENT' ? known.hint(path) : error.hint,
+      hint: generic || bare[2] !== 'ENOENT' ? known.hint(path, bare[1]) : error.hint,
       cause: error.cause,
       exitCode: error.exitCode,
     })

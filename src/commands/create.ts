@@ -14,7 +14,7 @@ import {parseSplitSize} from '../bundle/parts-naming.js'
 import {createProgress, formatBytes} from '../ui/progress.js'
 import type {ImageSource} from '../oci/source.js'
 import {findTools, toolArches, withToolFlags, writeTools} from '../cli/with-tool.js'
-import {afterBundleWritten} from '../cli/after-bundle.js'
+import {afterBundleWritten, signAloneCommand} from '../cli/after-bundle.js'
 import type {ImagesReport} from '../trust/verify-images.js'
 
 /** The base of a delta (--base): a lockfile's blobs are planned from the registry for the delta's platforms. */
@@ -171,7 +171,7 @@ export default class Create extends BaseCommand {
       : undefined
     const signature =
       signKey &&
-      (await afterBundleWritten(summary.output, 'signing it (--sign-key)', `sign it without rebuilding: kubeferry sign ${summary.output} --key ${flags['sign-key']}`, async () =>
+      (await afterBundleWritten(summary.output, 'signing it (--sign-key)', `finish only the signing (the bundle is not rebuilt): ${signAloneCommand(summary.parts?.[0]?.path ?? summary.output, flags['sign-key']!, flags)}`, async () =>
         import('../trust/sign.js').then(async ({signBundle}) => signBundle(summary.output, signKey, summary)),
       ))
     if (flags.json) {

@@ -7,6 +7,7 @@ import {checkBundleTrust, signedByLine, trustFlags} from '../cli/trust-flags.js'
 import {KubeferryError} from '../oci/errors.js'
 import {AccessLog} from '../serve/access-log.js'
 import {normalizePrefix} from '../registry/names.js'
+import {uniqueBundles} from '../serve/unique-bundles.js'
 
 export const DEFAULT_LISTEN = '127.0.0.1:5000'
 
@@ -16,7 +17,7 @@ export default class Serve extends BaseCommand {
 
 Listens on ${DEFAULT_LISTEN} (this machine only) unless told otherwise: pass --listen 0.0.0.0:5000 to serve other nodes. Writes are refused with 405 UNSUPPORTED.
 
-Every bundle is verified before it is served (every blob hashed); a bundle that fails is refused. With --verify-images the publishers' cosign signatures of its images are held to the image policy too, and a bundle with a refused image is not served. --no-verify starts at once and hashes each blob the first time it is served instead: a blob that does not match is cut off mid-answer and never served again. With several bundles the first one given wins a tag both hold (a warning names it).
+Every bundle is verified before it is served (every blob hashed); a bundle that fails is refused. With --verify-images the publishers' cosign signatures of its images are held to the image policy too, and a bundle with a refused image is not served. --no-verify starts at once and hashes each blob the first time it is served instead: a blob that does not match is cut off mid-answer and never served again. With several bundles the first one given wins a tag both hold (a warning names it); a file named twice (the same path, a symlink) is served once.
 
 One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGINT stop it gracefully: running downloads finish (up to 10 s).`
   static override examples = [
@@ -42,8 +43,9 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
     const {argv, flags} = await this.parse(Serve)
     // Imported here, not at the top: oclif may import every command just to list them (no oclif.manifest.json).
     const [{assertBundleValid}, {loadCatalog, parseListen, startRegistryServer}] = await Promise.all([import('../bundle/verify.js'), import('../serve/server.js')])
-    const bundles = argv as string[]
     const log = new AccessLog(flags.json)
+    const {bundles, repeated} = await uniqueBundles(argv as string[])
+    for (const {path, sameAs} of repeated) log.event('info', `${path}: the same file as ${sameAs}; served once`)
     // Every bundle's signatures before anything is served (or the port is even opened).
     for (const bundle of bundles) {
       const trust = await checkBundleTrust(bundle, flags, {nothing: 'served'})
@@ -117,8 +119,10 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
       if (!policy) continue
       const checked = await checkBundleImages(bundle, policy, {nothing: 'nothing was served', log: (line) => log.event('info', `${bundle}: ${line}`)})
       if (!checked) continue
-      if (checked.refusal) throw checked.refusal
       const {verified, notChecked, refused} = checked.report
+      // The bundle's total, in verify --images' words, before a refusal stops serve.
+      log.event('info', `${bundle}: images: ${verified} verified, ${notChecked} not checked, ${refused} refused`, {verified, notChecked, refused})
+      if (checked.refusal) throw checked.refusal
       counts = {verified: (counts?.verified ?? 0) + verified, notChecked: (counts?.notChecked ?? 0) + notChecked, refused: (counts?.refused ?? 0) + refused}
     }
     return counts

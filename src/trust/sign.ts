@@ -33,7 +33,7 @@ export async function readEnvelopeFile(file: string): Promise<Envelope | undefin
   const info = await stat(file).catch(() => undefined)
   if (!info) return undefined
   if (!info.isFile() || info.size > MAX_ENVELOPE_BYTES) {
-    throw new KubeferryError('BUNDLE_INVALID', `signature file ${file} is not a regular file of at most ${MAX_ENVELOPE_BYTES} bytes`, {hint: `remove it or copy it again from where the bundle was signed`})
+    throw new KubeferryError('BUNDLE_INVALID', `signature file ${file} is not a regular file of at most ${MAX_ENVELOPE_BYTES} bytes`, {hint: `move ${file} out of the way (if it should hold the bundle's signatures, copy it again from where the bundle was signed)`})
   }
   return parseEnvelope(await readFile(file, 'utf8'), file)
 }

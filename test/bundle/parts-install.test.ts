@@ -15,7 +15,7 @@ import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {parseImageList} from '../../src/runtime/containerd.js'
 import {needPeers, type Peers} from '../harness/peers.js'
 import {makeBundle, type TestImageSpec} from '../load/make-bundle.js'
-import {runCli} from '../helpers/cli.js'
+import {firstRunOnly, runCli} from '../helpers/cli.js'
 import {genKey, type TestKey} from '../trust/keys.js'
 import {FAULTS, faultyCopy, splitBundle, type SplitBundle} from './parts-helpers.js'
 import {exec} from '../helpers/exec.js'
@@ -65,12 +65,12 @@ async function clear(peers: Peers, namespace: string): Promise<void> {
   if (names.length > 0) await exec('ctr', ['--address', peers.containerd!.address, '--namespace', namespace, 'images', 'rm', ...names])
 }
 
-test('the split is five parts whose sizes are no multiple of 512, and no NAME.tar beside them', (t) => {
+if (firstRunOnly('never starts the CLI: the split, made in process')) test('the split is five parts whose sizes are no multiple of 512, and no NAME.tar beside them', (t) => {
   t.is(split.parts.length, 5)
   t.false(existsSync(split.bundlePath))
 })
 
-for (const shell of shells) {
+if (firstRunOnly('never starts the CLI: install.sh only')) for (const shell of shells) {
   test.serial(`install.sh under ${shell} finds the parts beside it and imports into containerd with the upstream digests`, async (t) => {
     const peers = needPeers(t, 'containerd')
     if (!peers) return
@@ -89,7 +89,7 @@ for (const shell of shells) {
   })
 }
 
-test.serial('install.sh given a middle part, without NAME.tar.sha256, checks every part against NAME.parts.sha256 and imports', async (t) => {
+if (firstRunOnly('never starts the CLI: install.sh only')) test.serial('install.sh given a middle part, without NAME.tar.sha256, checks every part against NAME.parts.sha256 and imports', async (t) => {
   const peers = needPeers(t, 'containerd')
   if (!peers) return
   const copy = await faultyCopy(split, (s) => rm(`${s.bundlePath}.sha256`))
@@ -106,7 +106,7 @@ test.serial('install.sh given a middle part, without NAME.tar.sha256, checks eve
   }
 })
 
-test.serial('install.sh --key checks the signature over the whole bundle read from its parts: the signer accepted, another key refused', async (t) => {
+if (firstRunOnly('never starts the CLI: install.sh only')) test.serial('install.sh --key checks the signature over the whole bundle read from its parts: the signer accepted, another key refused', async (t) => {
   const script = join(split.dir, 'k8s.install.sh')
   const good = await exec('dash', [script, '--verify-only', '--key', signer.pub])
   t.is(good.code, 0, good.stderr)
@@ -141,7 +141,7 @@ async function intoDocker(t: ExecutionContext, platform: string, load: (env: Nod
   }
 }
 
-test.serial('install.sh --runtime docker loads every image from the parts (image ids are the configs)', (t) =>
+if (firstRunOnly('never starts the CLI: install.sh only')) test.serial('install.sh --runtime docker loads every image from the parts (image ids are the configs)', (t) =>
   intoDocker(t, 'linux/amd64', (env) => exec('dash', [join(split.dir, 'k8s.install.sh'), '--runtime', 'docker'], env)),
 )
 
@@ -149,7 +149,7 @@ test.serial('kubeferry load --runtime docker streams the parts into docker load:
   intoDocker(t, 'linux/arm64', (env) => runCli(['load', split.parts[0], '--runtime', 'docker', '--platform', 'linux/arm64'], {env})),
 )
 
-for (const [fault, damage, pattern] of FAULTS) {
+if (firstRunOnly('never starts the CLI: install.sh only')) for (const [fault, damage, pattern] of FAULTS) {
   for (const shell of shells) {
     test.serial(`install.sh under ${shell}: ${/^[aeiou]/.test(fault) ? 'an' : 'a'} ${fault} part is refused with exit 4 naming the part; containerd unchanged`, async (t) => {
       const peers = needPeers(t, 'containerd')

@@ -6,13 +6,13 @@
 import {join} from 'node:path'
 import test from 'ava'
 import {assertBundleValid, verifyBundle} from '../../src/bundle/verify.js'
-import {projectRoot, runCli} from '../helpers/cli.js'
+import {firstRunOnly, projectRoot, runCli} from '../helpers/cli.js'
 
 const fixture = (name: string): string => join(projectRoot, 'fixtures', 'bundles', name)
 
 const cli = (...args: string[]) => runCli(args)
 
-test('the good fixture verifies', async (t) => {
+if (firstRunOnly('never starts the CLI: verify in process')) test('the good fixture verifies', async (t) => {
   const result = await verifyBundle(fixture('good.tar'))
   t.deepEqual(result.problems, [])
   t.is(result.images, 3)
@@ -20,7 +20,7 @@ test('the good fixture verifies', async (t) => {
   await t.notThrowsAsync(assertBundleValid(fixture('good.tar')))
 })
 
-test('a flipped byte in a layer is found (digest and SHA256SUMS)', async (t) => {
+if (firstRunOnly('never starts the CLI: verify in process')) test('a flipped byte in a layer is found (digest and SHA256SUMS)', async (t) => {
   const result = await verifyBundle(fixture('flipped-layer.tar'))
   t.false(result.ok)
   t.deepEqual([...new Set(result.problems.map((p) => p.kind))].sort(), ['CHECKSUMS', 'DIGEST'])
@@ -30,7 +30,7 @@ test('a flipped byte in a layer is found (digest and SHA256SUMS)', async (t) => 
   t.false(quick.problems.some((p) => p.kind === 'DIGEST'))
 })
 
-test('a missing blob is found everywhere it is referenced', async (t) => {
+if (firstRunOnly('never starts the CLI: verify in process')) test('a missing blob is found everywhere it is referenced', async (t) => {
   const result = await verifyBundle(fixture('missing-blob.tar'))
   t.false(result.ok)
   const kinds = result.problems.map((p) => p.kind)
@@ -41,7 +41,7 @@ test('a missing blob is found everywhere it is referenced', async (t) => {
   await t.throwsAsync(assertBundleValid(fixture('missing-blob.tar')), {message: /does not verify: .* \(and \d+ more problems\)/})
 })
 
-test('an extra ../ entry is refused before anything is read', async (t) => {
+if (firstRunOnly('never starts the CLI: verify in process')) test('an extra ../ entry is refused before anything is read', async (t) => {
   const result = await verifyBundle(fixture('traversal.tar'))
   t.false(result.ok)
   t.is(result.problems[0].kind, 'STRUCTURE')

@@ -101,7 +101,7 @@ const ROWS: Row[] = [
   {command: 'create', problem: '--trusted-root with --no-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--trusted-root', f.missing, '--no-signatures'], code: 2, error: /^error: --trusted-root checks the signatures that --no-signatures leaves out/},
   {command: 'create', problem: '--cosign-key without --verify-signatures', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --verify-signatures/},
   {command: 'create', problem: 'cosign key that does not exist', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--verify-signatures', '--cosign-key', f.missing, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
-  {command: 'create', problem: 'trusted root that is a directory', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--trusted-root', f.folder, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read trusted root ${esc(f.folder)}: is a directory`)},
+  {command: 'create', problem: 'trusted root that is a directory', argv: (f) => ['--image', PAUSE, '-o', join(f.dir, 'x.tar'), '--trusted-root', f.folder, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot read trusted root ${esc(f.folder)}: is a directory`), hint: /give the path of the trusted root JSON itself \(e\.g\. DIR\/trusted_root\.json\), not of a directory/},
   {command: 'create', problem: 'directory as the output file', argv: (f) => ['--image', PAUSE, '-o', f.folder, ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: --output ${esc(f.folder)} is a directory`)},
   {command: 'create', problem: 'output directory that does not exist', argv: (f) => ['--image', PAUSE, '-o', join(f.missing, 'k8s.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: the output directory ${esc(f.missing)} does not exist`), hint: /mkdir -p/},
   {command: 'create', problem: 'read-only output directory', needs: 'readOnly', argv: (f) => ['--image', PAUSE, '-o', join(f.readOnly!, 'k8s.tar'), ...noNet(f)], code: 1, error: (f) => new RegExp(`^error: cannot write the bundle into ${esc(f.readOnly!)}: .*read-only`)},
@@ -114,7 +114,7 @@ const ROWS: Row[] = [
   {command: 'images', problem: 'malformed Kubernetes version', argv: () => ['--kubernetes-version', 'one.thirty'], code: 1, error: /^error: invalid Kubernetes version "one\.thirty"/},
   {command: 'images', problem: 'unknown runtime', argv: () => ['--kubernetes-version', 'v1.31.6', '--runtime', 'containerd@0.9'], code: 1, error: /^error: invalid --runtime "containerd@0\.9"/, hint: /series/},
   {command: 'images', problem: 'malformed image reference', argv: () => ['--image', BAD_REF], code: 1, error: /^error: --image: invalid image reference "registry\.k8s\.io\/Pause:3\.10"/},
-  {command: 'images', problem: 'images file that is a directory', argv: (f) => ['--images-file', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read --images-file ${esc(f.folder)}: is a directory`)},
+  {command: 'images', problem: 'images file that is a directory', argv: (f) => ['--images-file', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read --images-file ${esc(f.folder)}: is a directory`), hint: /the images list itself \(e\.g\. DIR\/images\.txt\)/},
   {command: 'images', problem: 'manifests that do not exist', argv: (f) => ['--from-manifests', f.missing], code: 1, error: (f) => new RegExp(`^error: .*${esc(f.missing)}.*no such file or directory`)},
 
   // inspect
@@ -126,7 +126,7 @@ const ROWS: Row[] = [
   {command: 'inspect', problem: 'missing argument', argv: () => [], code: 2, error: /^error: missing argument BUNDLE/},
   {command: 'inspect', problem: 'unknown flag', argv: (f) => [f.good, '--wide'], code: 2, error: /^error: unknown flag --wide\b/},
   {command: 'inspect', problem: 'bundle that does not exist', argv: (f) => [f.missing], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
-  {command: 'inspect', problem: 'directory as the bundle', argv: (f) => [f.folder], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
+  {command: 'inspect', problem: 'directory as the bundle', argv: (f) => [f.folder], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`), hint: /give the path of a file \(e\.g\. DIR\/k8s\.tar\), not of a directory/},
   {command: 'inspect', problem: 'corrupt (truncated) bundle', argv: (f) => [f.truncated], code: 1, error: (f) => new RegExp(`^error: ${esc(f.truncated)} does not verify: .*truncated`), hint: /copy the bundle again/},
 
   // load (install.sh's exit codes)
@@ -178,6 +178,7 @@ const ROWS: Row[] = [
   {command: 'serve', problem: 'a switch given a value', argv: (f) => [f.good, '--verify=false', '--listen', '127.0.0.1:0'], code: 2, error: /^error: --verify takes no value, it is a switch: "--verify=false"/, hint: /--no-verify/},
   {command: 'serve', problem: '--trusted-root without --verify-images', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--trusted-root', f.missing], code: 2, error: /^error: --trusted-root is for --verify-images/},
   {command: 'serve', problem: 'image policy that is /dev/null', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--verify-images', '--image-policy', '/dev/null'], code: 1, error: /^error: cannot read image policy \/dev\/null: not a regular file/},
+  {command: 'serve', problem: 'image policy that is a directory', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--verify-images', '--image-policy', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read image policy ${esc(f.folder)}: is a directory`), hint: /give the path of the JSON policy file itself \(e\.g\. DIR\/image-policy\.json\)/},
   {command: 'serve', problem: 'image policy of 5 MB', argv: (f) => [f.good, '--listen', '127.0.0.1:0', '--verify-images', '--image-policy', f.oversized], code: 1, error: (f) => new RegExp(`^error: image policy ${esc(f.oversized)} is 5000000 bytes, more than the \\d+ an image policy may be`)},
   {command: 'serve', problem: 'bundle that does not exist', argv: (f) => [f.missing, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.missing)}: no such file or directory`)},
   {command: 'serve', problem: 'directory as the bundle', argv: (f) => [f.folder, '--listen', '127.0.0.1:0'], code: 1, error: (f) => new RegExp(`^error: cannot open bundle ${esc(f.folder)}: is a directory`)},
@@ -187,7 +188,7 @@ const ROWS: Row[] = [
   {command: 'sign', problem: 'missing argument', argv: () => ['--key', 'x.key'], code: 2, error: /^error: missing argument BUNDLE/},
   {command: 'sign', problem: 'missing required flag', argv: (f) => [f.good], code: 2, error: /^error: missing required flag --key\b/},
   {command: 'sign', problem: 'key file that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
-  {command: 'sign', problem: 'a directory as the key', argv: (f) => [f.good, '--key', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.folder)}: is a directory`)},
+  {command: 'sign', problem: 'a directory as the key', argv: (f) => [f.good, '--key', f.folder], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.folder)}: is a directory`), hint: /give the path of the PEM key file itself \(e\.g\. DIR\/cosign\.pub, or DIR\/signer\.key to sign\)/},
   {command: 'verify', problem: 'public key that does not exist', argv: (f) => [f.good, '--key', f.missing], code: 1, error: (f) => new RegExp(`^error: cannot read key ${esc(f.missing)}: no such file or directory`)},
   {command: 'verify', problem: '--require-signatures 0', argv: (f) => [f.good, '--require-signatures', '0'], code: 2, error: /^error: .*--require-signatures/},
   {command: 'verify', problem: '--cosign-key without --images', argv: (f) => [f.good, '--cosign-key', f.missing], code: 2, error: /^error: --cosign-key and --image-policy are for --images/},

@@ -9,7 +9,7 @@ import test from 'ava'
 import {parse as parseToml} from 'smol-toml'
 import {parse as parseYaml, parseAllDocuments} from 'yaml'
 import {fixtureBundle} from '../push/helpers.js'
-import {runCli} from '../helpers/cli.js'
+import {firstRunOnly, runCli} from '../helpers/cli.js'
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = []
@@ -110,7 +110,7 @@ test('--for all: every file parses (smol-toml, yaml, JSON), says where it goes, 
   t.regex(g.stderr, /registry\.configs\."registry\.corp:5000"\.auth/)
 })
 
-test('containerd 2.x, plain HTTP registry without prefix, CA file and skip_verify', async (t) => {
+if (firstRunOnly('variants of the generator, the same code as --for all')) test('containerd 2.x, plain HTTP registry without prefix, CA file and skip_verify', async (t) => {
   const g2 = await generate(['--registry', 'registry.corp:5000/k8s', '--bundle', await bundle(), '--for', 'containerd', '--containerd-version', '2.0'])
   t.is(g2.code, 0, g2.stderr)
   const c2 = parseToml(g2.files.get('/etc/containerd/config.toml')!) as Toml
@@ -142,7 +142,7 @@ test('containerd 2.x, plain HTTP registry without prefix, CA file and skip_verif
   t.is(tls.files.get('/etc/containerd/certs.d/registry.corp/ca.crt'), ca)
 })
 
-test('kubeadm config follows the push name rules (alias, --no-coredns-alias, --flatten, --map)', async (t) => {
+if (firstRunOnly('variants of the name rules, the same code as --for all')) test('kubeadm config follows the push name rules (alias, --no-coredns-alias, --flatten, --map)', async (t) => {
   const b = await bundle()
   const kubeadm = async (extra: string[]) => {
     const g = await generate(['--registry', 'registry.corp/k8s', '--bundle', b, '--for', 'kubeadm', ...extra])
@@ -172,7 +172,7 @@ test('--serve points hosts.toml at kubeferry serve with upstream paths', async (
   t.regex(k.stderr, /not for --serve/)
 })
 
-test('stdout and --json output; bad input gets one clear line', async (t) => {
+if (firstRunOnly('output modes and bad input: messages')) test('stdout and --json output; bad input gets one clear line', async (t) => {
   const out = await runCli(['config', '--registry', 'registry.corp:5000/k8s', '--for', 'hosts'])
   t.is(out.code, 0, out.stderr)
   t.regex(out.stdout, /^# ==> \/etc\/containerd\/certs\.d\/docker\.io\/hosts\.toml$/m)

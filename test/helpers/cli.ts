@@ -29,6 +29,17 @@ export function cliCommand(env: NodeJS.ProcessEnv = process.env): {file: string;
   return /\.m?js$/.test(target) ? {file: process.execPath, args: [target]} : {file: target, args: []}
 }
 
+/**
+ * scripts/test.sh runs its SEA_TESTS files a second time, against the single file, with KUBEFERRY_TEST_SEA_SUBSET=1.
+ * That run is for what differs in the single file (it starts without Node.js, from its bundled code and assets); a
+ * test that would rerun none of it is registered in the first run only: `if (firstRunOnly('why')) test(…)`. The why
+ * is for the reviewer: the test never starts the CLI, or checks only argument parsing or messages (the same code in
+ * both builds). Every SEA_TESTS file must keep a test in that run (ava fails a file with none).
+ */
+export function firstRunOnly(_why: string): boolean {
+  return process.env.KUBEFERRY_TEST_SEA_SUBSET !== '1'
+}
+
 const binaries = new Map<string, boolean>()
 
 /** True when `file` is a binary executable (ELF), not a `#!` script or JavaScript. */

@@ -14,7 +14,7 @@ import {BundleReader} from '../../src/bundle/reader.js'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
 import {parseImageList} from '../../src/runtime/containerd.js'
 import {needPeers, type Peers} from '../harness/peers.js'
-import {runCli} from '../helpers/cli.js'
+import {firstRunOnly, runCli} from '../helpers/cli.js'
 import {makeBundle, type TestImageSpec} from './make-bundle.js'
 import {exec} from '../helpers/exec.js'
 
@@ -84,14 +84,14 @@ function expectContainerdHasBundle(t: import('ava').ExecutionContext, images: Ma
   for (const p of pause) t.true(images.get(p.name)?.labels.includes('io.cri-containerd.pinned=pinned'), `${p.name} is pinned`)
 }
 
-test('the rendered install.sh is shellcheck clean (sh dialect)', async (t) => {
+if (firstRunOnly('never starts the CLI: a static check of the script')) test('the rendered install.sh is shellcheck clean (sh dialect)', async (t) => {
   const r = await exec('shellcheck', ['-s', 'sh', script])
   t.is(r.code, 0, r.stdout)
   const inside = await BundleReader.open(bundle).then((reader) => reader.readFile('kubeferry/install.sh', 1e7))
   t.is(inside.toString(), await readFile(script, 'utf8'), 'the script inside the bundle is the one beside it')
 })
 
-test('the plan: node platform missing is refused with exit code 5; data lines cover every image', (t) => {
+if (firstRunOnly('never starts the CLI: the plan, in process')) test('the plan: node platform missing is refused with exit code 5; data lines cover every image', (t) => {
   const error = t.throws(() => planImport(meta, 'linux/s390x'))
   t.regex(error!.message, /holds linux\/amd64, linux\/arm64 but not linux\/s390x/)
   t.is((error as unknown as {exitCode: number}).exitCode, EXIT.noPlatform)
@@ -101,7 +101,7 @@ test('the plan: node platform missing is refused with exit code 5; data lines co
   t.deepEqual(plan.docker, {source: 'fragment', path: 'kubeferry/docker/linux-arm64.tar'})
 })
 
-for (const shell of ['dash', 'busybox'] as const) {
+if (firstRunOnly('never starts the CLI: install.sh of a bundle made in process (e2e/node-import runs create → install.sh)')) for (const shell of ['dash', 'busybox'] as const) {
   test.serial(`install.sh under ${shell} imports into containerd with upstream digests, pins pause, rerun imports nothing`, async (t) => {
     const peers = needPeers(t, 'containerd')
     if (!peers) return
@@ -238,7 +238,7 @@ test.serial('failures leave the store as it was: platform missing, corrupt bundl
   }
 })
 
-test.serial('install.sh: an image listed with its digest but incomplete content is imported again; a broken openssl and no dd fall back to sha256sum and head', async (t) => {
+if (firstRunOnly('never starts the CLI: install.sh only')) test.serial('install.sh: an image listed with its digest but incomplete content is imported again; a broken openssl and no dd fall back to sha256sum and head', async (t) => {
   const peers = needPeers(t, 'containerd')
   if (!peers) return
   const address = peers.containerd!.address
@@ -282,7 +282,7 @@ test.serial('install.sh: an image listed with its digest but incomplete content 
   t.regex(third.stdout, new RegExp(`0 imported, ${meta.images.length} already present`))
 })
 
-test.serial('full disk: a full TMPDIR is refused before anything is imported', async (t) => {
+if (firstRunOnly('a refusal before any import: its message')) test.serial('full disk: a full TMPDIR is refused before anything is imported', async (t) => {
   const peers = needPeers(t, 'containerd')
   if (!peers) return
   const mnt = join(work, 'full')
@@ -323,7 +323,7 @@ test.serial('full disk: a full TMPDIR is refused before anything is imported', a
   }
 })
 
-test.serial('preflight: a containerd sandbox image the bundle lacks gets a warning with the line to change', async (t) => {
+if (firstRunOnly('the wording of a warning')) test.serial('preflight: a containerd sandbox image the bundle lacks gets a warning with the line to change', async (t) => {
   const peers = needPeers(t, 'containerd')
   if (!peers) return
   const v1 = join(work, 'containerd-1.toml')

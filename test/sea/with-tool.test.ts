@@ -13,12 +13,12 @@ import {promisify} from 'node:util'
 import test from 'ava'
 import {toolArches} from '../../src/cli/with-tool.js'
 import {peerTest} from '../harness/peers.js'
-import {pathWithoutNode, runCli} from '../helpers/cli.js'
+import {firstRunOnly, pathWithoutNode, runCli} from '../helpers/cli.js'
 import {needSea, run, seaPath} from './helpers.js'
 
 const execFileP = promisify(execFile)
 
-test('the architectures --with-tool carries: linux amd64 and arm64 (any variant); other platforms are named', (t) => {
+if (firstRunOnly('never starts the CLI')) test('the architectures --with-tool carries: linux amd64 and arm64 (any variant); other platforms are named', (t) => {
   t.deepEqual(toolArches(['linux/arm64/v8', 'linux/amd64', 'linux/arm64', 'linux/s390x', 'windows/amd64']), {arches: ['amd64', 'arm64'], without: ['linux/s390x', 'windows/amd64']})
   t.deepEqual(toolArches(['all']), {arches: [], without: []})
 })
@@ -55,7 +55,7 @@ peerTest('create --with-tool: one file per carried architecture beside the bundl
   }
 })
 
-test('create --with-tool without the file of a carried architecture: one line naming it and where to get it, before any download', async (t) => {
+if (firstRunOnly('it runs the single file itself in both runs')) test('create --with-tool without the file of a carried architecture: one line naming it and where to get it, before any download', async (t) => {
   const amd64 = needSea(t, 'amd64')
   if (!amd64 || process.arch !== 'x64') return
   const dir = await mkdtemp(join(tmpdir(), 'kf-with-tool-'))

@@ -5,16 +5,17 @@
 import test from 'ava'
 import {execFile} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {mkdtemp} from 'node:fs/promises'
+import {mkdtemp, symlink} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {basename, dirname, join} from 'node:path'
 import {promisify} from 'node:util'
 import {Agent, request} from 'undici'
 import {loadPeers, type TestImage} from '../harness/peers.js'
 import {buildImageSet} from '../images/builder.js'
 import {makeBundle} from './make-bundle.js'
 import {get, serveBundles, sharedBundle, startCli, stopCli} from './helpers.js'
+import {firstRunOnly} from '../helpers/cli.js'
 
 const execFileP = promisify(execFile)
 const sha = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
@@ -77,7 +78,7 @@ test('text mode: one line per request (method, path, status, bytes, time); SIGIN
   t.regex(server.stderr(), /loopback only/)
 })
 
-test('graceful shutdown: a download in flight completes, new connections are refused', async (t) => {
+if (firstRunOnly('never starts the CLI: an in-process server')) test('graceful shutdown: a download in flight completes, new connections are refused', async (t) => {
   const {path, images: bigImages} = await big()
   const server = await serveBundles([path])
   const platform = bigImages[0].platforms[0]
@@ -116,6 +117,21 @@ test('several bundles: the first given wins a conflicting tag, with a warning; t
   }
 })
 
+if (firstRunOnly('argument handling')) test('the same bundle named twice (the same path, a symlink, ./path): checked and counted once, with a note', async (t) => {
+  const link = join(dir, 'same-as-all.tar')
+  await symlink(bundle, link)
+  const dotted = `${dirname(bundle)}/./${basename(bundle)}` // not join(): it would take the ./ out
+  const server = await startCli([bundle, bundle, link, dotted, '--listen', '127.0.0.1:0', '--json'])
+  t.is(await stopCli(server), 0) // first: a failed assertion must not leave it running
+  const info = JSON.parse(server.first) as {bundles: string[]; images: number}
+  t.deepEqual(info.bundles, [bundle])
+  t.is(info.images, images.length, 'each image counted once')
+  const messages = server.stderr().trim().split('\n').map((l) => String((JSON.parse(l) as {message?: string}).message))
+  t.true(messages.some((m) => m.startsWith('verified 1 bundle(s), ')), messages.join('\n'))
+  for (const repeat of [bundle, link, dotted]) t.true(messages.includes(`${repeat}: the same file as ${bundle}; served once`), messages.join('\n'))
+  t.false(messages.some((m) => /is sha256:\S+ .*serving the first/.test(m)), 'no conflict warning against itself')
+})
+
 test('TLS: --tls-cert/--tls-key serve HTTPS that a client trusting the certificate can pull from', async (t) => {
   const cert = join(dir, 'tls.crt')
   const key = join(dir, 'tls.key')
@@ -140,7 +156,7 @@ test('TLS: --tls-cert/--tls-key serve HTTPS that a client trusting the certifica
   }
 })
 
-test('bad flags and a busy port give one error line and exit 1', async (t) => {
+if (firstRunOnly('argument parsing and messages')) test('bad flags and a busy port give one error line and exit 1', async (t) => {
   const blocker = createServer()
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
   const busy = (blocker.address() as {port: number}).port
@@ -163,7 +179,7 @@ test('bad flags and a busy port give one error line and exit 1', async (t) => {
   }
 })
 
-test('same path from two upstream registries: containerd\'s ns parameter picks the right one, else the first bundle', async (t) => {
+if (firstRunOnly('never starts the CLI: an in-process server')) test('same path from two upstream registries: containerd\'s ns parameter picks the right one, else the first bundle', async (t) => {
   const layoutDir = join(dir, 'gcr-layout')
   const set = await buildImageSet({dir: layoutDir, images: [{name: 'k8s.gcr.io/pause:3.10', format: 'oci'}], layerSize: 99, busybox: false})
   const gcrBundle = join(dir, 'gcr.tar')
@@ -184,7 +200,7 @@ test('same path from two upstream registries: containerd\'s ns parameter picks t
   }
 })
 
-test('64 concurrent clients pulling every blob of an image all get verified bytes', async (t) => {
+if (firstRunOnly('never starts the CLI: an in-process server')) test('64 concurrent clients pulling every blob of an image all get verified bytes', async (t) => {
   const server = await serveBundles([bundle], {contentVerified: false})
   try {
     const image = images.find((i) => i.name === 'registry.k8s.io/kube-proxy:v1.31.6')!

@@ -87,6 +87,7 @@ peerTest('a bundle with an unsigned image: refused (exit 1) before the port open
   t.true(r.stderr.includes(`1 image(s) refused by the image signature policy: ${set!.unsigned[0]}@sha256:`), r.stderr)
   t.regex(r.stderr, /no signature carried.*nothing was served/)
   t.regex(r.stderr, new RegExp(`${set!.signed[0].reference.replace(/[.]/g, '\\.')}: verified`), 'the signed one is said verified')
+  t.true(r.stderr.includes(`${mixed}: images: 1 verified, 0 not checked, 1 refused`), `the total, as verify --images words it: ${r.stderr}`)
   t.notRegex(r.stdout + r.stderr, /serving|listening|verified 1 bundle/, 'neither listening nor verifying the bundle')
 })
 
@@ -106,11 +107,12 @@ peerTest('a tampered signature and a wrong key are refused, each saying why; sev
   t.is(byPolicy.code, 1, byPolicy.stderr)
 })
 
-peerTest('the good bundle is served, each image said verified; --json reports the counts in the listening event', ['registries'], async (t) => {
+peerTest('the good bundle is served, each image said verified and the total counted; --json reports the counts in the listening event', ['registries'], async (t) => {
   if (setupError) return t.fail(setupError)
   const r = await serve([good], '--verify-images', '--cosign-key', keyPub)
   t.regex(r.stdout, /serving 1 images/, r.stderr)
   t.true(r.stderr.includes(`${good}: ${set!.signed[0].reference}: verified (${keyPub})`), r.stderr)
+  t.true(r.stderr.includes(`${good}: images: 1 verified, 0 not checked, 0 refused`), `the total line: ${r.stderr}`)
   const json = await serve([good], '--verify-images', '--cosign-key', keyPub, '--json')
   const listening = JSON.parse(json.stdout.trim().split('\n')[0]) as {event: string; imageSignatures?: unknown}
   t.is(listening.event, 'listening', json.stderr)

@@ -44,19 +44,22 @@ peerTest('create --sign-key: one file and --split, each verified with the public
   t.false(existsSync(join(work, 'wrong.tar')))
 })
 
-peerTest('create --sign-key that cannot write the signature: the message says the bundle is complete and how to sign it alone; doing that works', ['registries'], async (t, peers) => {
-  const key = await genKey(work, 'late', 'ed25519')
-  const env = {KUBEFERRY_TRUSTED_KEYS: join(work, 'no-policy')}
+peerTest('create --sign-key that cannot write the signature: the message says the bundle is complete and gives the exact command that signs it alone; running it works', ['registries'], async (t, peers) => {
+  const pass = 'late-pass-7c1'
+  const key = await genKey(work, 'late', 'ed25519', pass) // encrypted: the command must carry the passphrase flag
+  const env = {KF_LATE: pass, KUBEFERRY_TRUSTED_KEYS: join(work, 'no-policy')}
   const out = join(work, 'late.tar')
   await mkdir(join(`${out}.sig.json`, 'in-the-way'), {recursive: true}) // the signature's path is taken by a directory
-  const made = await runCli(['create', '--image', 'registry.k8s.io/pause:3.10', '--mirror', `registry.k8s.io=${peers.registries.open.url}`, '--cache-dir', join(work, 'cache'), '--no-progress', '-o', out, '--sign-key', key.key], {env})
+  const made = await runCli(['create', '--image', 'registry.k8s.io/pause:3.10', '--mirror', `registry.k8s.io=${peers.registries.open.url}`, '--cache-dir', join(work, 'cache'), '--no-progress', '-o', out, '--sign-key', key.key, '--passphrase-env', 'KF_LATE'], {env})
   t.is(made.code, 1, made.stderr)
   t.regex(made.stderr, new RegExp(`^error: the bundle ${out.replaceAll('.', '\\.')} is written and complete \\(with its \\.sha256 and install\\.sh\\), but signing it \\(--sign-key\\) failed: `, 'm'))
-  const hint = /hint: .*then sign it without rebuilding: (kubeferry sign \S+ --key \S+)\n$/.exec(made.stderr)
-  t.truthy(hint, made.stderr)
+  const hint = /^ {2}hint: (.*)$/m.exec(made.stderr)?.[1] ?? ''
+  t.true(hint.startsWith(`move ${out}.sig.json out of the way`), `the hint names the file in the way, not the bundle: ${hint}`)
+  const command = /then finish only the signing \(the bundle is not rebuilt\): (kubeferry sign .*)$/.exec(hint)?.[1]
+  t.is(command, `kubeferry sign ${out} --key ${key.key} --passphrase-env KF_LATE`, made.stderr)
   t.is((await runCli(['verify', out], {env})).code, 0, 'the bundle stands')
   await rm(`${out}.sig.json`, {recursive: true})
-  const signed = await runCli(hint![1].split(' ').slice(1), {env})
+  const signed = await runCli(command!.split(' ').slice(1), {env})
   t.is(signed.code, 0, signed.stderr)
   const verified = await runCli(['verify', out, '--key', key.pub], {env})
   t.is(verified.code, 0, verified.stderr)
