@@ -65,7 +65,7 @@ export class ArtifactIndex {
     }
   }
 
-  /** The digest tags of one short tag list, or undefined (see the header comment). Never throws. */
+  /** The tags of one short tag list (all of them: a digest tag may name any algorithm), or undefined. Never throws. */
   private async digestTags(ep: Endpoint, repo: Reference): Promise<Set<string> | undefined> {
     const path = endpointRepository(ep, repo.repository)
     try {
@@ -85,7 +85,7 @@ export class ArtifactIndex {
       if (size > LIST_BYTES) return this.unused(repo, ep, 'longer than one short page')
       const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {tags?: unknown}
       if (!Array.isArray(json.tags)) return this.unused(repo, ep, 'no tags array')
-      return new Set(json.tags.filter((t): t is string => typeof t === 'string' && t.startsWith('sha256-')))
+      return new Set(json.tags.filter((t): t is string => typeof t === 'string'))
     } catch (error) {
       return this.unused(repo, ep, (error as Error).message)
     }
