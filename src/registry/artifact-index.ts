@@ -16,13 +16,21 @@ import type {RegistryClient} from './client.js'
 import {pullScope} from './endpoints.js'
 import {header} from './http.js'
 import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
+import {Limiter} from '../util/limiter.js'
 
 /** A tag list longer than this is not read: the tags are asked one by one (see above). */
 export const LIST_BYTES = 64 * 1024
 
+/**
+ * Tag lists read at once: a set of 200 images in 200 repositories would otherwise open 200 connections together
+ * (file handles: test/load-tests); planning asks 16 manifests at a time beside them.
+ */
+const LISTS_AT_ONCE = 8
+
 export class ArtifactIndex {
   private readonly lists = new Map<string, Promise<Set<string> | undefined>>()
   private readonly referrersApi = new Map<string, Promise<boolean | undefined>>()
+  private readonly limiter = new Limiter(LISTS_AT_ONCE)
 
   constructor(private readonly client: RegistryClient) {}
 
@@ -30,7 +38,7 @@ export class ArtifactIndex {
   expect(repo: Reference): void {
     const ep = pullEndpoints(repo.registry, this.client.mirrors)[0]
     const key = keyOf(ep, repo)
-    if (!this.lists.has(key)) this.lists.set(key, this.digestTags(ep, repo))
+    if (!this.lists.has(key)) this.lists.set(key, this.limiter.run(() => this.digestTags(ep, repo)))
   }
 
   /**
