@@ -9,6 +9,9 @@
  *   node dist/bench/wan.js [--rtt-ms 50] [--mbit 100] [--layer-mib 2] [--runs 3] [--markdown] [--compare OTHER/bin/run.js]
  *
  * `--compare` times a second kubeferry (e.g. an older checkout) in the same interleaved runs, for before/after figures.
+ * `--direct` names the images by the shaped registry itself (`127.0.0.1:PORT/pause:3.10`: an internal registry as the
+ * source) instead of reaching it as a `--mirror` of registry.k8s.io (a pull-through mirror): create's artifact lookups
+ * then read each repository's tag list, which a mirror's cannot stand in for (registry/artifact-index.ts).
  */
 import {execFile, spawn} from 'node:child_process'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -37,6 +40,7 @@ const {values} = parseArgs({
     runs: {type: 'string', default: '3'},
     markdown: {type: 'boolean', default: false},
     compare: {type: 'string'},
+    direct: {type: 'boolean', default: false},
   },
 })
 const RTT = Number(values['rtt-ms'])
@@ -98,12 +102,14 @@ async function main(): Promise<void> {
 
     const results: Record<string, number[]> = {kubeferry: [], skopeo: [], curl: []}
     const imagesFile = join(work, 'images.txt')
-    await writeFile(imagesFile, `${images.join('\n')}\n`)
+    const named = values.direct ? set.images.map((image) => `${host}/${image.repository}:${image.tag}`) : images
+    await writeFile(imagesFile, `${named.join('\n')}\n`)
+    const reach = values.direct ? [] : ['--mirror', `registry.k8s.io=http://${host}`]
     for (let i = 0; i < RUNS; i++) {
       const dir = join(work, `run-${i}`)
       await mkdir(dir, {recursive: true})
       const create = (cli: string, tag: string): Promise<number> =>
-        timed(() => run(...cliArgv(cli, ['create', '--images-file', imagesFile, '--mirror', `registry.k8s.io=http://${host}`, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', '-o', join(dir, `${tag}.tar`)]), {SOURCE_DATE_EPOCH: '0'}))
+        timed(() => run(...cliArgv(cli, ['create', '--images-file', imagesFile, ...reach, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', '-o', join(dir, `${tag}.tar`)]), {SOURCE_DATE_EPOCH: '0'}))
       results.kubeferry.push(await create(benchCli(ROOT), 'k'))
       if (values.compare) (results.compare ??= []).push(await create(resolve(values.compare), 'c'))
       results.skopeo.push(
@@ -149,7 +155,7 @@ async function main(): Promise<void> {
           '',
           '| contender | seconds | ratio |',
           '|---|---|---|',
-          `| kubeferry create (--mirror, 8 parallel) | ${k.toFixed(2)} | 1.00 |`,
+          `| kubeferry create (${values.direct ? 'the registry named directly' : '--mirror'}, 8 parallel) | ${k.toFixed(2)} | 1.00 |`,
           `| skopeo copy, image after image | ${s.toFixed(2)} | ${(s / k).toFixed(2)}× kubeferry |`,
           `| raw curl --parallel 8 (floor) | ${c.toFixed(2)} | kubeferry reaches ${((c / k) * 100).toFixed(0)} % of its speed |`,
           `| bandwidth alone (bytes / link rate) | ${linkFloor.toFixed(2)} | |`,

@@ -6,6 +6,9 @@
  *   internal mirror holds a few images). A longer list (registry.k8s.io's repositories hold thousands of tags), a
  *   refused one (ECR, say, can grant pulls without ListImages) or a failed one is dropped unread, and those tags are
  *   asked one by one as before. The list is read when the first image of a repository is asked for, beside planning.
+ *   Never through a mirror: a pull-through cache may list only what it has cached, while asking it for a tag makes it
+ *   fetch that tag from upstream (a mirror's "no such tag" is final, see referrers.ts), so its list cannot stand in
+ *   for the question. A registry reached directly lists what it holds.
  * - **the referrers API**: a registry that has it never answers 404, one without it always does (OCI distribution
  *   spec 1.1). The first answer of an endpoint is taken for all: while it is awaited the others wait, then a registry
  *   without the API is no longer asked (the referrers tag schema is looked up directly).
@@ -34,9 +37,10 @@ export class ArtifactIndex {
 
   constructor(private readonly client: RegistryClient) {}
 
-  /** Artifact lookups about `repo` will follow: read its tag list from the endpoint asked first (its first mirror). */
+  /** Artifact lookups about `repo` will follow: read its tag list, when the registry is reached directly (see above). */
   expect(repo: Reference): void {
     const ep = pullEndpoints(repo.registry, this.client.mirrors)[0]
+    if (ep.mirror) return
     const key = keyOf(ep, repo)
     if (!this.lists.has(key)) this.lists.set(key, this.limiter.run(() => this.digestTags(ep, repo)))
   }

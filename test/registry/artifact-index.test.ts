@@ -2,8 +2,9 @@
  * create's artifact lookups with the lookup index (registry/artifact-index.ts), against the real registry
  * (distribution 2.8: no referrers API) behind a logging proxy: the artifacts found are exactly those found by asking
  * tag by tag, from one tag list per repository, no HEAD per absent tag, and one referrers API question for the
- * endpoint. A tag list that is refused, paged or too long is not used: the tags are asked one by one, with the same
- * result. The fault cases (a registry with the referrers API, a failing first answer) use in-process servers.
+ * endpoint. A tag list that is refused, paged or too long is not used, nor is a mirror's (a pull-through cache lists
+ * what it holds): the tags are asked one by one, with the same result. The fault cases (a registry with the
+ * referrers API, a failing first answer) use in-process servers.
  */
 import {randomBytes} from 'node:crypto'
 import test from 'ava'
@@ -21,10 +22,13 @@ import {startServer} from './fake-server.js'
 
 const tagList = /\/tags\/list$/
 
-/** Plan the images through the proxy and carry their artifacts; what was found and what the proxy saw. */
-async function lookUp(proxyUrl: string, registry: string, refs: string[], lookupIndex: boolean, log: LoggedRequest[]) {
+/**
+ * Plan the images and carry their artifacts; what was found and what the proxy saw. `mirrors`: the proxy as a mirror
+ * of the references' registry; else the references name the proxy itself.
+ */
+async function lookUp(refs: string[], lookupIndex: boolean, log: LoggedRequest[], mirrors: Record<string, string[]> = {}) {
   log.length = 0
-  const client = new RegistryClient({mirrors: {[registry]: [proxyUrl]}, credentials: anonymousCredentials})
+  const client = new RegistryClient({mirrors, credentials: anonymousCredentials})
   try {
     const source = registrySource(client, {lookupIndex})
     const plan = await planBundle(source, refs.map((reference) => ({reference})), {platforms: ['linux/amd64', 'linux/arm64'], onReference: (ref) => source.expectArtifactLookups(ref)})
@@ -43,21 +47,27 @@ peerTest('the lookup index finds exactly what asking tag by tag finds, from one 
   const registry = peers.registries.open
   const prefix = `kf-index-${randomBytes(4).toString('hex')}`
   const set = await seedSignedImages(peers, registry, prefix, ['registry.k8s.io/pause:3.10', 'registry.k8s.io/coredns/coredns:v1.11.3'], 1)
-  const refs = [set.signed[0].reference, ...set.unsigned]
   const proxy = await startFaultProxy(registry.url)
+  const refs = [set.signed[0].reference, ...set.unsigned].map((r) => r.replace(registry.host, proxy.host)) // the registry, reached directly
   try {
-    const plain = await lookUp(proxy.url, registry.host, refs, false, proxy.log)
+    const plain = await lookUp(refs, false, proxy.log)
     t.true(plain.images[0].artifacts!.length >= 4, 'the signed image has its signature, attestation, SBOM and referrer')
     t.is(lists(plain.requests).length, 0)
     const subjects = plain.images.reduce((n, i) => n + 1 + i.platforms.length, 0)
     t.is(heads(plain.requests).length, 4 * subjects, 'one by one: .sig, .att, .sbom and the referrers tag for each subject')
 
-    const indexed = await lookUp(proxy.url, registry.host, refs, true, proxy.log)
+    const indexed = await lookUp(refs, true, proxy.log)
     t.deepEqual(indexed.images, plain.images, 'the same artifacts, in the same order')
     t.deepEqual(indexed.blobs, plain.blobs)
     t.is(lists(indexed.requests).length, 2, 'one tag list per repository')
     t.deepEqual(heads(indexed.requests), [], 'no HEAD: the lists answer for every tag')
     t.is(referrersApi(indexed.requests).length, 1, 'the endpoint said once that it has no referrers API')
+
+    // Through a mirror: no list (a pull-through cache lists what it holds); every tag asked, the same artifacts.
+    const mirrored = await lookUp([set.signed[0].reference, ...set.unsigned], true, proxy.log, {[registry.host]: [proxy.url]})
+    t.deepEqual(mirrored.images.map((i) => i.artifacts), plain.images.map((i) => i.artifacts))
+    t.is(lists(mirrored.requests).length, 0, 'no tag list read through a mirror')
+    t.is(heads(mirrored.requests).length, 4 * subjects)
 
     // A list that cannot be used is dropped: the tags are asked one by one, with the same result.
     const unusable: Array<[string, Rule]> = [
@@ -67,7 +77,7 @@ peerTest('the lookup index finds exactly what asking tag by tag finds, from one 
     ]
     for (const [name, rule] of unusable) {
       proxy.setRules([rule])
-      const fallback = await lookUp(proxy.url, registry.host, refs, true, proxy.log)
+      const fallback = await lookUp(refs, true, proxy.log)
       t.deepEqual(fallback.images, plain.images, `${name}: the same artifacts`)
       t.is(lists(fallback.requests).length, 2, `${name}: the lists were asked for`)
       t.is(heads(fallback.requests).length, 3 * subjects + subjects, `${name}: then every tag one by one`)
