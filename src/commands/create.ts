@@ -166,6 +166,11 @@ export default class Create extends BaseCommand {
       await client.close()
     }
     for (const warning of summary.warnings) this.warn2(warning)
+    // A signature beside the output that signs the bundle this run replaced would contradict the new one: moved aside.
+    const setAside = await afterBundleWritten(summary.output, 'setting aside the signature file of the bundle it replaced', `move ${summary.output}.sig.json away by hand`, async () =>
+      import('../trust/sign.js').then(async ({setAsideStaleSignature}) => setAsideStaleSignature(summary.output, summary)),
+    )
+    if (setAside) this.warn2(`${setAside.from} signed the bundle this run replaced, not the new one: moved to ${setAside.to} (sign the new bundle with kubeferry sign, or create --sign-key)`)
     const tools = flags['with-tool']
       ? await afterBundleWritten(summary.output, 'writing kubeferry beside it (--with-tool)', 'run the same create again: it rewrites the bundle from the cache and writes the files', async () => writeTools(output, summary.platforms, (w) => this.warn2(w)))
       : undefined

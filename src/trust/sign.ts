@@ -79,3 +79,27 @@ export async function signBundle(path: string, key: PrivateKey, known?: {sha256:
     statement: facts,
   }
 }
+
+/**
+ * create wrote a new bundle at `path`: a signature file beside it that signs another bundle (the one this run
+ * replaced, or one it cannot parse) is moved aside to NAME.tar.sig.json.old (.old.1, … when taken), so that neither
+ * verify nor a later sign meets a file that contradicts the bundle, and nothing is deleted. A file that signs this
+ * very bundle (a rebuild byte for byte) stays, as does anything that is not a regular file (sign names it). Returns
+ * the move, if any.
+ */
+export async function setAsideStaleSignature(path: string, known: {sha256: string; size: number}): Promise<{from: string; to: string} | undefined> {
+  const file = signatureFileFor(wholeBundlePath(path))
+  const info = await stat(file).catch(() => undefined)
+  if (!info?.isFile()) return undefined
+  try {
+    const signed = parseStatement(fromBase64((await readEnvelopeFile(file))!.payload), file)
+    const facts = await bundleFacts(path, known)
+    if (signed.sha256 === facts.sha256 && signed.size === facts.size && signed.metadataSha256 === facts.metadataSha256) return undefined
+  } catch {
+    // not a signature file kubeferry can read: it cannot sign the new bundle either
+  }
+  let to = `${file}.old`
+  for (let n = 1; await stat(to).then(() => true, () => false); n++) to = `${file}.old.${n}`
+  await rename(file, to)
+  return {from: file, to}
+}

@@ -64,3 +64,32 @@ peerTest('create --sign-key that cannot write the signature: the message says th
   const verified = await runCli(['verify', out, '--key', key.pub], {env})
   t.is(verified.code, 0, verified.stderr)
 })
+
+peerTest('create over a signed bundle: its signature stays when the rebuild is byte for byte the same; otherwise it is moved aside (.old, then .old.1), never deleted', ['registries'], async (t, peers) => {
+  const key = await genKey(work, 'again', 'ed25519')
+  const env = {KUBEFERRY_TRUSTED_KEYS: join(work, 'no-policy')}
+  const out = join(work, 'again.tar')
+  const create = (image: string, ...extra: string[]) =>
+    runCli(['create', '--image', image, '--mirror', `registry.k8s.io=${peers.registries.open.url}`, '--cache-dir', join(work, 'cache'), '--no-progress', '-o', out, ...extra], {env})
+  t.is((await create('registry.k8s.io/pause:3.10', '--sign-key', key.key)).code, 0)
+  const signature = await readFile(`${out}.sig.json`, 'utf8')
+
+  const same = await create('registry.k8s.io/pause:3.10')
+  t.is(same.code, 0, same.stderr)
+  t.notRegex(same.stderr, /moved to/)
+  t.is(await readFile(`${out}.sig.json`, 'utf8'), signature, 'the same bytes: the signature still signs them')
+  t.is((await runCli(['verify', out, '--key', key.pub], {env})).code, 0)
+
+  const other = await create('registry.k8s.io/coredns/coredns:v1.11.3')
+  t.is(other.code, 0, other.stderr)
+  t.regex(other.stderr, new RegExp(`^warning: ${out.replaceAll('.', '\\.')}\\.sig\\.json signed the bundle this run replaced, not the new one: moved to ${out.replaceAll('.', '\\.')}\\.sig\\.json\\.old `, 'm'))
+  t.false(existsSync(`${out}.sig.json`))
+  t.is(await readFile(`${out}.sig.json.old`, 'utf8'), signature, 'kept, not deleted')
+  t.is((await runCli(['verify', out], {env})).code, 0, 'the new bundle verifies: no signature contradicts it')
+
+  t.is((await create('registry.k8s.io/pause:3.10', '--sign-key', key.key)).code, 0, 'signed again (the first bundle back)')
+  const third = await create('registry.k8s.io/coredns/coredns:v1.11.3')
+  t.regex(third.stderr, /moved to .*\.sig\.json\.old\.1 /)
+  t.is(await readFile(`${out}.sig.json.old`, 'utf8'), signature, 'the earlier .old is not overwritten')
+  t.true(existsSync(`${out}.sig.json.old.1`))
+})
