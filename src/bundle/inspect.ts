@@ -4,6 +4,7 @@
  * runtime's) and what it was built from (bundle.json, the only place that records them).
  */
 import {KubeferryError} from '../oci/errors.js'
+import type {Digest} from '../oci/digest.js'
 import {BUNDLE_SCHEMA_VERSION, type BundleDelta, type BundleMetadata} from './layout.js'
 import {reliedOn} from './contract.js'
 import {assertBundleValid} from './verify.js'
@@ -56,7 +57,9 @@ export async function inspectBundle(path: string): Promise<InspectResult> {
   }
   const source = new BundleSource(reader, reliedOn(meta))
   const walked = await walkBundleImages(source, meta)
-  const carried = await Promise.all(walked.map(({image}) => inspectArtifacts(source.walkSource(), {...image, artifacts: meta.images.find((i) => i.name === image.name)?.artifacts})))
+  // Artifacts' manifests through the walker; a Sigstore bundle referrer's layer (its signer) read whole, being small.
+  const artifactSource = {...source.walkSource(), blobPrefix: async (digest: Digest, max: number) => source.blobPrefix(digest, max)}
+  const carried = await Promise.all(walked.map(({image}) => inspectArtifacts(artifactSource, {...image, artifacts: meta.images.find((i) => i.name === image.name)?.artifacts})))
   const images: InspectedImage[] = walked.map(({image}, n) => {
     const size = [...uniqueBlobs([image]).values()].reduce((n, b) => n + b.size, 0)
     return {

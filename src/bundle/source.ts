@@ -31,10 +31,15 @@ export class BundleSource implements ImageSource {
    * oversized one without the rest ever being read). Undefined when the bundle does not hold it.
    */
   async manifestBytes(digest: Digest): Promise<Buffer | undefined> {
+    return this.blobPrefix(digest, MAX_MANIFEST_BYTES + 1)
+  }
+
+  /** At most `max` bytes from the start of a blob (unverified); undefined when the bundle does not hold it. */
+  async blobPrefix(digest: Digest, max: number): Promise<Buffer | undefined> {
     if (!isDigest(digest)) return undefined
     const entry = this.reader.blobEntry(digest)
     if (!entry) return undefined
-    return this.reader.readPrefix(entry, MAX_MANIFEST_BYTES + 1)
+    return this.reader.readPrefix(entry, max)
   }
 
   async manifest(ref: Reference, digest?: Digest): Promise<RawManifest | undefined> {

@@ -8,21 +8,17 @@
  * Both go through keyless.ts (@sigstore/verify); then the identity is held to the policy, then the signed digest to the
  * digest the signature is carried for. Without a trusted root nothing is checked: "keyless", never verified.
  */
-import {X509Certificate} from 'node:crypto'
 import {isKubeferryError} from '../oci/errors.js'
 import type {Digest} from '../oci/digest.js'
 import type {Descriptor} from '../oci/types.js'
 import type {BundleArtifact} from '../bundle/layout.js'
-import {certificateIdentity, COSIGN_CERTIFICATE_ANNOTATION} from '../bundle/inspect-artifacts.js'
+import {certificateIdentity, COSIGN_CERTIFICATE_ANNOTATION, MAX_SIGSTORE_BUNDLE_BYTES, SIGSTORE_BUNDLE_MEDIA_TYPES, sigstoreBundleSigner, type SigstoreVerificationMaterial} from '../bundle/inspect-artifacts.js'
 import {describeIdentity, identityAllowed, type KeylessIdentity} from './image-policy.js'
 import type {KeylessVerifier} from './keyless.js'
 import type {SignatureCheck, SignatureSource} from './signature-check.js'
 
 export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1'
 const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json'
-/** A Sigstore bundle is a few kilobytes (certificate chain, log entry, signature). */
-export const MAX_SIGSTORE_BUNDLE_BYTES = 256 * 1024
-export const SIGSTORE_BUNDLE_MEDIA_TYPES = new Set(['application/vnd.dev.sigstore.bundle.v0.3+json', 'application/vnd.dev.sigstore.bundle+json;version=0.3'])
 
 export interface KeylessContext {
   /** The identities the image's policy entry allows. */
@@ -69,19 +65,8 @@ export async function checkLegacyKeyless(base: Omit<SignatureCheck, 'outcome'>, 
   return judged(base, outcome.identity, ctx.identities, digestOf(payload), base.subject)
 }
 
-/** The identity a Sigstore bundle's leaf certificate names (unchecked), for "not checked" reports. */
-function bundleIdentity(json: {verificationMaterial?: {certificate?: {rawBytes?: string}; x509CertificateChain?: {certificates?: Array<{rawBytes?: string}>}}}): string {
-  const raw = json.verificationMaterial?.certificate?.rawBytes ?? json.verificationMaterial?.x509CertificateChain?.certificates?.[0]?.rawBytes
-  if (!raw) return 'no certificate (a key-based Sigstore bundle)'
-  try {
-    return certificateIdentity(new X509Certificate(Buffer.from(raw, 'base64')).toString())
-  } catch {
-    return 'unreadable certificate'
-  }
-}
-
 interface SerializedBundle {
-  verificationMaterial?: Parameters<typeof bundleIdentity>[0]['verificationMaterial'] & {publicKey?: unknown}
+  verificationMaterial?: SigstoreVerificationMaterial
   dsseEnvelope?: {payload?: string; payloadType?: string}
   messageSignature?: {messageDigest?: {algorithm?: string; digest?: string}}
 }
@@ -124,7 +109,7 @@ export async function checkBundleReferrer(source: SignatureSource, artifact: Bun
       else throw error
       continue
     }
-    const named = bundleIdentity(json)
+    const named = sigstoreBundleSigner(json)
     if (json.verificationMaterial?.publicKey) {
       out.push(refused('a Sigstore bundle signed with a key, not a certificate (kubeferry checks key signatures in cosign .sig form, with --cosign-key)'))
       continue

@@ -189,6 +189,19 @@ peerTest('the trusted root is a blob bundle.json names, outside index.json and m
   t.regex((await runCli(['inspect', good])).stdout, new RegExp(`Sigstore trusted root carried \\(${meta.trustedRoot!.digest}\\)`))
 })
 
+peerTest('inspect names the keyless signer of the Sigstore bundle referrer (read from its layer) as of the legacy .sig, --json and text', ['registries'], async (t) => {
+  if (!ready(t)) return
+  const r = await runCli(['inspect', good, '--json'])
+  t.is(r.code, 0, r.stderr)
+  type Carried = {kind: string; about: string; artifactType?: string; signedBy?: string[]}
+  const artifacts = new Map((JSON.parse(r.stdout) as {images: Array<{name: string; artifacts?: Carried[]}>}).images.map((i) => [i.name, i.artifacts ?? []]))
+  t.deepEqual(artifacts.get(BUNDLED)!.map((a) => [a.kind, a.about, a.artifactType, a.signedBy]), [['referrer', 'image', 'application/vnd.dev.sigstore.bundle.v0.3+json', [KREL.subject]]])
+  t.deepEqual(artifacts.get(LEGACY)!.map((a) => [a.kind, a.signedBy]), [['signature', [KREL.subject]]])
+  const text = await runCli(['inspect', good])
+  t.is(text.code, 0, text.stderr)
+  t.regex(text.stdout, /\n {4}referrer application\/vnd\.dev\.sigstore\.bundle\.v0\.3\+json \(image\) by krel-trust@k8s-releng-prod\.iam\.gserviceaccount\.com {2}sha256:[0-9a-f]{12}\n/)
+})
+
 peerTest('create --verify-signatures --trusted-root refuses a tampered keyless signature before the bundle is written; passes the good ones', ['registries'], async (t) => {
   if (!ready(t)) return
   const refused = join(work, 'refused.tar')
