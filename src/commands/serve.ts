@@ -81,6 +81,18 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
       ...(prefix ? {prefix} : {}),
       ...(imageSignatures ? {imageSignatures} : {}),
     }
+    // The stop signals are taken before the listening line is printed: whoever reads that line (systemd, a script, a
+    // test) may send SIGTERM at once, and without a listener Node.js would die of it instead of stopping gracefully.
+    let stopSignal: string | undefined
+    let wake: (() => void) | undefined
+    const onSignal = (signal: string): void => {
+      stopSignal ??= signal
+      wake?.()
+    }
+    const onTerm = (): void => onSignal('SIGTERM')
+    const onInt = (): void => onSignal('SIGINT')
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onInt)
     if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`)
     else {
       process.stdout.write(`serving ${catalog.images.length} images (${summary.repositories} repositories) on ${running.url}\n`)
@@ -88,19 +100,11 @@ One access-log line per request on stderr (--json: JSON lines). SIGTERM or SIGIN
         log.event('info', 'listening on loopback only; use --listen 0.0.0.0:5000 to serve other nodes')
       }
     }
-
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        process.off('SIGTERM', onTerm)
-        process.off('SIGINT', onInt)
-        log.event('info', `${signal}: shutting down (running downloads get ${flags['grace-period']} s)`)
-        void running.close(flags['grace-period'] * 1000).then(resolve)
-      }
-      const onTerm = (): void => stop('SIGTERM')
-      const onInt = (): void => stop('SIGINT')
-      process.on('SIGTERM', onTerm)
-      process.on('SIGINT', onInt)
-    })
+    if (stopSignal === undefined) await new Promise<void>((resolve) => (wake = resolve))
+    process.off('SIGTERM', onTerm)
+    process.off('SIGINT', onInt)
+    log.event('info', `${stopSignal}: shutting down (running downloads get ${flags['grace-period']} s)`)
+    await running.close(flags['grace-period'] * 1000)
     log.event('info', 'stopped')
   }
 

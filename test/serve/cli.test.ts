@@ -132,6 +132,14 @@ if (firstRunOnly('argument handling')) test('the same bundle named twice (the sa
   t.false(messages.some((m) => /is sha256:\S+ .*serving the first/.test(m)), 'no conflict warning against itself')
 })
 
+test('SIGTERM the moment the listening line is read: a graceful stop (exit 0, "stopped"), every time', async (t) => {
+  for (let i = 0; i < 5; i++) {
+    const server = await startCli([bundle, '--listen', '127.0.0.1:0', '--json'])
+    t.is(await stopCli(server), 0, `start ${i + 1}: ${server.stderr()}`)
+    t.regex(server.stderr(), /"stopped"/)
+  }
+})
+
 test('TLS: --tls-cert/--tls-key serve HTTPS that a client trusting the certificate can pull from', async (t) => {
   const cert = join(dir, 'tls.crt')
   const key = join(dir, 'tls.key')
