@@ -18,6 +18,7 @@ import {repositoryName, type Reference} from '../oci/reference.js'
 import type {RegistryClient} from './client.js'
 import {pullScope} from './endpoints.js'
 import {header} from './http.js'
+import {readLimited} from './manifest-response.js'
 import {endpointRepository, pullEndpoints, type Endpoint} from './mirrors.js'
 import {Limiter} from '../util/limiter.js'
 
@@ -60,7 +61,7 @@ export class ArtifactIndex {
    * The first question of an endpoint goes alone; the others wait for its answer.
    */
   async referrersApiOn<T>(ep: Endpoint, ask: () => Promise<T>, supported: (answer: T) => boolean): Promise<T | 'unsupported'> {
-    const key = `${ep.scheme ?? ''}://${ep.host}/${ep.prefix}`
+    const key = endpointKey(ep)
     const known = this.referrersApi.get(key)
     if (known && (await known) === false) return 'unsupported'
     if (known) return ask()
@@ -82,20 +83,13 @@ export class ArtifactIndex {
     const path = endpointRepository(ep, repo.repository)
     try {
       const res = await this.client.http.request({endpoint: ep, method: 'GET', path: `${path}/tags/list`, scopes: [pullScope(path)]})
-      const declared = Number(header(res, 'content-length'))
-      if (res.status !== 200 || header(res, 'link') !== undefined || declared > LIST_BYTES) {
+      if (res.status !== 200 || header(res, 'link') !== undefined) {
         await res.body.dump().catch(() => undefined) // reads a little, else closes the connection
-        return this.unused(repo, ep, res.status === 200 ? 'longer than one short page' : `status ${res.status}`)
+        return this.unused(repo, ep, res.status === 200 ? 'more than one page' : `status ${res.status}`)
       }
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length
-        if (size > LIST_BYTES) break // leaving the loop closes the body
-        chunks.push(chunk)
-      }
-      if (size > LIST_BYTES) return this.unused(repo, ep, 'longer than one short page')
-      const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {tags?: unknown}
+      // Longer than LIST_BYTES (declared or read): readLimited throws, and the list is not used (below).
+      const bytes = await readLimited(res, LIST_BYTES, `tag list of ${repositoryName(repo)}`)
+      const json = JSON.parse(bytes.toString('utf8')) as {tags?: unknown}
       if (!Array.isArray(json.tags)) return this.unused(repo, ep, 'no tags array')
       return new Set(json.tags.filter((t): t is string => typeof t === 'string'))
     } catch (error) {
@@ -109,6 +103,10 @@ export class ArtifactIndex {
   }
 }
 
+function endpointKey(ep: Endpoint): string {
+  return `${ep.scheme ?? ''}://${ep.host}/${ep.prefix}`
+}
+
 function keyOf(ep: Endpoint, repo: Reference): string {
-  return `${ep.scheme ?? ''}://${ep.host}/${ep.prefix}|${repo.repository}`
+  return `${endpointKey(ep)}|${repo.repository}`
 }
