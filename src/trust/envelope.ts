@@ -33,6 +33,11 @@ export interface BundleFacts {
   metadataSha256: string
 }
 
+/** Whether two statements are about the same bundle (its bytes and its bundle.json; the file name may differ). */
+export function sameBundle(a: BundleFacts, b: BundleFacts): boolean {
+  return a.sha256 === b.sha256 && a.size === b.size && a.metadataSha256 === b.metadataSha256
+}
+
 export interface Signature {
   keyid: string
   sig: string

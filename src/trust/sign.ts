@@ -6,7 +6,7 @@
 import {sign as cryptoSign} from 'node:crypto'
 import {readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
-import {formatEnvelope, fromBase64, MAX_ENVELOPE_BYTES, pae, parseEnvelope, parseStatement, PAYLOAD_TYPE, signatureFileFor, statementBytes, type BundleFacts, type Envelope} from './envelope.js'
+import {formatEnvelope, fromBase64, MAX_ENVELOPE_BYTES, pae, parseEnvelope, parseStatement, PAYLOAD_TYPE, sameBundle, signatureFileFor, statementBytes, type BundleFacts, type Envelope} from './envelope.js'
 import {bundleFacts, wholeBundlePath} from './facts.js'
 import type {PrivateKey} from './keys.js'
 
@@ -48,7 +48,7 @@ export async function signBundle(path: string, key: PrivateKey, known?: {sha256:
   let envelope: Envelope = {payloadType: PAYLOAD_TYPE, payload: payload.toString('base64'), signatures: []}
   if (existing) {
     const signed = parseStatement(fromBase64(existing.payload), file)
-    if (signed.sha256 !== facts.sha256 || signed.size !== facts.size || signed.metadataSha256 !== facts.metadataSha256) {
+    if (!sameBundle(signed, facts)) {
       throw new KubeferryError('BUNDLE_INVALID', `${file} signs another bundle (sha256 ${signed.sha256}, ${signed.size} bytes) than ${bundle} (sha256 ${facts.sha256}, ${facts.size} bytes); nothing was signed`, {
         hint: `check that you have the bundle the first signer signed (compare ${bundle}.sha256 with theirs); if ${file} is stale, move it away and sign again`,
       })
@@ -94,7 +94,7 @@ export async function setAsideStaleSignature(path: string, known: {sha256: strin
   try {
     const signed = parseStatement(fromBase64((await readEnvelopeFile(file))!.payload), file)
     const facts = await bundleFacts(path, known)
-    if (signed.sha256 === facts.sha256 && signed.size === facts.size && signed.metadataSha256 === facts.metadataSha256) return undefined
+    if (sameBundle(signed, facts)) return undefined
   } catch {
     // not a signature file kubeferry can read: it cannot sign the new bundle either
   }
