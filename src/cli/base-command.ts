@@ -6,6 +6,7 @@ import {Command} from '@oclif/core/command'
 import * as Flags from '@oclif/core/flags'
 import type {Input, ParserOutput} from '@oclif/core/interfaces'
 import {describeError, isKubeferryError, KubeferryError} from '../oci/errors.js'
+import {debugFromEnvironment} from './debug.js'
 import {fromFileSystemError} from './fs-errors.js'
 import {fromParseError, helpHint, usageError, type CommandShape} from './usage.js'
 
@@ -26,7 +27,7 @@ export abstract class BaseCommand extends Command {
   }
 
   protected get wantsDebug(): boolean {
-    return this.argv.includes('--debug') || process.env.KUBEFERRY_DEBUG === '1'
+    return this.argv.includes('--debug') || debugFromEnvironment()
   }
 
   /** This command as usage errors describe it. */

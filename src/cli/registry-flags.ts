@@ -1,5 +1,6 @@
 import * as Flags from '@oclif/core/flags'
 import {KubeferryError} from '../oci/errors.js'
+import {debugFromEnvironment} from './debug.js'
 import {defaultCredentialProvider} from '../registry/auth/credentials.js'
 import type {RegistryClientOptions} from '../registry/client.js'
 
@@ -90,7 +91,7 @@ export async function clientOptionsFromFlags(
  * the seconds since the process started, so that a slow registry or phase shows in the timeline. Never given secrets.
  */
 export function stderrLog(debug: boolean): NonNullable<RegistryClientOptions['log']> {
-  const on = debug || process.env.KUBEFERRY_DEBUG === '1'
+  const on = debug || debugFromEnvironment()
   return (level, message) => {
     if (level === 'warn') process.stderr.write(`warning: ${message}\n`)
     else if (on) process.stderr.write(`${level}: [${(performance.now() / 1000).toFixed(3)}s] ${message}\n`)
