@@ -14,11 +14,12 @@ import type {Digest} from '../../src/oci/digest.js'
 import {anonymousCredentials} from '../../src/registry/auth/credentials.js'
 import {RegistryClient} from '../../src/registry/client.js'
 import {LIST_BYTES} from '../../src/registry/artifact-index.js'
-import {registrySource} from '../../src/registry/source.js'
+import {registrySource, type RegistrySource} from '../../src/registry/source.js'
+import type {Reference} from '../../src/oci/reference.js'
 import {peerTest} from '../harness/peers.js'
 import {startFaultProxy, type LoggedRequest, type Rule} from '../faults/proxy.js'
 import {seedSignedImages} from '../images/signed.js'
-import {startServer} from './fake-server.js'
+import {startServer, type FakeServer, type Handler} from './fake-server.js'
 
 const tagList = /\/tags\/list$/
 
@@ -90,10 +91,22 @@ peerTest('the lookup index finds exactly what asking tag by tag finds, from one 
 const subject = `sha256:${'a'.repeat(64)}` as Digest
 const other = `sha256:${'b'.repeat(64)}` as Digest
 
+/** An in-process registry with `handler`, and a lookup-indexed source over it asking about its `pause` (no retries). */
+async function withFakeRegistry(handler: Handler, fn: (source: RegistrySource, repo: Reference, server: FakeServer) => Promise<void>): Promise<void> {
+  const server = await startServer(handler)
+  const client = new RegistryClient({credentials: anonymousCredentials, retry: {attempts: 1}})
+  try {
+    await fn(registrySource(client, {lookupIndex: true}), {registry: server.host, repository: 'pause'}, server)
+  } finally {
+    await client.close()
+    await server.close()
+  }
+}
+
 test('a registry with the referrers API is asked for each subject; the first question goes alone', async (t) => {
   let inFlight = 0
   let most = 0
-  const server = await startServer(async (req, res) => {
+  const handler: Handler = async (req, res) => {
     if (req.url === '/v2/') return res.end('{}')
     if (req.url?.includes('/referrers/')) {
       inFlight++
@@ -105,25 +118,19 @@ test('a registry with the referrers API is asked for each subject; the first que
     }
     res.statusCode = 404
     res.end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
-  })
-  const client = new RegistryClient({credentials: anonymousCredentials, retry: {attempts: 1}})
-  try {
-    const source = registrySource(client, {lookupIndex: true})
-    const repo = {registry: server.host, repository: 'pause'}
+  }
+  await withFakeRegistry(handler, async (source, repo, server) => {
     const answers = await Promise.all([subject, other, subject].map((d) => source.referrers(repo, d)))
     t.deepEqual(answers, [[], [], []])
     t.is(server.requests.filter((r) => r.url.includes('/referrers/')).length, 3, 'each subject asked: the API is there')
     t.is(server.requests.filter((r) => r.url.includes('/manifests/sha256-')).length, 0, 'no referrers tag: the API answered')
     t.is(most, 2, 'the first question alone, then the others together')
-  } finally {
-    await client.close()
-    await server.close()
-  }
+  })
 })
 
 test('a first referrers question that fails is not taken as the answer: the next question asks again', async (t) => {
   let calls = 0
-  const server = await startServer((req, res) => {
+  const handler: Handler = (req, res) => {
     if (req.url === '/v2/') return res.end('{}')
     if (req.url?.includes('/referrers/') && calls++ === 0) {
       res.statusCode = 500
@@ -131,18 +138,12 @@ test('a first referrers question that fails is not taken as the answer: the next
     }
     res.statusCode = 404
     res.end('{"errors":[{"code":"NOT_FOUND"}]}')
-  })
-  const client = new RegistryClient({credentials: anonymousCredentials, retry: {attempts: 1}})
-  try {
-    const source = registrySource(client, {lookupIndex: true})
-    const repo = {registry: server.host, repository: 'pause'}
+  }
+  await withFakeRegistry(handler, async (source, repo, server) => {
     await t.throwsAsync(source.referrers(repo, subject)) // 500: no answer (retries are off here)
     t.deepEqual(await source.referrers(repo, other), [], 'asked again: 404, no API; the referrers tag is absent')
     t.is(server.requests.filter((r) => r.url.includes('/referrers/')).length, 2)
     t.deepEqual(await source.referrers(repo, subject), [])
     t.is(server.requests.filter((r) => r.url.includes('/referrers/')).length, 2, 'known now: no API on this endpoint')
-  } finally {
-    await client.close()
-    await server.close()
-  }
+  })
 })
