@@ -12,7 +12,7 @@ import type {ManifestProblem} from '../oci/manifest.js'
 import type {Reference} from '../oci/reference.js'
 import {walkSourceOf, type ImageSource} from '../oci/source.js'
 import type {Descriptor, RawManifest} from '../oci/types.js'
-import {treeNodes, walkFromRaw, walkTree, type TreeNode} from '../oci/walk.js'
+import {absentManifests, treeNodes, walkFromRaw, walkTree, type TreeNode} from '../oci/walk.js'
 import {mapLimit} from '../util/async.js'
 import type {BundleArtifact, BundleArtifactManifest, BundleImage, BundleLayer} from './layout.js'
 import type {BundlePlan, PlannedBlob} from './plan.js'
@@ -169,7 +169,7 @@ export async function carryArtifacts(source: ImageSource, plan: BundlePlan, opti
     for (const f of found) {
       if (seen.has(f.node.raw.digest)) continue // a signature both tagged and listed as a referrer: once
       seen.add(f.node.raw.digest)
-      const absent = [...treeNodes(f.node)].flatMap((n) => n.absent) // an artifact is carried whole or not at all
+      const absent = absentManifests(f.node) // an artifact is carried whole or not at all
       if (absent.length > 0) throw new KubeferryError('NOT_FOUND', `${image.name}: ${f.tag ?? 'referrer'} ${f.node.raw.digest} is an index whose manifests ${absent.map((d) => d.digest).join(', ')} the registry does not hold`, {hint: 'the publisher\'s artifact is incomplete upstream; pass --no-signatures to build without the artifacts'})
       artifacts.push(recordOf(f))
       // Every manifest of the artifact's tree (bytes in memory, as read), then its configs and layers (downloaded).

@@ -1,15 +1,14 @@
 /**
  * `verify` for the publishers' artifacts a bundle carries (layout.ts BundleArtifact): bundle.json names them, not
  * index.json, so verify walks each one from there with the one walker (oci/walk.ts) through the bundle: manifest
- * present, digest, size and media type right (an index: every manifest under it too), config and layers present with their sizes (their contents are hashed
- * with every other blob), each about the image it is recorded under, and as bundle.json describes it. What they
- * reference counts as referenced (no "blob not referenced by any image").
+ * present, digest, size and media type right (an index: every manifest under it too), config and layers present
+ * with their sizes (their contents are hashed with every other blob), each about the image it is recorded under, and
+ * as bundle.json describes it. What they reference counts as referenced (no "blob not referenced by any image").
  */
 import {isDigest, type Digest} from '../oci/digest.js'
 import type {ManifestProblem} from '../oci/manifest.js'
 import {formatPlatform} from '../oci/platform.js'
-import type {Descriptor} from '../oci/types.js'
-import {treeNodes, walkTree, type TreeNode, type WalkSource} from '../oci/walk.js'
+import {absentManifests, treeNodes, walkTree, type WalkSource} from '../oci/walk.js'
 import {blobPath, METADATA_FILE, type BundleArtifact, type BundleMetadata} from './layout.js'
 
 export interface ArtifactCheck {
@@ -57,7 +56,7 @@ async function checkOne(image: string, subjects: Set<string>, a: BundleArtifact,
   }
   const node = await walkTree(c.source, {digest: a.digest, size: a.size, mediaType: a.mediaType}, {what, onProblem})
   if (!node) return
-  for (const missing of absentOf(node)) c.add('MISSING', `${what}: manifest ${missing.digest} (${missing.platform ? formatPlatform(missing.platform) : 'no platform'}) is missing`, blobPath(missing.digest))
+  for (const missing of absentManifests(node)) c.add('MISSING', `${what}: manifest ${missing.digest} (${missing.platform ? formatPlatform(missing.platform) : 'no platform'}) is missing`, blobPath(missing.digest))
   // What the tree references counts as referenced; bundle.json must describe the same tree (contract.ts lists its blobs).
   const nodes = [...treeNodes(node)]
   for (const n of nodes) for (const blob of [n.descriptor, ...(n.manifest ? [n.manifest.config, ...n.manifest.layers] : [])]) c.mark(blob.digest)
@@ -72,9 +71,4 @@ async function checkOne(image: string, subjects: Set<string>, a: BundleArtifact,
   function wrong(message: string): void {
     c.add('METADATA', message, METADATA_FILE)
   }
-}
-
-/** The manifests an index of the tree lists that the bundle does not hold (an artifact is carried whole). */
-function absentOf(node: TreeNode): Descriptor[] {
-  return [...treeNodes(node)].flatMap((n) => n.absent)
 }

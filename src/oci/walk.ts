@@ -183,6 +183,11 @@ export function isSparse(node: TreeNode): boolean {
   return node.absent.length > 0 || node.children.some(isSparse)
 }
 
+/** The manifests the tree's indexes list that the source does not hold (isSparse: any at all). */
+export function absentManifests(node: TreeNode): Descriptor[] {
+  return [...treeNodes(node)].flatMap((n) => n.absent)
+}
+
 /** The platforms of the image manifests in a tree (for messages). */
 export function treePlatforms(node: TreeNode): string[] {
   return [...treeNodes(node)].filter((n) => n.kind === 'manifest' && n.depth > 0).map((n) => n.platform ?? '?')
