@@ -13,7 +13,7 @@ import {formatReference, repositoryName, type Reference} from '../oci/reference.
 import {feed, rangeStart} from './blob-response.js'
 import {backoffDelay, isRetryableNetworkError, retryPolicy, sleep, type RetryOptions} from './retry.js'
 import {listTags} from './tags.js'
-import {Transport, type TransportResponse} from './transport.js'
+import {abandonBody, Transport, type TransportResponse} from './transport.js'
 import {blobExists, mountBlob, putManifest, uploadBlob, type BlobDescriptor, type UploadContext} from './upload.js'
 
 export type {CredentialProvider, Credential} from './auth/credentials.js'
@@ -203,7 +203,7 @@ export class RegistryClient {
     let skip = 0
     let stalled = 0
     let resumes = 0
-    const stop = () => res.body.destroy()
+    const stop = () => abandonBody(res)
     out.once('close', stop)
     try {
       for (;;) {

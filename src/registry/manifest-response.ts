@@ -4,7 +4,7 @@ import {MediaType} from '../oci/media-types.js'
 import {formatReference, type Reference} from '../oci/reference.js'
 import {header} from './http.js'
 import type {Endpoint} from './mirrors.js'
-import type {TransportResponse} from './transport.js'
+import {abandonBody, type TransportResponse} from './transport.js'
 
 export function contentType(res: TransportResponse): string | undefined {
   const value = header(res, 'content-type')
@@ -35,7 +35,7 @@ export function digestMismatch(ep: Endpoint, ref: Reference, actual: string): Ku
 export async function readLimited(res: TransportResponse, limit: number, what: string): Promise<Buffer> {
   const declared = Number(header(res, 'content-length'))
   if (Number.isFinite(declared) && declared > limit) {
-    res.body.destroy()
+    abandonBody(res)
     throw new KubeferryError('REGISTRY_ERROR', `${what} is ${declared} bytes, more than the ${limit} allowed`)
   }
   const chunks: Buffer[] = []
@@ -43,7 +43,7 @@ export async function readLimited(res: TransportResponse, limit: number, what: s
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
     size += chunk.length
     if (size > limit) {
-      res.body.destroy()
+      abandonBody(res)
       throw new KubeferryError('REGISTRY_ERROR', `${what} is more than the ${limit} bytes allowed`)
     }
     chunks.push(chunk)

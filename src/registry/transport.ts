@@ -48,6 +48,15 @@ export function header(res: {headers: TransportResponse['headers']}, name: strin
 }
 
 /**
+ * Stop reading a response body we no longer want (the connection is closed). undici reports that destruction as an
+ * 'error' event (RequestAbortedError): with nobody left listening, Node.js would end the process with it.
+ */
+export function abandonBody(res: Pick<TransportResponse, 'body'>): void {
+  res.body.on('error', () => undefined)
+  res.body.destroy()
+}
+
+/**
  * The HTTP layer under the registry client: undici dispatchers (verified TLS by default, an
  * unverified one only for insecure hosts, both honouring HTTPS_PROXY/HTTP_PROXY/NO_PROXY),
  * redirects and retries. Redirects and retries are done here rather than with undici's

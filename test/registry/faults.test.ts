@@ -5,6 +5,8 @@ import {sha256Digest} from '../../src/oci/digest.js'
 import {MediaType} from '../../src/oci/media-types.js'
 import {staticCredentialProvider, anonymousCredentials} from '../../src/registry/auth/credentials.js'
 import {RegistryClient} from '../../src/registry/client.js'
+import {abandonBody} from '../../src/registry/transport.js'
+import {request} from 'undici'
 import {parseReference} from '../../src/oci/reference.js'
 import {deterministicBytes, json, startServer} from './fake-server.js'
 
@@ -396,4 +398,29 @@ test('a stalled transfer times out (stallTimeoutMs) and resumes', async (t) => {
   const got = await drain(await client.openBlob(parseReference(`${server.host}/lib/blob`), {digest: sha256Digest(blob), size: blob.length}))
   t.true(got.equals(blob))
   t.is(server.requests.length, 2)
+})
+
+test('abandonBody: a received response body we do not read is closed without an unhandled error (a bare destroy() raises one)', async (t) => {
+  // undici reports a body destroyed before its end as an 'error' event (RequestAbortedError); with nobody listening,
+  // Node.js ends the process with it. The blob download's stop and readLimited's refusals use abandonBody.
+  // A small answer, all of it already received and none of it read (a refused status, a blob whose download stopped).
+  const server = await startServer((_req, res) => {
+    res.writeHead(403, {'content-length': '20'})
+    res.end(deterministicBytes(20, 1))
+  })
+  t.teardown(() => server.close())
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 50))
+  // The hazard, made visible with a listener: destroying it emits an 'error' event (unhandled, it ends the process).
+  const bare = await request(`${server.url}/v2/x/blobs/y`)
+  const errors: string[] = []
+  bare.body.on('error', (error: Error) => errors.push(error.name))
+  bare.body.destroy()
+  await settle()
+  t.deepEqual(errors, ['AbortError'])
+  // abandonBody takes that event itself: no listener of ours, and no unhandled error (ava would fail the file).
+  const abandoned = await request(`${server.url}/v2/x/blobs/y`)
+  abandonBody(abandoned)
+  t.true(abandoned.body.listenerCount('error') > 0)
+  await settle()
+  t.true(abandoned.body.destroyed)
 })
