@@ -1,8 +1,8 @@
 /**
  * `create` as a library: check that the output can take a bundle (preflight.ts), plan (references → platforms →
- * blobs, each looked up in the store as it is found), check that the bundle fits the output, then fetch missing blobs
- * into the content-addressed store in parallel, in tar order (downloads.ts), and write the bundle while the downloads
- * run: the writer's copiers follow the blobs' temp files as their bytes land (BlobFill), so every layer in flight is
+ * blobs, each looked up in the store as it is found and, if missing, fetched into the content-addressed store at once,
+ * in parallel: downloads.ts), check that the bundle fits the output (the rest of the downloads then go in tar order),
+ * and write the bundle while the downloads run: the writer's copiers follow the blobs' temp files as their bytes land (BlobFill), so every layer in flight is
  * copied into the tar while it still downloads. A blob already verified in the store is never fetched again, and what
  * a stopped or killed build had fetched of a blob is continued (store/partial.ts), so a rerun downloads only what is
  * missing.
@@ -23,6 +23,7 @@ import {ArtifactPrefetch} from './artifact-prefetch.js'
 import type {Reference} from '../oci/reference.js'
 import {mapLimit} from '../util/async.js'
 import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
+import {BuildProgress} from './build-progress.js'
 import {Downloads} from './downloads.js'
 import type {BundleDelta, BundleLayer} from './layout.js'
 import {checkBundleFits, checkOutputDir} from './preflight.js'
@@ -52,6 +53,8 @@ export interface BuildOptions {
   beforeWrite?: (plan: BundlePlan) => Promise<void>
   /** create --trusted-root: the Sigstore trusted root to carry (a blob bundle.json's `trustedRoot` names). */
   trustedRoot?: {bytes: Buffer; descriptor: BundleLayer}
+  /** Each phase's end, for `--debug`'s timeline (the HTTP exchanges are logged by the client). */
+  log?: (message: string) => void
 }
 
 export interface BuildSummary {
@@ -97,40 +100,20 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
   setMaxListeners(4 * concurrency + 16, abort.signal)
   const onOuterAbort = (): void => abort.abort(options.signal?.reason)
   options.signal?.addEventListener('abort', onOuterAbort)
-  // Progress: each blob is credited to the first image that uses it. Transfers wait until the output was checked and
-  // the display started (see Downloads' `paused`); only cache hits finish before, and they are never pending.
-  const owners = new Map<Digest, string>()
-  let progressStarted = false
-  const downloads = new Downloads(
-    store,
-    source,
-    concurrency,
-    abort,
-    {
-      onBytes: (digest, n) => progressStarted && progress?.bytes(owners.get(digest)!, n),
-      onDone: (digest) => progressStarted && finishBlob(digest),
-      onResume: (digest, kept) => progressStarted && progress?.reused(owners.get(digest)!, kept),
-    },
-    {paused: true},
-  )
-  const pending = new Map<string, number>()
-  const finishBlob = (digest: Digest): void => {
-    const owner = owners.get(digest)!
-    const left = (pending.get(owner) ?? 1) - 1
-    pending.set(owner, left)
-    if (left === 0) progress?.itemDone(owner)
-  }
-
+  const shown = new BuildProgress(progress)
+  // Each blob's download begins as soon as the plan finds it, while the plan goes on (the writer, which needs the
+  // whole plan, catches up from the files). Bytes fetched before the output was found able to take the bundle stay in
+  // the cache for the next run if it was not.
+  const downloads = new Downloads(store, source, concurrency, abort, shown.events)
   try {
     await checkOutputDir(options.output)
     progress?.note(`resolving ${options.requests.length} image reference(s)…`)
     const onBlob = (blob: Parameters<typeof downloads.want>[0], user: string): void => {
-      if (!owners.has(blob.digest)) owners.set(blob.digest, user)
+      shown.own(blob.digest, user)
       downloads.want(blob)
     }
-    // The artifact lookups are sent as soon as each image's digests are known, while planning goes on (see
-    // artifact-prefetch.ts); carryArtifacts then mostly finds its answers there. They end before the downloads start:
-    // behind a link busy with layers, each of those small answers would wait its turn in the queue.
+    // The artifact lookups are sent as soon as each image's digests are known, beside the plan and the first downloads
+    // (see artifact-prefetch.ts); carryArtifacts then mostly finds its answers there.
     const prefetch = options.artifacts ? new ArtifactPrefetch(source, concurrency) : undefined
     const planned = await planBundle(source, options.requests, {
       platforms: options.platforms,
@@ -139,19 +122,20 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       // kubeadm set of 10 images took four; twice --concurrency reads it in two.
       concurrency: 2 * concurrency,
       // a layer the base holds is not carried: its download never starts
-      onBlob: (blob, user) => (options.base && baseHoldsBlob(options.base, blob) ? void (owners.has(blob.digest) || owners.set(blob.digest, user)) : onBlob(blob, user)),
+      onBlob: (blob, user) => (options.base && baseHoldsBlob(options.base, blob) ? shown.own(blob.digest, user) : onBlob(blob, user)),
       ...(prefetch?.enabled ? {onImage: (ref: Reference, subjects: Digest[]) => prefetch.prefetch(ref, subjects), onReference: (ref: Reference) => prefetch.expect(ref)} : {}),
     })
+    options.log?.(`planned ${planned.images.length} image(s), ${planned.blobs.length} blob(s)`)
     if (options.artifacts) {
       progress?.note(`looking up signatures, attestations and SBOMs of ${planned.images.length} image(s)…`)
       await carryArtifacts(prefetch?.enabled ? prefetch : source, planned, {concurrency, requireSigned: options.artifacts.requireSigned, onBlob}) // a delta carries them whole
+      options.log?.(`artifacts looked up: ${planned.images.reduce((n, i) => n + (i.artifacts?.length ?? 0), 0)} found`)
     }
     if (options.trustedRoot) carryTrustedRoot(planned, options.trustedRoot)
     await options.beforeWrite?.(planned)
     const delta = options.base ? await deltaOf(planned, options.base, source, concurrency) : undefined
     const plan = delta ? carriedPlan(planned, delta) : planned
     if (downloads.error !== undefined) throw downloads.error
-    for (const blob of plan.blobs) if (!owners.has(blob.digest)) owners.set(blob.digest, blob.usedBy[0])
     const fetched = plan.blobs.filter((b) => !b.bytes)
     for (const blob of fetched) downloads.want(blob) // all were announced; this only guards the contract
 
@@ -164,27 +148,11 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     const contents = bundleContents(plan, options.request, options.sourceDateEpoch, delta) // once: its size here, its bytes in writeBundle
     const bundleBytes = contents.size
     const missingBytes = fetched.reduce((n, b, i) => n + (cached[i] ? 0 : b.size), 0)
-    await checkBundleFits(options.output, bundleBytes, missingBytes, store.root, plan.images.length, undefined, options.partSize)
-
-    const totals = new Map<string, {total: number; done: number; cached: number}>()
-    for (const image of plan.images) totals.set(image.name, {total: 0, done: 0, cached: 0})
-    fetched.forEach((blob, i) => {
-      const owner = owners.get(blob.digest)!
-      const t = totals.get(owner)!
-      t.total += blob.size
-      if (cached[i]) {
-        t.done += blob.size
-        t.cached += blob.size
-      } else pending.set(owner, (pending.get(owner) ?? 0) + 1)
-    })
-    for (const blob of plan.blobs.filter((b) => b.bytes)) {
-      const t = totals.get(owners.get(blob.digest)!)! // manifests: in memory, so done from the start
-      t.total += blob.size
-      t.done += blob.size
-    }
-    progress?.start(plan.images.map((i) => ({name: i.name, ...totals.get(i.name)!})), bundleBytes)
-    progressStarted = true
-    downloads.start()
+    // what the downloads fetched meanwhile has already taken its space
+    await checkBundleFits(options.output, bundleBytes, Math.max(0, missingBytes - downloads.downloadedBytes), store.root, plan.images.length, undefined, options.partSize)
+    shown.start(plan, fetched, cached, bundleBytes)
+    options.log?.(`writing ${bundleBytes} bytes, ${missingBytes} of them to fetch (${downloads.downloadedBytes} fetched while planning)`)
+    if (options.log) downloads.drained().then(() => options.log!('every blob is fetched'), () => undefined)
 
     let result
     try {
@@ -198,6 +166,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
         partSize: options.partSize,
         signal: abort.signal,
         onTarBytes: (n) => progress?.bundleBytes(n),
+        log: options.log,
         copiers: Math.min(concurrency, 16), // follow every download in flight, within 32 MiB of buffers
         openBlob: async (blob) => {
           const fill = await downloads.fillOf(blob.digest)

@@ -1,9 +1,8 @@
 /**
  * The blob downloads of one build: at most `concurrency` at once, each into the content-addressed store (verified
- * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them and looked up in the store at once;
- * with `paused` (what create does) the transfers begin only at `start()`, once the whole plan is known and the output
- * was found able to take the bundle, and the waiting ones are put in tar order first, so the writer (whose copiers
- * follow that order) rarely waits. A blob an earlier run left part of is continued (see store/partial.ts). The writer asks `fillOf(digest)` for the file to follow: the BlobFill
+ * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them, looked up in the store at once and,
+ * if missing, fetched in the order they were found; once the whole plan is known the waiting ones are put in tar order
+ * (`reorder`), so the writer (whose copiers follow that order) rarely waits. A blob an earlier run left part of is continued (see store/partial.ts). The writer asks `fillOf(digest)` for the file to follow: the BlobFill
  * of a download in progress, or undefined when the blob was already in the store.
  */
 import type {Digest} from '../oci/digest.js'
@@ -51,8 +50,6 @@ export class Downloads {
   private lookups = 0
   private idle = deferred<void>()
   private failure: unknown
-  /** Until start(): lookups run, transfers wait (create checks the output before the first download). */
-  private paused: boolean
   downloadedBlobs = 0
   /** Bytes fetched by this build (not counting kept bytes it continued). */
   downloadedBytes = 0
@@ -66,16 +63,8 @@ export class Downloads {
     private readonly concurrency: number,
     private readonly abort: AbortController,
     private readonly events: DownloadEvents = {},
-    options: {paused?: boolean} = {},
   ) {
-    this.paused = options.paused ?? false
     this.idle.resolve()
-  }
-
-  /** Let the transfers begin (see `paused`). */
-  start(): void {
-    this.paused = false
-    this.pump()
   }
 
   /** The first error of any download (every later call fails with it). */
@@ -155,7 +144,7 @@ export class Downloads {
   }
 
   private pump(): void {
-    while (!this.paused && this.running < this.concurrency && this.queue.length > 0 && this.failure === undefined) {
+    while (this.running < this.concurrency && this.queue.length > 0 && this.failure === undefined) {
       const entry = this.queue.shift()!
       this.running++
       this.fetch(entry).finally(() => {

@@ -41,6 +41,8 @@ export interface WriteBundleOptions extends FillOptions {
   contents?: BundleContents
   /** Write the bundle as parts of this many bytes (create --split); one part when it fits in one. */
   partSize?: number
+  /** Each step's end, for `--debug`'s timeline. */
+  log?: (message: string) => void
 }
 
 /** What a bundle holds, made once per build: its metadata, its entries in tar order (contract.ts), its exact size. */
@@ -165,6 +167,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
     }
     const copiers = (await keepsHolesIn(dirname(output))) ? options.copiers : 1
     await fillTar(out, segments, {...options, copiers}, options.fsync !== false)
+    options.log?.('every byte is in the tar and hashed')
     if (parts) {
       await parts.checkSizes(expectedSize)
       digests = await out.partDigests() // before any part takes its final name
@@ -173,7 +176,10 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WriteBun
       const {size} = await handle!.stat()
       if (size !== expectedSize) throw new KubeferryError('INTERNAL', `bundle size ${size} differs from the computed ${expectedSize}`)
     }
-    if (options.fsync !== false) await Promise.all(out.files().map((f) => f.sync()))
+    if (options.fsync !== false) {
+      await Promise.all(out.files().map((f) => f.sync()))
+      options.log?.('flushed to disk')
+    }
     if (parts) await parts.close()
     else {
       await handle!.close()

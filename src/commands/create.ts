@@ -121,7 +121,9 @@ export default class Create extends BaseCommand {
 
     const output = resolvePath(flags.output)
     const store = await BlobStore.open(flags['cache-dir'] ? resolvePath(flags['cache-dir']) : defaultCacheDir())
-    const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log: stderrLog(flags.debug)}))})
+    const log = stderrLog(flags.debug)
+    log('debug', 'create: starting')
+    const client = new RegistryClient({...(await clientOptionsFromFlags(flags, {log}))})
     const progress = createProgress({mode: flags.progress ? 'auto' : 'plain'})
     const abort = new AbortController()
     const onSignal = (): void =>
@@ -152,6 +154,7 @@ export default class Create extends BaseCommand {
         progress,
         signal: abort.signal,
         partSize,
+        log: (message) => log('debug', message),
         ...(flags.signatures ? {artifacts: {requireSigned: flags['require-signed-images']}} : {}),
         ...(trustedRoot ? {trustedRoot} : {}),
         ...(imagePolicy ? {beforeWrite: async (plan) => void (imageSignatures = await verifyPlan(plan, registrySource(client), imagePolicy))} : {}),

@@ -1,7 +1,7 @@
 /**
  * create checks the output before the work: a missing or read-only directory fails before the plan (no registry is
- * even asked), a bundle that does not fit (free space, FAT/exFAT's 4 GiB − 1 file size) fails before the first blob
- * download. The free-space and read-only cases use real tmpfs mounts (root only); FAT cannot be mounted here (no vfat
+ * even asked), a bundle that does not fit (free space, FAT/exFAT's 4 GiB − 1 file size) fails once the plan is known,
+ * before a byte of the bundle is written; the blobs fetched while planning stay in the cache for the next run. The free-space and read-only cases use real tmpfs mounts (root only); FAT cannot be mounted here (no vfat
  * in this kernel), so its limit is checked through the statfs probe.
  */
 import test from 'ava'
@@ -65,18 +65,29 @@ test.serial('a read-only output directory fails before the plan', async (t) => {
   assertCleanError(t, r, new RegExp(`cannot write the bundle into ${dir}: it is on a read-only filesystem`), 'read-only')
 })
 
-test.serial('an output filesystem too small for the bundle fails before the first blob download', async (t) => {
+test.serial('an output filesystem too small for the bundle fails before the bundle is written; what was fetched meanwhile is not fetched again', async (t) => {
   const peers = needPeers(t, 'registries')
   if (!peers) return
   const dir = await tmpfs('small', 'size=64k')
   if (!dir) return void t.log('SKIPPED: cannot mount tmpfs here')
   const proxy = await startFaultProxy(peers.registries.open.url)
   t.teardown(() => proxy.close())
-  const r = await runCli(['create', ...IMAGES, '--mirror', `registry.k8s.io=${proxy.url}`, '--mirror', `docker.io=${proxy.url}`, '--cache-dir', join(work, 'cache-small'), '--no-progress', '-o', join(dir, 'k8s.tar')])
+  const cache = join(work, 'cache-small')
+  const mirrors = ['--mirror', `registry.k8s.io=${proxy.url}`, '--mirror', `docker.io=${proxy.url}`]
+  const r = await runCli(['create', ...IMAGES, ...mirrors, '--cache-dir', cache, '--no-progress', '-o', join(dir, 'k8s.tar')])
   assertCleanError(t, r, new RegExp(`not enough space in ${dir} for the bundle: [\\d.]+ MB needed, [\\d.]+ MB free`), 'small fs')
   t.true(proxy.log.some((l) => l.path.includes('/manifests/')), 'the plan ran')
-  t.deepEqual(proxy.log.filter((l) => l.path.includes('/blobs/')), [], 'no blob was downloaded')
   t.false(existsSync(join(dir, 'k8s.tar.partial')))
+  t.false(existsSync(join(dir, 'k8s.tar')))
+  // Blobs start downloading as the plan finds them: those complete when the refusal came are in the cache, and the
+  // next run (to a disk that fits) takes them from there.
+  const kept = proxy.log.filter((l) => l.path.includes('/blobs/')).map((l) => l.path.split('/blobs/')[1]).filter((digest) => existsSync(join(cache, 'blobs', 'sha256', digest.slice(7))))
+  const first = proxy.log.length
+  const ok = await runCli(['create', ...IMAGES, ...mirrors, '--cache-dir', cache, '--no-progress', '-o', join(work, 'k8s.tar')])
+  t.is(ok.code, 0, ok.stderr)
+  const again = proxy.log.slice(first).filter((l) => l.path.includes('/blobs/') && kept.some((digest) => l.path.endsWith(digest)))
+  t.deepEqual(again, [], 'a blob the refused run completed is fetched again')
+  t.log(`${kept.length} blob(s) fetched by the refused run were reused`)
 })
 
 test('FAT and exFAT limit a file to 4 GiB - 1; other filesystems have no limit that matters', (t) => {

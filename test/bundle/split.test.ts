@@ -9,7 +9,7 @@
  */
 import {execFileSync, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
-import {existsSync} from 'node:fs'
+import {existsSync, readdirSync} from 'node:fs'
 import {mkdir, mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -209,8 +209,10 @@ async function interrupted(t: ExecutionContext, peers: Peers, name: string, sign
   const r = await runCli(args, {
     onSpawn: (child) => {
       const started = Date.now()
+      // Downloads begin while the plan is made, the parts only once it is known: a kill "mid-write" waits for a part.
+      const writing = (): boolean => signal !== 'SIGKILL' || readdirSync(dir).some((n) => n.endsWith('.partial'))
       const poll = setInterval(() => {
-        if (proxy.log.some((l) => bigPath.test(l.path)) || Date.now() - started > 60_000) {
+        if ((proxy.log.some((l) => bigPath.test(l.path)) && writing()) || Date.now() - started > 60_000) {
           clearInterval(poll)
           setTimeout(() => child.kill(signal), 400)
         }

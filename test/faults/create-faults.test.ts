@@ -105,6 +105,18 @@ peerTest('create: connection reset mid-blob resumes with Range → identical bun
   t.regex(resumed?.range ?? '', /^bytes=[1-9]\d*-/)
 })
 
+peerTest('create: blobs download while the plan still waits for a slow manifest → identical bundle', ['registries'], async (t, peers) => {
+  // busybox's tag manifest takes 1.5 s; pause and kube-proxy are planned long before, and their blobs are fetched
+  // meanwhile instead of after the whole plan.
+  const rule: Rule = {name: 'slow-manifest', method: 'GET', path: /\/library\/busybox\/manifests\/1\.36$/, times: 1, fault: {kind: 'stall', afterBytes: 0, ms: 1500}}
+  const {r, output, proxy} = await faultRun(t, peers, 'slow-manifest', [rule])
+  await assertCreateOutcome(t, r, output, reference!.sha, {expect: 'identical', what: 'slow manifest'})
+  t.is(proxy.applied('slow-manifest'), 1)
+  const stalled = proxy.log.find((l) => l.fault === 'slow-manifest')!
+  const early = proxy.log.filter((l) => /\/(pause|kube-proxy)\/blobs\//.test(l.path) && l.time < stalled.time + 1000)
+  t.true(early.length > 0, `no blob was asked for while busybox's manifest was held (${proxy.log.filter((l) => l.path.includes('/blobs/')).length} blob requests in all)`)
+})
+
 peerTest('create: 429 with Retry-After is waited out → identical bundle', ['registries'], async (t, peers) => {
   const rule: Rule = {name: '429', method: 'GET', path: /\/manifests\//, times: 2, fault: {kind: 'status', status: 429, headers: {'retry-after': '1'}}}
   const {r, output, proxy} = await faultRun(t, peers, '429', [rule])
