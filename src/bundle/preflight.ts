@@ -1,8 +1,9 @@
 /**
- * What create checks before the first download, so that an output that cannot take the bundle fails in a second, not
+ * What create checks before it writes, so that an output that cannot take the bundle fails once the plan is known, not
  * after gigabytes: the output's directory exists and is writable (before the plan), then, once the plan gives the
  * bundle's size, that the file fits the filesystem's file-size limit (FAT/exFAT: 4 GiB − 1 byte) and that there is
- * space for it and for the blobs still to fetch. With create --split the file-size limit applies to the largest part
+ * space for it and for the blobs still to fetch. The downloads the plan started meanwhile fill only the cache, where
+ * the next run finds them. With create --split the file-size limit applies to the largest part
  * (the bundle when it fits in one); the space needed is the bundle's either way.
  */
 import {constants} from 'node:fs'
