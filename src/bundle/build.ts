@@ -22,7 +22,7 @@ import {carryArtifacts} from './artifacts.js'
 import {ArtifactPrefetch} from './artifact-prefetch.js'
 import type {Reference} from '../oci/reference.js'
 import {mapLimit} from '../util/async.js'
-import {baseHoldsBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
+import {baseMayHoldBlob, carriedPlan, deltaOf, type DeltaBase} from './delta.js'
 import {BuildProgress} from './build-progress.js'
 import {Downloads} from './downloads.js'
 import type {BundleDelta, BundleLayer} from './layout.js'
@@ -121,8 +121,8 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
       // Manifests are small and each image costs two round trips in a row (tag, then platforms): with 8 at a time a
       // kubeadm set of 10 images took four; twice --concurrency reads it in two.
       concurrency: 2 * concurrency,
-      // a layer the base holds is not carried: its download never starts
-      onBlob: (blob, user) => (options.base && baseHoldsBlob(options.base, blob) ? shown.own(blob.digest, user) : onBlob(blob, user)),
+      // a layer the base holds is not carried: its download never starts (one it may hold starts after deltaOf, if carried)
+      onBlob: (blob, user) => (options.base && baseMayHoldBlob(options.base, blob) ? shown.own(blob.digest, user) : onBlob(blob, user)),
       ...(prefetch?.enabled ? {onImage: (ref: Reference, subjects: Digest[]) => prefetch.prefetch(ref, subjects), onReference: (ref: Reference) => prefetch.expect(ref)} : {}),
     })
     options.log?.(`planned ${planned.images.length} image(s), ${planned.blobs.length} blob(s)`)
@@ -137,7 +137,7 @@ export async function buildBundle(options: BuildOptions): Promise<BuildSummary> 
     const plan = delta ? carriedPlan(planned, delta) : planned
     if (downloads.error !== undefined) throw downloads.error
     const fetched = plan.blobs.filter((b) => !b.bytes)
-    for (const blob of fetched) downloads.want(blob) // all were announced; this only guards the contract
+    for (const blob of fetched) downloads.want(blob) // the layers held back for the delta (baseMayHoldBlob) that it carries
 
     // Manifests are small and already verified: keep them in the store too (a later build reads them from there), while
     // the downloads run. At most `concurrency` at once: each write holds a file handle until it is renamed (hundreds).

@@ -43,8 +43,16 @@ export function isLayerMediaType(mediaType: string): boolean {
 }
 
 /** The base holds this layer by its digest (known while planning: its download need not start). */
-export function baseHoldsBlob(base: DeltaBase, blob: {digest: string; mediaType: string}): boolean {
+function baseHoldsBlob(base: DeltaBase, blob: {digest: string; mediaType: string}): boolean {
   return isLayerMediaType(blob.mediaType) && base.blobs.has(blob.digest)
+}
+
+/**
+ * Whether the base may hold this layer in a way only the delta tells (by ChainID, from the image's config): its
+ * download waits for `deltaOf`, which the plan's early downloads would otherwise fetch for nothing.
+ */
+export function baseMayHoldBlob(base: DeltaBase, blob: {digest: string; mediaType: string}): boolean {
+  return baseHoldsBlob(base, blob) || (base.chains.size > 0 && isLayerMediaType(blob.mediaType))
 }
 
 /** docker's ChainIDs of a stack of diffIDs: chain(0) = diffID(0), chain(n) = sha256(chain(n-1) + " " + diffID(n)). */

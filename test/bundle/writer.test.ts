@@ -17,6 +17,7 @@ import test, {type ExecutionContext} from 'ava'
 import {buildBundle} from '../../src/bundle/build.js'
 import {keepsHoles} from '../../src/bundle/tar-fill.js'
 import {planBundle} from '../../src/bundle/plan.js'
+import {chainIds} from '../../src/bundle/delta.js'
 import {verifyBundle} from '../../src/bundle/verify.js'
 import {inspectBundle} from '../../src/bundle/inspect.js'
 import type {BundleMetadata} from '../../src/bundle/layout.js'
@@ -396,6 +397,26 @@ test('a plan that fails leaves no bundle and no temp file but resumable partials
   await onlyResumableLeft(t, join(cache, 'tmp'))
   const kept = opened.filter((digest) => existsSync(join(cache, 'blobs', 'sha256', digest.slice(7))))
   t.true(kept.length > 0, 'blobs fetched before the failure are kept, verified, for the next run')
+})
+
+test('a delta against an image store (layers known by ChainID) fetches none of the layers it relies on', async (t) => {
+  const inner = layoutSource(set.images, (d) => set.blobPath(d))
+  const plan = await planBundle(inner, FIXTURE_IMAGES.map((reference) => ({reference})), {platforms: ['linux/amd64']})
+  // the base: a docker-like inventory holding every layer of the first image, by ChainID only
+  const held = plan.images[0].platforms[0]
+  const config = JSON.parse(await readFile(set.blobPath(held.config.digest), 'utf8')) as {rootfs: {diff_ids: string[]}}
+  const base = {kind: 'runtime-inventory' as const, name: 'docker', for: ['load' as const], blobs: new Set<string>(), chains: new Set(chainIds(config.rootfs.diff_ids))}
+  const fetched: string[] = []
+  const source: typeof inner = {...inner, blob: async (ref, desc, options) => (fetched.push(desc.digest), inner.blob(ref, desc, options))}
+  const output = join(work, 'chain-delta.tar')
+  const summary = await buildBundle({source, store: await BlobStore.open(join(work, 'cache-chain-delta')), requests: FIXTURE_IMAGES.map((reference) => ({reference})), platforms: ['linux/amd64'], output, request: {platforms: ['linux/amd64']}, fsync: false, base})
+  const meta = JSON.parse(execFileSync('tar', ['-xOf', output, 'kubeferry/bundle.json'], {encoding: 'utf8'})) as BundleMetadata
+  const relied = (meta.delta?.relies ?? []).map((b) => b.digest as string)
+  t.true(relied.length > 0)
+  t.is(summary.delta?.reliedBlobs, relied.length)
+  t.true(relied.every((digest) => held.layers.some((l) => l.digest === digest)), 'it relies on the held image\'s layers only')
+  t.deepEqual(fetched.filter((digest) => relied.includes(digest)), [], 'a relied-on layer was downloaded')
+  t.true(fetched.length > 0)
 })
 
 test('an upstream manifest whose descriptors carry a non-sha256 or path-like digest is refused before anything is written', async (t) => {
