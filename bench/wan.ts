@@ -156,6 +156,7 @@ async function main(): Promise<void> {
           '| contender | seconds | ratio |',
           '|---|---|---|',
           `| kubeferry create (${values.direct ? 'the registry named directly' : '--mirror'}, 8 parallel) | ${k.toFixed(2)} | 1.00 |`,
+          ...(values.compare ? [`| the --compare build, same runs | ${median(results.compare).toFixed(2)} | this / it, pair by pair: ${median(results.kubeferry.map((x, i) => x / results.compare[i])).toFixed(3)} |`] : []),
           `| skopeo copy, image after image | ${s.toFixed(2)} | ${(s / k).toFixed(2)}× kubeferry |`,
           `| raw curl --parallel 8 (floor) | ${c.toFixed(2)} | kubeferry reaches ${((c / k) * 100).toFixed(0)} % of its speed |`,
           `| bandwidth alone (bytes / link rate) | ${linkFloor.toFixed(2)} | |`,
