@@ -12,22 +12,14 @@
 # Run after `npm run build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/containerd.sh
 LAYER_SIZE=${LAYER_SIZE:-20000000}
 ROUNDS=${ROUNDS:-3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kf-bench-install.XXXXXX")
-pid=''
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+CONTAINERD_PID=""
+cleanup() { [ -n "$CONTAINERD_PID" ] && kill "$CONTAINERD_PID" 2>/dev/null && wait "$CONTAINERD_PID" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-cat >"$work/config.toml" <<TOML
-version = 2
-root = "$work/root"
-state = "$work/state"
-[grpc]
-  address = "$work/c.sock"
-TOML
-containerd -c "$work/config.toml" >"$work/containerd.log" 2>&1 &
-pid=$!
-for _ in $(seq 50); do [ -S "$work/c.sock" ] && break; sleep 0.1; done
+start_containerd "$work"
 LAYER_SIZE=$LAYER_SIZE node dist/test/load/make-bundle.js "$work/k8s.tar" >/dev/null
 size=$(stat -c %s "$work/k8s.tar")
 PARTS=${PARTS:-0}
@@ -37,7 +29,7 @@ if [ "$PARTS" -gt 0 ]; then
   cp "$work/k8s.tar.sha256" "$work/k8s.install.sh" "$work/parts/"
 fi
 ticks=$(getconf CLK_TCK)
-containerd_cpu() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$pid/stat"; }
+containerd_cpu() { awk -v t="$ticks" '{ print ($14 + $15) / t }' "/proc/$CONTAINERD_PID/stat"; }
 ctr_import() { ctr --address "$work/c.sock" -n "$1" images import --platform linux/amd64 "$work/k8s.tar" >/dev/null 2>>"$work/errors"; }
 script_import() { dash "$work/k8s.install.sh" --address "$work/c.sock" --namespace "$1" --config "$work/config.toml" >/dev/null 2>>"$work/errors"; }
 parts_import() { dash "$work/parts/k8s.install.sh" --address "$work/c.sock" --namespace "$1" --config "$work/config.toml" >/dev/null 2>>"$work/errors"; }

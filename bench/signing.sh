@@ -7,11 +7,12 @@
 # Run after `npm run build`; the import half needs containerd (it starts its own in a temp dir, killed by PID).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/containerd.sh
 LAYER_SIZE=${LAYER_SIZE:-20000000}
 RUNS=${RUNS:-10}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kf-bench-signing.XXXXXX")
-pid=''
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
+CONTAINERD_PID=""
+cleanup() { [ -n "$CONTAINERD_PID" ] && kill "$CONTAINERD_PID" 2>/dev/null && wait "$CONTAINERD_PID" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 LAYER_SIZE=$LAYER_SIZE node dist/test/load/make-bundle.js "$work/k8s.tar" >/dev/null
 openssl genpkey -algorithm ed25519 -out "$work/ed.key" 2>/dev/null
@@ -23,16 +24,7 @@ export KUBEFERRY_TRUSTED_KEYS="$work/no-policy"
 echo "== install.sh --verify-only: --key (A) vs none (B)"
 farm-bench -n "$RUNS" --vs "dash $work/k8s.install.sh --verify-only" -- dash "$work/k8s.install.sh" --verify-only --key "$work/ed.pub"
 if command -v containerd >/dev/null && command -v ctr >/dev/null; then
-  cat >"$work/config.toml" <<TOML
-version = 2
-root = "$work/root"
-state = "$work/state"
-[grpc]
-  address = "$work/c.sock"
-TOML
-  containerd -c "$work/config.toml" >"$work/containerd.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 50); do [ -S "$work/c.sock" ] && break; sleep 0.1; done
+  start_containerd "$work"
   # each run into a fresh namespace (its pid), so both import every image
   run="dash $work/k8s.install.sh --address $work/c.sock --config $work/config.toml --namespace"
   echo "== install.sh import into containerd: --key (A) vs none (B)"
