@@ -6,6 +6,7 @@
  * (tar-out.ts). The copiers share a few buffers, so memory stays flat whatever the size of a layer.
  */
 import {createHash} from 'node:crypto'
+import {setMaxListeners} from 'node:events'
 import {statfs, type FileHandle} from 'node:fs/promises'
 import {KubeferryError} from '../oci/errors.js'
 import {mapLimit} from '../util/async.js'
@@ -255,6 +256,9 @@ export async function fillTar(out: TarOut, segments: Segment[], options: FillOpt
   // Everything is taken in tar order, the small runs too: with one copier every write lands right after the previous
   // one, and with several the file never grows far past the blobs being copied.
   const copiers = Math.max(1, options.copiers ?? COPIERS)
+  // Each copier waits on `stop` (unlessAborted), beside the hasher and the regions: more than Node's default of 10
+  // listeners before it prints a leak warning on the operator's terminal (create --concurrency 16 did).
+  setMaxListeners(copiers + 16, stop.signal)
   const pool = new BufferPool(Math.max(4, copiers), CHUNK)
   const copy = async (segment: Segment): Promise<void> => {
     if (failure !== undefined) return
