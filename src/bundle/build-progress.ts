@@ -46,7 +46,8 @@ export class BuildProgress {
     const totals = new Map<string, {total: number; done: number; cached: number}>()
     for (const image of plan.images) totals.set(image.name, {total: 0, done: 0, cached: 0})
     fetched.forEach((blob, i) => {
-      const t = totals.get(this.ownerOf(blob.digest))!
+      const owner = this.ownerOf(blob.digest)
+      const t = totals.get(owner)!
       t.total += blob.size
       const early = this.early.get(blob.digest)
       if (cached[i]) {
@@ -55,7 +56,7 @@ export class BuildProgress {
       } else {
         t.done += early?.bytes ?? 0
         t.cached += early?.kept ?? 0
-        if (!early?.done) this.pending.set(this.ownerOf(blob.digest), (this.pending.get(this.ownerOf(blob.digest)) ?? 0) + 1)
+        if (!early?.done) this.pending.set(owner, (this.pending.get(owner) ?? 0) + 1)
       }
     })
     for (const blob of plan.blobs.filter((b) => b.bytes)) {

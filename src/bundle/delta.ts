@@ -42,17 +42,13 @@ export function isLayerMediaType(mediaType: string): boolean {
   return !CONFIG_MEDIA_TYPES.has(mediaType) && !isIndexMediaType(mediaType) && !isImageManifestMediaType(mediaType)
 }
 
-/** The base holds this layer by its digest (known while planning: its download need not start). */
-function baseHoldsBlob(base: DeltaBase, blob: {digest: string; mediaType: string}): boolean {
-  return isLayerMediaType(blob.mediaType) && base.blobs.has(blob.digest)
-}
-
 /**
- * Whether the base may hold this layer in a way only the delta tells (by ChainID, from the image's config): its
- * download waits for `deltaOf`, which the plan's early downloads would otherwise fetch for nothing.
+ * Whether the base may hold this layer: by its digest (known while planning), or, for a base that knows layers by
+ * ChainID, possibly (only `deltaOf` tells, from the image's config). Its download does not start with the plan: the
+ * delta starts it if it carries the layer.
  */
 export function baseMayHoldBlob(base: DeltaBase, blob: {digest: string; mediaType: string}): boolean {
-  return baseHoldsBlob(base, blob) || (base.chains.size > 0 && isLayerMediaType(blob.mediaType))
+  return isLayerMediaType(blob.mediaType) && (base.blobs.has(blob.digest) || base.chains.size > 0)
 }
 
 /** docker's ChainIDs of a stack of diffIDs: chain(0) = diffID(0), chain(n) = sha256(chain(n-1) + " " + diffID(n)). */

@@ -2,8 +2,9 @@
  * The blob downloads of one build: at most `concurrency` at once, each into the content-addressed store (verified
  * while it streams, see blob-store.ts). Blobs are wanted as the plan discovers them, looked up in the store at once and,
  * if missing, fetched in the order they were found; once the whole plan is known the waiting ones are put in tar order
- * (`reorder`), so the writer (whose copiers follow that order) rarely waits. A blob an earlier run left part of is continued (see store/partial.ts). The writer asks `fillOf(digest)` for the file to follow: the BlobFill
- * of a download in progress, or undefined when the blob was already in the store.
+ * (`reorder`), so the writer (whose copiers follow that order) rarely waits. A blob an earlier run left part of is
+ * continued (see store/partial.ts). The writer asks `fillOf(digest)` for the file to follow: the BlobFill of a download
+ * in progress, or undefined when the blob was already in the store.
  */
 import type {Digest} from '../oci/digest.js'
 import type {Reference} from '../oci/reference.js'
