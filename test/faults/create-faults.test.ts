@@ -106,9 +106,9 @@ peerTest('create: connection reset mid-blob resumes with Range → identical bun
 })
 
 peerTest('create: blobs download while the plan still waits for a slow manifest → identical bundle', ['registries'], async (t, peers) => {
-  // busybox's tag manifest takes 1.5 s; pause and kube-proxy are planned long before, and their blobs are fetched
+  // busybox's tag manifest takes 3 s; pause and kube-proxy are planned long before, and their blobs are fetched
   // meanwhile instead of after the whole plan.
-  const rule: Rule = {name: 'slow-manifest', method: 'GET', path: /\/library\/busybox\/manifests\/1\.36$/, times: 1, fault: {kind: 'stall', afterBytes: 0, ms: 1500}}
+  const rule: Rule = {name: 'slow-manifest', method: 'GET', path: /\/library\/busybox\/manifests\/1\.36$/, times: 1, fault: {kind: 'stall', afterBytes: 0, ms: 3000}}
   const {r, output, proxy} = await faultRun(t, peers, 'slow-manifest', [rule], {extra: ['--debug']})
   await assertCreateOutcome(t, r, output, reference!.sha, {expect: 'identical', what: 'slow manifest'})
   t.is(proxy.applied('slow-manifest'), 1)
@@ -117,7 +117,7 @@ peerTest('create: blobs download while the plan still waits for a slow manifest 
   const at = phases.map((phase) => r.stderr.search(new RegExp(`^debug: \\[\\d+\\.\\d{3}s\\] ${phase}`, 'm')))
   t.true(at.every((i, n) => i >= 0 && (n === 0 || i > at[n - 1])), `phases at ${at.join(', ')} in:\n${r.stderr.split('\n').filter((l) => !/ (GET|HEAD) /.test(l)).join('\n')}`)
   const stalled = proxy.log.find((l) => l.fault === 'slow-manifest')!
-  const early = proxy.log.filter((l) => /\/(pause|kube-proxy)\/blobs\//.test(l.path) && l.time < stalled.time + 1000)
+  const early = proxy.log.filter((l) => /\/(pause|kube-proxy)\/blobs\//.test(l.path) && l.time < stalled.time + 2500)
   t.true(early.length > 0, `no blob was asked for while busybox's manifest was held (${proxy.log.filter((l) => l.path.includes('/blobs/')).length} blob requests in all)`)
 })
 
