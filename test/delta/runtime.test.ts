@@ -48,8 +48,8 @@ test.after.always(async () => {
 })
 
 /** The v1.31.6 delta for linux/amd64 only, against `base`. */
-function createAmd64(peers: Peers, out: string, base: string) {
-  return runCli(['create', ...V1_31_6.flatMap((i) => ['--image', i]), '--mirror', `registry.k8s.io=${peers.registries.open.url}`, ...AMD64, '--cache-dir', join(dir, 'cache'), '--no-progress', '-o', out, '--base', base], {env: {SOURCE_DATE_EPOCH: '1700000000'}})
+function createAmd64(peers: Peers, out: string, base: string, options: {cache?: string; json?: boolean} = {}) {
+  return runCli(['create', ...V1_31_6.flatMap((i) => ['--image', i]), '--mirror', `registry.k8s.io=${peers.registries.open.url}`, ...AMD64, '--cache-dir', options.cache ?? join(dir, 'cache'), '--no-progress', '-o', out, '--base', base, ...(options.json ? ['--json'] : [])], {env: {SOURCE_DATE_EPOCH: '1700000000'}})
 }
 
 function ctrOf(peers: Peers, namespace: string) {
@@ -143,9 +143,13 @@ peerTest('docker: refused on a dockerd without the base (nothing loaded); onto t
       t.is((await docker('image', 'inspect', '--format', '{{.Id}}', image.name)).trim(), config, image.name)
     }
     const fromDocker = join(home, 'd6-docker.tar')
-    const r = await createAmd64(peers, fromDocker, inventory)
+    // an empty cache: what is downloaded shows (docker's inventory knows layers by ChainID only: each layer waits for the delta)
+    const r = await createAmd64(peers, fromDocker, inventory, {cache: join(home, 'empty-cache'), json: true})
     t.is(r.code, 0, r.stderr)
     t.deepEqual(blobEntries(fromDocker), blobEntries(join(dir, 'd6-amd64-bundle.tar')), 'by layer chain, the same layers as by digest')
+    const summary = JSON.parse(r.stdout) as {uniqueBlobs: number; manifests: number; downloadedBlobs: number; delta: {reliedBlobs: number}}
+    t.true(summary.delta.reliedBlobs > 0)
+    t.is(summary.downloadedBlobs, summary.uniqueBlobs - summary.manifests, 'only the carried configs and layers are downloaded, none the base holds')
   } finally {
     await stopDaemon(dockerd.process)
   }
