@@ -2,7 +2,6 @@
 import {readdirSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import module from 'node:module'
-import v8 from 'node:v8'
 import {fileURLToPath} from 'node:url'
 
 // Node >= 22.1 keeps the compiled code of kubeferry and its dependencies between runs (in the OS temp dir), which
@@ -10,13 +9,7 @@ import {fileURLToPath} from 'node:url'
 // oclif is imported so that oclif itself is cached too.
 module.enableCompileCache?.()
 
-// undici parses HTTP with llhttp compiled to WebAssembly. By default V8 recompiles its hot parser function with
-// TurboFan on a background thread, and Node.js waits for that compile before the process may exit: 70-100 ms of CPU
-// and wall time at the end of every command that made a request (measured: re-push 390 → 315 ms), and no gain while
-// it runs (a 440 MB download used less CPU without it). Liftoff, V8's baseline WebAssembly compiler, is enough for
-// llhttp, which skips over bodies rather than scanning them. Set before undici compiles the module. Only on the V8
-// versions known to have the flag (Node.js 20-24: V8 11-13): an unknown flag would print an error on every start.
-if (Number(process.versions.v8.split('.')[0]) <= 13) v8.setFlagsFromString('--liftoff-only')
+// V8's --liftoff-only is set when undici is loaded (src/registry/undici-agent.ts), not here: see there.
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 

@@ -39,8 +39,8 @@ sea=${KUBEFERRY_TEST_SEA:-}
 [[ $# -eq 0 && -z $sea ]] && sea=1
 sea_failed=''
 if [[ $sea == 1 ]]; then
-  # The arm64 file is made (its snapshot) and run by the arm64 node under qemu-user; without it, it is built without
-  # a snapshot and test/sea checks its ELF machine and blob only.
+  # The arm64 file's code cache is made by the arm64 node under qemu-user, which also runs it in test/sea; without
+  # qemu, the file is built without a code cache and test/sea checks its ELF machine and blob only.
   if ! command -v qemu-aarch64-static >/dev/null || [[ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]]; then
     if [[ $(id -u) == 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross >/tmp/kubeferry-qemu-install.log 2>&1; then :
     else export KUBEFERRY_TEST_NO_QEMU="qemu-user-static could not be installed (see /tmp/kubeferry-qemu-install.log)"; echo "test.sh: $KUBEFERRY_TEST_NO_QEMU" >&2

@@ -6,27 +6,26 @@
  * 1. esbuild bundles scripts/package/entry.mjs, the commands (explicit map) and every dependency into one CommonJS
  *    script, dist/sea/kubeferry.cjs; oclif's module loader is swapped for module-loader.cjs, and the files the code
  *    reads beside itself are embedded (see entry.mjs).
- * 2. Per architecture, the official Node.js binary of node.json's release, from its npm package (npm pack, integrity
- *    checked), makes the blob (`node --experimental-sea-config`) with a start-up snapshot: the script runs once at
- *    build time and the heap it leaves (oclif loaded and compiled) is what every run starts from (--no-snapshot: a V8
- *    code cache of the script instead). A snapshot or code cache loads only on the platform that made it: the arm64
- *    blob is made by the arm64 node under qemu-user (Debian qemu-user-static and libc6-arm64-cross,
- *    libstdc++6-arm64-cross), or, where that cannot run, by this machine's node without either. postject injects the
- *    blob into a copy of the binary.
- * What a snapshot freezes: whatever a module evaluated at build time read from its surroundings. Only entry.mjs and
- * oclif (with its dependencies) are evaluated then; kubeferry's own modules, undici and listr2 load when a command
- * needs them. oclif's terminal width is made live again (SCREEN_FROZEN below) and DEBUG is re-read (entry.mjs); what
- * stays as at build time: ansis's colour support (oclif's help has no bold headings on a terminal), clean-stack's
- * home directory, and oclif's spinner choice (kubeferry does not use it).
- * Usage: node scripts/package/build.mjs [--arch amd64|arm64 …] [--no-snapshot]   (default: both architectures)
+ * 2. esbuild bundles boot.cjs, the file's main: it answers --version itself and otherwise compiles the bundled code
+ *    (dist/sea/kubeferry.cjs, a SEA asset) and runs it. Without a start-up snapshot: the snapshot is read whole
+ *    before the first line runs, and it cost more than it saved (docs/benchmarks.md, sixth session).
+ * 3. Per architecture, the official Node.js binary of node.json's release, from its npm package (npm pack, integrity
+ *    checked), runs make-cache.cjs: the bundled code's `--help`, and at exit the V8 code cache of all it compiled
+ *    (an asset beside the code). A code cache loads only on the V8 and platform that made it: the arm64 one is
+ *    made by the arm64 node under qemu-user (Debian qemu-user-static and libc6-arm64-cross,
+ *    libstdc++6-arm64-cross); where that cannot run, the file has no code cache (slower start-up, same behaviour).
+ *    The same node makes the blob (`node --experimental-sea-config`); postject injects it into a copy of the
+ *    binary, and where the file can run here, the build checks that it accepts its code cache.
+ * Usage: node scripts/package/build.mjs [--arch amd64|arm64 …]   (default: both architectures)
  */
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {dirname, join, relative} from 'node:path'
 import {fileURLToPath, pathToFileURL} from 'node:url'
 import {build} from 'esbuild'
+import {asciiOnly} from './ascii.mjs'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const here = join(root, 'scripts', 'package')
@@ -44,14 +43,12 @@ const fail = (message) => {
 
 function parseArgs(argv) {
   const arches = []
-  let snapshot = true
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--arch') arches.push(argv[++i])
-    else if (argv[i] === '--no-snapshot') snapshot = false
-    else fail(`unknown argument ${argv[i]} (usage: build.mjs [--arch amd64|arm64 …] [--no-snapshot])`)
+    else fail(`unknown argument ${argv[i]} (usage: build.mjs [--arch amd64|arm64 …])`)
   }
   for (const arch of arches) if (!NODE.targets[arch]) fail(`unknown --arch ${arch} (one of ${Object.keys(NODE.targets).join(', ')})`)
-  return {arches: arches.length ? arches : Object.keys(NODE.targets), snapshot}
+  return {arches: arches.length ? arches : Object.keys(NODE.targets)}
 }
 
 /** Run a build step; its output is shown only when it fails (node and postject are chatty). */
@@ -62,17 +59,6 @@ function step(file, args) {
     fail(`${[file, ...args].join(' ')} failed:\n${error.stdout ?? ''}${error.stderr ?? error.message}`)
   }
 }
-
-/**
- * oclif's screen.js reads the terminal width once, when it is loaded: in a snapshot that would be the build's. Read
- * it when asked instead.
- */
-const SCREEN_FROZEN = `const columns = Number.parseInt(process.env.OCLIF_COLUMNS, 10) || settings_1.settings.columns;
-exports.stdtermwidth = columns || termwidth(process.stdout);
-exports.errtermwidth = columns || termwidth(process.stderr);`
-const SCREEN_LIVE = `const columns = () => Number.parseInt(process.env.OCLIF_COLUMNS, 10) || settings_1.settings.columns;
-Object.defineProperty(exports, 'stdtermwidth', {enumerable: true, get: () => columns() || termwidth(process.stdout)});
-Object.defineProperty(exports, 'errtermwidth', {enumerable: true, get: () => columns() || termwidth(process.stderr)});`
 
 /** package.json as the single file sees it: commands from the explicit map instead of a directory scan. */
 function seaPjson() {
@@ -156,35 +142,28 @@ async function bundle() {
       b.onResolve({filter: /(^|\/)module-loader$/}, (args) =>
         args.importer.includes(`${join('@oclif', 'core', 'lib')}/`) ? {path: join(here, 'module-loader.cjs')} : undefined,
       )
-      b.onLoad({filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/]screen\.js$/}, (args) => {
-        const text = readFileSync(args.path, 'utf8')
-        if (!text.includes(SCREEN_FROZEN)) fail(`${args.path} changed: update SCREEN_FROZEN in scripts/package/build.mjs`)
-        return {contents: text.replace(SCREEN_FROZEN, SCREEN_LIVE), loader: 'js'}
-      })
       b.onLoad({filter: /\.js$/}, (args) => (args.path.startsWith(distSrc) ? {contents: bundleable(args.path), loader: 'js'} : undefined))
     },
   }
   mkdirSync(out, {recursive: true})
+  const common = {bundle: true, platform: 'node', format: 'cjs', target: `node${NODE.version.split('.')[0]}`, minify: true, keepNames: true, legalComments: 'none', logLevel: 'warning', plugins: [plugin]}
   const script = join(out, 'kubeferry.cjs')
   const result = await build({
+    ...common,
     entryPoints: [join(here, 'entry.mjs')],
     outfile: script,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: `node${NODE.version.split('.')[0]}`,
-    minify: true,
-    keepNames: true,
-    legalComments: 'none',
     // oclif looks for the TypeScript compiler to run .ts sources (never, here: entry.mjs turns that off).
     external: ['typescript'],
     metafile: true,
-    logLevel: 'warning',
-    plugins: [plugin],
   })
-  if (result.errors.length) fail('esbuild failed')
+  const boot = join(out, 'boot.cjs')
+  const booted = await build({...common, entryPoints: [join(here, 'boot.cjs')], outfile: boot})
+  if (result.errors.length || booted.errors.length) fail('esbuild failed')
+  const ascii = asciiOnly(readFileSync(script, 'utf8'))
+  if (ascii instanceof Error) fail(`${relative(root, script)}: ${ascii.message} (scripts/package/ascii.mjs)`)
+  writeFileSync(script, ascii)
   writeFileSync(join(out, 'kubeferry.meta.json'), JSON.stringify(result.metafile))
-  return script
+  return {script, boot}
 }
 
 /** The official node binary of `arch`, from its npm package (cached under ~/.cache/kubeferry-sea). */
@@ -218,29 +197,45 @@ function runner(arch, binary) {
   }
 }
 
-function executable(arch, script, snapshot) {
+/** The code cache of `script` for `arch`'s node (make-cache.cjs), or undefined where that node cannot run here. */
+function codeCache(arch, run, script) {
+  if (!run) return undefined
+  const cache = join(out, `kubeferry-linux-${arch}.cache`)
+  step(run[0], [...run.slice(1), join(here, 'make-cache.cjs'), script, cache])
+  return cache
+}
+
+function executable(arch, {script, boot}) {
   const binary = nodeBinary(arch)
   const run = runner(arch, binary)
+  const cache = codeCache(arch, run, script)
   // Without a way to run this architecture's node, the blob is made by this machine's node of the same release (a
   // blob without code cache is the same on every platform).
   const maker = run ?? runner({x64: 'amd64', arm64: 'arm64'}[process.arch], nodeBinary({x64: 'amd64', arm64: 'arm64'}[process.arch]))
   const blob = join(out, `kubeferry-linux-${arch}.blob`)
   const config = join(out, `sea-config-${arch}.json`)
-  const warm = !run ? {} : snapshot ? {useSnapshot: true} : {useCodeCache: true}
-  writeFileSync(config, JSON.stringify({main: script, output: blob, disableExperimentalSEAWarning: true, ...warm}, null, 2))
+  const assets = {'kubeferry.cjs': script, ...(cache ? {'kubeferry.cache': cache} : {})}
+  writeFileSync(config, JSON.stringify({main: boot, output: blob, disableExperimentalSEAWarning: true, assets}, null, 2))
   step(maker[0], [...maker.slice(1), '--experimental-sea-config', config])
   const target = join(out, `kubeferry-linux-${arch}`)
   rmSync(target, {force: true})
   copyFileSync(binary, target)
   chmodSync(target, 0o755)
   step(process.execPath, [join(root, 'node_modules', 'postject', 'dist', 'cli.js'), target, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL])
-  rmSync(blob)
-  rmSync(config)
+  for (const made of [blob, config, cache]) if (made) rmSync(made)
+  if (run) checkCodeCache(target, [...run.slice(0, -1), target])
   const size = statSync(target).size
-  console.log(`package: ${relative(root, target)} (${(size / 2 ** 20).toFixed(1)} MiB, node ${NODE.version}, ${run ? (snapshot ? 'start-up snapshot' : 'code cache') : 'WITHOUT snapshot or code cache: no way to run its node here'}${run && run[0] !== binary ? ', made under qemu' : ''})`)
+  console.log(`package: ${relative(root, target)} (${(size / 2 ** 20).toFixed(1)} MiB, node ${NODE.version}, ${cache ? 'code cache' : 'WITHOUT code cache: no way to run its node here'}${run && run[0] !== binary ? ', made under qemu' : ''})`)
 }
 
-const {arches, snapshot} = parseArgs(process.argv.slice(2))
-const script = await bundle()
-console.log(`package: ${relative(root, script)} (${(statSync(script).size / 2 ** 10).toFixed(0)} KiB)`)
-for (const arch of arches) executable(arch, script, snapshot)
+/** The file must accept its code cache (boot.cjs says so under DEBUG): a rejected one costs every start. */
+function checkCodeCache(target, command) {
+  const ran = spawnSync(command[0], [...command.slice(1), '--help'], {env: {...process.env, DEBUG: 'kubeferry:sea'}, encoding: 'utf8'})
+  if (ran.status !== 0) fail(`${relative(root, target)} --help failed:\n${ran.stderr || ran.error?.message}`)
+  if (!ran.stderr.includes('kubeferry:sea code cache accepted')) fail(`${relative(root, target)} does not accept its code cache: ${ran.stderr.trim() || '(it said nothing)'}`)
+}
+
+const {arches} = parseArgs(process.argv.slice(2))
+const bundled = await bundle()
+console.log(`package: ${relative(root, bundled.script)} (${(statSync(bundled.script).size / 2 ** 10).toFixed(0)} KiB)`)
+for (const arch of arches) executable(arch, bundled)

@@ -1,16 +1,15 @@
 /**
- * The single file's main (bundled by scripts/package/build.mjs into dist/sea/kubeferry.cjs, then into each
- * dist/sea/kubeferry-linux-ARCH). What bin/run.js does, without a package directory on disk: package.json, the
- * oclif manifest and the files the code reads beside itself (install.sh's parts) are embedded, served under ROOT,
- * a directory that does not exist; oclif finds the commands from the explicit map (src/commands/index.ts; each
- * command loaded when it runs), the hooks and the help class through scripts/package/module-loader.cjs.
+ * The single file's code (bundled by scripts/package/build.mjs into dist/sea/kubeferry.cjs, carried by each
+ * dist/sea/kubeferry-linux-ARCH as an asset that boot.cjs compiles and runs). What bin/run.js does (compile.cjs
+ * sets Liftoff only), without a package directory on disk: package.json, the oclif manifest and the files the code
+ * reads beside itself (install.sh's parts) are embedded, served under ROOT, a directory that does not exist; oclif
+ * finds the commands from the explicit map (src/commands/index.ts; each command loaded when it runs), the hooks
+ * and the help class through scripts/package/module-loader.cjs.
  */
 import fs from 'node:fs'
-import v8 from 'node:v8'
 import {join} from 'node:path'
 import {settings} from '@oclif/core/settings'
 import {execute} from '@oclif/core/execute'
-import debug from 'debug'
 import ROOT from 'kubeferry:root'
 import EMBEDDED from 'kubeferry:embedded'
 import PJSON from 'kubeferry:pjson'
@@ -43,17 +42,10 @@ function serveEmbedded() {
 
 async function main() {
   serveEmbedded()
-  // oclif's debug output (DEBUG=…): the debug package reads DEBUG when it is loaded, which a snapshot did at build time.
-  if (process.env.DEBUG) debug.enable(process.env.DEBUG)
-  // As bin/run.js: Liftoff only for undici's WebAssembly HTTP parser (the why is there).
-  if (Number(process.versions.v8.split('.')[0]) <= 13) v8.setFlagsFromString('--liftoff-only')
   // No TypeScript source next to a single file: skip oclif's search for one (it reads tsconfig.json from disk).
   settings.enableAutoTranspile = false
   await execute({loadOptions: {root: ROOT, pjson: PJSON}})
 }
 
-// execute() reports its own errors; CommonJS (a single file's main) has no top-level await.
-// Built with a start-up snapshot (build.mjs), this script runs once at build time, with every module above loaded
-// into the snapshot's heap; main runs in each process started from it.
-if (v8.startupSnapshot?.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(() => void main())
-else void main()
+// execute() reports its own errors; CommonJS (what boot.cjs runs) has no top-level await.
+void main()

@@ -88,13 +88,18 @@ test('bad flags are one line too', async (t) => {
   t.notRegex(r.stderr, /\n\s+at /)
 })
 
-// bin/run.js sets a V8 flag (--liftoff-only, see there) before anything else: an unknown or misspelt flag makes V8
-// print "Error: unrecognized flag" on stderr at every start, which this catches.
-test('start-up prints nothing but the version: no V8 flag error on stderr', async (t) => {
+// Loading undici sets a V8 flag (--liftoff-only, src/registry/undici-agent.ts): an unknown or misspelt flag makes V8
+// print "Error: unrecognized flag" on stderr, which this catches, at start-up and once a request was made.
+test('start-up prints nothing but the version, a request nothing on stderr: no V8 flag error', async (t) => {
   const result = await run(['--version'])
   t.is(result.code, 0)
   t.regex(result.stdout, /^kubeferry\/\d+\.\d+\.\d+ /)
   t.is(result.stderr, '')
+  const server = await registry()
+  t.teardown(() => server.close())
+  const resolved = await run(['resolve', `${server.host}/lib/app:1`])
+  t.is(resolved.code, 0, resolved.stderr)
+  t.is(resolved.stderr, '')
 })
 
 test('--debug (or KUBEFERRY_DEBUG=1) prints each HTTP exchange on a timeline: seconds since start, status, milliseconds', async (t) => {

@@ -70,7 +70,7 @@ export function arm64Runner(): {file: string; args: string[]} | {missing: string
 
 /** The SEA blob postject injected: an ELF note named NODE_SEA_BLOB whose data starts with Node's SEA magic. */
 export interface SeaBlob {
-  /** The SEA flags word (1: no experimental warning, 2: start-up snapshot, 4: code cache …). */
+  /** The SEA flags word (1: no experimental warning, 2: start-up snapshot, 4: code cache of the main, 8: assets). */
   flags: number
   size: number
   /** The bundled script's text is in the blob (a string only scripts/package/module-loader.cjs has). */

@@ -23,7 +23,9 @@ for (const arch of ARCHES) {
     t.true(blob.fuseSet, 'the SEA fuse is set')
     t.true(blob.hasKubeferryCode, 'the blob holds the bundled kubeferry script')
     t.true(blob.size > 1_000_000, `blob of ${blob.size} bytes`)
-    t.log(`blob ${(blob.size / 2 ** 20).toFixed(1)} MiB, flags ${blob.flags} (${blob.flags & 2 ? 'start-up snapshot' : blob.flags & 4 ? 'code cache' : 'no snapshot or code cache'})`)
+    t.true((blob.flags & 8) !== 0, 'the code is an asset beside the small main (boot.cjs)')
+    t.is(blob.flags & 2, 0, 'no start-up snapshot (build.mjs says why)')
+    t.log(`blob ${(blob.size / 2 ** 20).toFixed(1)} MiB, flags ${blob.flags}`)
   })
 }
 
@@ -51,9 +53,31 @@ test('amd64: --version and every help page with Node.js absent from PATH, as nod
     const same = (s: string): string => s.replace(/ node-v[\d.]+/, ' node-vX')
     t.is(same(single.stdout), same(script.stdout), `kubeferry ${args.join(' ')}`)
   }
+  // boot.cjs answers --version without oclif; with DEBUG set, oclif does: the two must say the same.
+  const byOclif = await run(file, ['--version', '--json'], {...env, DEBUG: 'kubeferry:nothing'})
+  t.is(byOclif.code, 0, byOclif.stderr)
+  t.is(byOclif.stdout, version.stdout)
+  t.is((await run(file, ['--version', '--json'], env)).stdout, version.stdout)
   const unknown = await run(file, ['frob'], env)
   t.is(unknown.code, 2)
   t.regex(unknown.stderr, /^error: unknown command "frob" for kubeferry\n {2}hint: /)
+})
+
+test('amd64: accepts its code cache; reads colour support and terminal width when it runs, not when it was built', async (t) => {
+  const file = needSea(t, 'amd64')
+  if (!file || process.arch !== 'x64') return
+  const env = {...process.env, PATH: pathWithoutNode(process.env.PATH ?? '/usr/bin:/bin')}
+  const debug = await run(file, ['--help'], {...env, DEBUG: 'kubeferry:sea'})
+  t.is(debug.code, 0, debug.stderr)
+  t.is(debug.stderr, 'kubeferry:sea code cache accepted\n')
+  // A start-up snapshot froze what modules read when loaded at build time: help had no bold headings on a terminal.
+  for (const look of [{FORCE_COLOR: '1', COLUMNS: '60'}, {NO_COLOR: '1', COLUMNS: '140'}]) {
+    const lookEnv = {...env, ...look}
+    delete (lookEnv as Record<string, string | undefined>)[look.FORCE_COLOR ? 'NO_COLOR' : 'FORCE_COLOR']
+    const [single, script] = await Promise.all([run(file, ['push', '--help'], lookEnv), run(process.execPath, [`${projectRoot}bin/run.js`, 'push', '--help'], lookEnv)])
+    t.is(single.stdout, script.stdout, JSON.stringify(look))
+    t.is(single.stdout.includes('\u001b['), Boolean(look.FORCE_COLOR), `colour with ${JSON.stringify(look)}`)
+  }
 })
 
 test('arm64: --version under qemu-user, where this machine has it', async (t) => {
@@ -70,8 +94,9 @@ test('arm64: --version under qemu-user, where this machine has it', async (t) =>
   t.is(version.code, 0, version.stderr)
   t.is(version.stdout.trim(), versionLine('arm64'))
   t.log(`under ${runner.file}: ${version.stdout.trim()}`)
-  // A command that works offline, to show more than start-up runs.
-  const images = await run(runner.file, [...runner.args, file, 'images', '--kubernetes-version', 'v1.31.6', '--json'])
+  // A command that works offline, to show more than start-up runs, with the code cache made for arm64.
+  const images = await run(runner.file, [...runner.args, file, 'images', '--kubernetes-version', 'v1.31.6', '--json'], {...process.env, DEBUG: 'kubeferry:sea'})
+  t.is(images.stderr, 'kubeferry:sea code cache accepted\n')
   t.is(images.code, 0, images.stderr)
   t.true((JSON.parse(images.stdout) as {images: unknown[]}).images.length >= 7)
 })
