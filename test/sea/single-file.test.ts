@@ -58,6 +58,9 @@ test('amd64: --version and every help page with Node.js absent from PATH, as nod
   t.is(byOclif.code, 0, byOclif.stderr)
   t.is(byOclif.stdout, version.stdout)
   t.is((await run(file, ['--version', '--json'], env)).stdout, version.stdout)
+  // Into a pipe whose reader is gone (EPIPE): quiet and 0, as oclif.
+  const gone = await run('sh', ['-c', `(sleep 0.3; "$0" --version; echo "rc=$?" >&2) | true`, file], env)
+  t.is(gone.stderr, 'rc=0\n')
   const unknown = await run(file, ['frob'], env)
   t.is(unknown.code, 2)
   t.regex(unknown.stderr, /^error: unknown command "frob" for kubeferry\n {2}hint: /)
