@@ -7,11 +7,14 @@
  * new connection, and a downlink of --mbit shared by all connections (requests are small: the uplink is not shaped).
  *
  *   node dist/bench/wan.js [--rtt-ms 50] [--mbit 100] [--layer-mib 2] [--runs 3] [--markdown] [--compare OTHER/bin/run.js]
+ *     [--direct] [--create-flag=FLAG …]
  *
  * `--compare` times a second kubeferry (e.g. an older checkout) in the same interleaved runs, for before/after figures.
  * `--direct` names the images by the shaped registry itself (`127.0.0.1:PORT/pause:3.10`: an internal registry as the
  * source) instead of reaching it as a `--mirror` of registry.k8s.io (a pull-through mirror): create's artifact lookups
  * then read each repository's tag list, which a mirror's cannot stand in for (registry/artifact-index.ts).
+ * `--create-flag=--no-signatures` compares like with like: curl and skopeo do not look up the publishers' signatures,
+ * attestations and SBOMs, which create does by default (five questions per image and platform through a mirror).
  */
 import {execFile, spawn} from 'node:child_process'
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
@@ -41,6 +44,8 @@ const {values} = parseArgs({
     markdown: {type: 'boolean', default: false},
     compare: {type: 'string'},
     direct: {type: 'boolean', default: false},
+    // Passed to both builds' create (see above).
+    'create-flag': {type: 'string', multiple: true, default: []},
   },
 })
 const RTT = Number(values['rtt-ms'])
@@ -109,7 +114,7 @@ async function main(): Promise<void> {
       const dir = join(work, `run-${i}`)
       await mkdir(dir, {recursive: true})
       const create = (cli: string, tag: string): Promise<number> =>
-        timed(() => run(...cliArgv(cli, ['create', '--images-file', imagesFile, ...reach, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', '-o', join(dir, `${tag}.tar`)]), {SOURCE_DATE_EPOCH: '0'}))
+        timed(() => run(...cliArgv(cli, ['create', '--images-file', imagesFile, ...reach, '--cache-dir', join(dir, `cache-${tag}`), '--no-progress', ...values['create-flag'], '-o', join(dir, `${tag}.tar`)]), {SOURCE_DATE_EPOCH: '0'}))
       results.kubeferry.push(await create(benchCli(ROOT), 'k'))
       if (values.compare) (results.compare ??= []).push(await create(resolve(values.compare), 'c'))
       results.skopeo.push(
@@ -155,7 +160,7 @@ async function main(): Promise<void> {
           '',
           '| contender | seconds | ratio |',
           '|---|---|---|',
-          `| kubeferry create (${values.direct ? 'the registry named directly' : '--mirror'}, 8 parallel) | ${k.toFixed(2)} | 1.00 |`,
+          `| kubeferry create (${values.direct ? 'the registry named directly' : '--mirror'}, 8 parallel${values['create-flag'].map((f) => `, ${f}`).join('')}) | ${k.toFixed(2)} | 1.00 |`,
           ...(values.compare ? [`| the --compare build, same runs | ${median(results.compare).toFixed(2)} | this / it, pair by pair: ${median(results.kubeferry.map((x, i) => x / results.compare[i])).toFixed(3)} |`] : []),
           `| skopeo copy, image after image | ${s.toFixed(2)} | ${(s / k).toFixed(2)}× kubeferry |`,
           `| raw curl --parallel 8 (floor) | ${c.toFixed(2)} | kubeferry reaches ${((c / k) * 100).toFixed(0)} % of its speed |`,
