@@ -40,7 +40,8 @@ if (versionFlags.has(process.argv[2]) && !process.env.DEBUG) {
   const cache = rawAsset('kubeferry.cache')
   // ASCII only (build.mjs): Latin-1 is the quickest way to a string, and makes a one-byte one.
   const {script, run} = compile(Buffer.from(sea.getRawAsset('kubeferry.cjs')).toString('latin1'), cache)
-  if (process.env.DEBUG) {
+  // DEBUG=kubeferry:sea (or a pattern that takes it in, as the debug package that oclif uses reads them).
+  if (process.env.DEBUG && require('debug').enabled('kubeferry:sea')) {
     const state = !cache ? 'none in this build' : script.cachedDataRejected ? 'REJECTED (start-up is slower; rebuild with npm run package)' : 'accepted'
     process.stderr.write(`kubeferry:sea code cache ${state}\n`)
   }
