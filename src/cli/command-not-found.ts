@@ -7,6 +7,9 @@ import type {Hook} from '@oclif/core/hooks'
 import {KubeferryError} from '../oci/errors.js'
 import {closest, USAGE_EXIT} from './usage.js'
 
+/** What other tools take for their version (`kubectl version`, `skopeo -v`): the hint names kubeferry's. */
+const VERSION_WORDS = new Set(['version', '-v', '-V', '-version'])
+
 const hook: Hook<'command_not_found'> = async function ({argv = [], config, id}) {
   // With topicSeparator " ", oclif joins the words before the first flag into the id: "verfy:x.tar".
   const [first, ...rest] = id.split(':')
@@ -18,11 +21,12 @@ const hook: Hook<'command_not_found'> = async function ({argv = [], config, id})
     return
   }
   const word = first === 'help' ? rest[0] : first // `help frob` is about frob
-  const guess = word.startsWith('-') ? undefined : closest(word, commands)
+  const guess = word.startsWith('-') || VERSION_WORDS.has(word) ? undefined : closest(word, commands)
+  const version = VERSION_WORDS.has(word) ? `the version is \`${config.bin} --version\`; ` : ''
   const error = word.startsWith('-')
-    ? new KubeferryError('USAGE', `unknown flag ${word} before the command`, {hint: `flags go after the command: ${config.bin} COMMAND [ARGS] [FLAGS]; see \`${config.bin} --help\``, exitCode: USAGE_EXIT})
+    ? new KubeferryError('USAGE', `unknown flag ${word} before the command`, {hint: `${version}flags go after the command: ${config.bin} COMMAND [ARGS] [FLAGS]; see \`${config.bin} --help\``, exitCode: USAGE_EXIT})
     : new KubeferryError('USAGE', `unknown command "${word}" for ${config.bin}`, {
-        hint: `${guess ? `did you mean \`${config.bin} ${guess}\`? ` : ''}commands: ${commands.join(', ')}; see \`${config.bin} --help\``,
+        hint: `${version}${guess ? `did you mean \`${config.bin} ${guess}\`? ` : ''}commands: ${commands.join(', ')}; see \`${config.bin} --help\``,
         exitCode: USAGE_EXIT,
       })
   // oclif may drop words from `argv` (it splits the joined id on ":", and "reg:5000/k8s" has one): read the process's.

@@ -71,6 +71,8 @@ const ROWS: Row[] = [
   {command: '', problem: 'unknown command (typo)', argv: () => ['pussh', 'k8s.tar', 'reg:5000/k8s'], code: 2, error: /^error: unknown command "pussh"/, hint: /did you mean `kubeferry push`/},
   {command: '', problem: 'flag before the command', argv: () => ['--bogus', 'push'], code: 2, error: /^error: unknown flag --bogus/},
   {command: '', problem: 'help for an unknown command', argv: () => ['help', 'pussh'], code: 2, error: /^error: unknown command "pussh"/, hint: /kubeferry push/},
+  {command: '', problem: 'the version asked as kubectl does', argv: () => ['version'], code: 2, error: /^error: unknown command "version"/, hint: /^ {2}hint: the version is `kubeferry --version`; commands: /},
+  {command: '', problem: 'the version asked as skopeo does', argv: () => ['-v'], code: 2, error: /^error: unknown flag -v before the command/, hint: /^ {2}hint: the version is `kubeferry --version`; flags go after/},
 
   // config
   {command: 'config', problem: 'missing required flag', argv: () => ['--registry', 'reg:5000/k8s'], code: 2, error: /^error: missing required flag --for\b/},
