@@ -52,9 +52,9 @@ function parseArgs(argv) {
 }
 
 /** Run a build step; its output is shown only when it fails (node and postject are chatty). */
-function step(file, args) {
+function step(file, args, env = process.env) {
   try {
-    execFileSync(file, args, {stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8'})
+    execFileSync(file, args, {stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env})
   } catch (error) {
     fail(`${[file, ...args].join(' ')} failed:\n${error.stdout ?? ''}${error.stderr ?? error.message}`)
   }
@@ -197,11 +197,20 @@ function runner(arch, binary) {
   }
 }
 
+/**
+ * The environment of the runs that make and check the code cache: without NODE_OPTIONS, whose V8 flags would be
+ * part of what the cache must match (and an operator's runs do not have them).
+ */
+function cacheEnv(extra = {}) {
+  const {NODE_OPTIONS: _options, ...env} = process.env
+  return {...env, ...extra}
+}
+
 /** The code cache of `script` for `arch`'s node (make-cache.cjs), or undefined where that node cannot run here. */
 function codeCache(arch, run, script) {
   if (!run) return undefined
   const cache = join(out, `kubeferry-linux-${arch}.cache`)
-  step(run[0], [...run.slice(1), join(here, 'make-cache.cjs'), script, cache])
+  step(run[0], [...run.slice(1), join(here, 'make-cache.cjs'), script, cache], cacheEnv())
   return cache
 }
 
@@ -230,7 +239,7 @@ function executable(arch, {script, boot}) {
 
 /** The file must accept its code cache (boot.cjs says so under DEBUG): a rejected one costs every start. */
 function checkCodeCache(target, command) {
-  const ran = spawnSync(command[0], [...command.slice(1), '--help'], {env: {...process.env, DEBUG: 'kubeferry:sea'}, encoding: 'utf8'})
+  const ran = spawnSync(command[0], [...command.slice(1), '--help'], {env: cacheEnv({DEBUG: 'kubeferry:sea'}), encoding: 'utf8'})
   if (ran.status !== 0) fail(`${relative(root, target)} --help failed:\n${ran.stderr || ran.error?.message}`)
   if (!ran.stderr.includes('kubeferry:sea code cache accepted')) fail(`${relative(root, target)} does not accept its code cache: ${ran.stderr.trim() || '(it said nothing)'}`)
 }
