@@ -34,7 +34,7 @@ fi
 # only argument parsing or messages, the same code in both builds. grep -rn firstRunOnly test/ lists them.
 SEA_TESTS=(dist/test/e2e/*.test.js dist/test/load/install.test.js dist/test/push/push.test.js dist/test/serve/cli.test.js
   dist/test/bundle/verify.test.js dist/test/bundle/create.test.js dist/test/config/config.test.js dist/test/sea/with-tool.test.js
-  dist/test/trust/consumers.test.js dist/test/delta/diff.test.js dist/test/bundle/parts-install.test.js)
+  dist/test/trust/consumers.test.js dist/test/delta/diff.test.js dist/test/bundle/parts-install.test.js dist/test/cli/stdout.test.js)
 sea=${KUBEFERRY_TEST_SEA:-}
 [[ $# -eq 0 && -z $sea ]] && sea=1
 sea_failed=''

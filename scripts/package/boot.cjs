@@ -31,10 +31,8 @@ const versionFlags = new Set(['--version', ...(PJSON.oclif.additionalVersionFlag
 
 // With DEBUG set, oclif prints its own start-up: leave --version to it then.
 if (versionFlags.has(process.argv[2]) && !process.env.DEBUG) {
-  // As oclif: a reader that went away (`| head`) is not an error.
-  process.stdout.on('error', (error) => {
-    if (error.code !== 'EPIPE') throw error
-  })
+  // As every command: a reader that went away (`| head`) is not an error, a full disk is one line on stderr.
+  process.stdout.on('error', require('../../dist/src/cli/stdout-guard.js').onStdoutError)
   process.stdout.write(`${userAgent()}\n`)
 } else {
   const cache = rawAsset('kubeferry.cache')

@@ -13,6 +13,7 @@ import {execute} from '@oclif/core/execute'
 import ROOT from 'kubeferry:root'
 import EMBEDDED from 'kubeferry:embedded'
 import PJSON from 'kubeferry:pjson'
+import {guardStdout} from '../../dist/src/cli/stdout-guard.js'
 
 /** Answer reads of ROOT/… from the embedded files; anything else goes to the real file system. */
 function serveEmbedded() {
@@ -42,6 +43,8 @@ function serveEmbedded() {
 
 async function main() {
   serveEmbedded()
+  // As bin/run.js: standard output that cannot be written is one error line, not a stack trace.
+  guardStdout()
   // No TypeScript source next to a single file: skip oclif's search for one (it reads tsconfig.json from disk).
   settings.enableAutoTranspile = false
   await execute({loadOptions: {root: ROOT, pjson: PJSON}})

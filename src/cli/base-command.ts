@@ -8,7 +8,11 @@ import type {Input, ParserOutput} from '@oclif/core/interfaces'
 import {describeError, isKubeferryError, KubeferryError} from '../oci/errors.js'
 import {debugFromEnvironment} from './debug.js'
 import {fromFileSystemError} from './fs-errors.js'
+import {guardStdout} from './stdout-guard.js'
 import {fromParseError, helpHint, usageError, type CommandShape} from './usage.js'
+
+// After @oclif/core/command (imported above), which installs its own handler when it is loaded.
+guardStdout()
 
 // oclif's own (unexported) bounds of parse's type parameters.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
