@@ -116,6 +116,8 @@ export interface CliOptions {
   onSpawn?: (child: ChildProcess) => void
   /** Run with an empty HOME of its own (no docker or containers credentials of this machine), removed afterwards. */
   privateHome?: boolean
+  /** Standard output goes to this file descriptor (e.g. of /dev/full) instead of a pipe; the result's stdout is ''. */
+  stdoutFd?: number
 }
 
 function environment(extra: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
@@ -168,10 +170,10 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
 function runNow(args: string[], options: CliOptions): Promise<CliResult> {
   const started = Date.now()
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args, options)
+    const child = spawnCli(args, {...options, stdio: ['pipe', options.stdoutFd ?? 'pipe', 'pipe']})
     let stdout = ''
     let stderr = ''
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c))
+    child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c))
     child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c))
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 180_000)
     child.on('error', (error) => {
