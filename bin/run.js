@@ -44,10 +44,10 @@ function staleManifest() {
   return made < statSync(join(root, 'package.json')).mtimeMs || made < newest(join(root, 'dist', 'src'))
 }
 
-// Subpath imports: oclif's index loads every part of oclif (help, ux, …) whether the command needs it or not.
 // Standard output that cannot be written (a full disk) is one error line, not a stack trace (see there).
 const {guardStdout} = await import('../dist/src/cli/stdout-guard.js')
 guardStdout()
+// Subpath imports: oclif's index loads every part of oclif (help, ux, …) whether the command needs it or not.
 const {execute} = await import('@oclif/core/execute')
 if (!staleManifest()) {
   await execute({dir: import.meta.url})

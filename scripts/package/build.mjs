@@ -35,6 +35,8 @@ const NODE = JSON.parse(readFileSync(join(here, 'node.json'), 'utf8'))
 const SEA_ROOT = '/kubeferry.sea'
 const SENTINEL = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 const QEMU = {arm64: {binary: 'qemu-aarch64-static', sysroot: '/usr/aarch64-linux-gnu'}}
+/** This machine's architecture, as node.json names it. */
+const HOST_ARCH = {x64: 'amd64', arm64: 'arm64'}[process.arch]
 
 const fail = (message) => {
   console.error(`package: ${message}`)
@@ -185,8 +187,7 @@ function nodeBinary(arch) {
 
 /** How to run `binary` here: directly on its own architecture, under qemu-user on another, or undefined. */
 function runner(arch, binary) {
-  const own = {x64: 'amd64', arm64: 'arm64'}[process.arch]
-  if (arch === own) return [binary]
+  if (arch === HOST_ARCH) return [binary]
   const qemu = QEMU[arch]
   if (!qemu || !existsSync(qemu.sysroot)) return undefined
   try {
@@ -220,7 +221,7 @@ function executable(arch, {script, boot}) {
   const cache = codeCache(arch, run, script)
   // Without a way to run this architecture's node, the blob is made by this machine's node of the same release (a
   // blob without code cache is the same on every platform).
-  const maker = run ?? runner({x64: 'amd64', arm64: 'arm64'}[process.arch], nodeBinary({x64: 'amd64', arm64: 'arm64'}[process.arch]))
+  const maker = run ?? runner(HOST_ARCH, nodeBinary(HOST_ARCH))
   const blob = join(out, `kubeferry-linux-${arch}.blob`)
   const config = join(out, `sea-config-${arch}.json`)
   const assets = {'kubeferry.cjs': script, ...(cache ? {'kubeferry.cache': cache} : {})}
@@ -232,7 +233,7 @@ function executable(arch, {script, boot}) {
   chmodSync(target, 0o755)
   step(process.execPath, [join(root, 'node_modules', 'postject', 'dist', 'cli.js'), target, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SENTINEL])
   for (const made of [blob, config, cache]) if (made) rmSync(made)
-  if (run) checkCodeCache(target, [...run.slice(0, -1), target])
+  if (run) checkCodeCache(target, [...run.slice(0, -1), target]) // the runner (qemu or none) with the file for its node
   const size = statSync(target).size
   console.log(`package: ${relative(root, target)} (${(size / 2 ** 20).toFixed(1)} MiB, node ${NODE.version}, ${cache ? 'code cache' : 'WITHOUT code cache: no way to run its node here'}${run && run[0] !== binary ? ', made under qemu' : ''})`)
 }

@@ -3,9 +3,9 @@
  * blobs, each looked up in the store as it is found and, if missing, fetched into the content-addressed store at once,
  * in parallel: downloads.ts), check that the bundle fits the output (the rest of the downloads then go in tar order),
  * and write the bundle while the downloads run: the writer's copiers follow the blobs' temp files as their bytes land
- * (BlobFill), so every layer in flight is copied into the tar while it still downloads. A blob already verified in the store is never fetched again, and what
- * a stopped or killed build had fetched of a blob is continued (store/partial.ts), so a rerun downloads only what is
- * missing.
+ * (BlobFill), so every layer in flight is copied into the tar while it still downloads. A blob already verified in the
+ * store is never fetched again, and what a stopped or killed build had fetched of a blob is continued
+ * (store/partial.ts), so a rerun downloads only what is missing.
  *
  * What is verified where: a downloaded blob is hashed once, by the registry client while it streams (the store
  * trusts that DigestVerifier, see blob-store.ts), and the copier waits for that verdict before it takes the next

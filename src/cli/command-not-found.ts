@@ -21,8 +21,9 @@ const hook: Hook<'command_not_found'> = async function ({argv = [], config, id})
     return
   }
   const word = first === 'help' ? rest[0] : first // `help frob` is about frob
-  const guess = word.startsWith('-') || VERSION_WORDS.has(word) ? undefined : closest(word, commands)
-  const version = VERSION_WORDS.has(word) ? `the version is \`${config.bin} --version\`; ` : ''
+  const asksVersion = VERSION_WORDS.has(word)
+  const guess = word.startsWith('-') || asksVersion ? undefined : closest(word, commands)
+  const version = asksVersion ? `the version is \`${config.bin} --version\`; ` : ''
   const error = word.startsWith('-')
     ? new KubeferryError('USAGE', `unknown flag ${word} before the command`, {hint: `${version}flags go after the command: ${config.bin} COMMAND [ARGS] [FLAGS]; see \`${config.bin} --help\``, exitCode: USAGE_EXIT})
     : new KubeferryError('USAGE', `unknown command "${word}" for ${config.bin}`, {
